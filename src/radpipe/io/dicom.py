@@ -1,0 +1,565 @@
+"""DICOM files: one header pass per file that describes every frame it holds (classic, legacy
+multi-frame and enhanced multi-frame), and decoding of those frames into preallocated arrays."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from radpipe.errors import ReadError
+from radpipe.volume import VolumeMeta
+
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_DEFLATED_LE = "1.2.840.10008.1.2.1.99"
+_EXPLICIT_BE = "1.2.840.10008.1.2.2"
+_NATIVE_SYNTAXES = {_IMPLICIT_LE, _EXPLICIT_LE, _EXPLICIT_BE}
+_PIXEL_DATA_TAG_LE = b"\xe0\x7f\x10\x00"
+_PIXEL_DATA_TAG_BE = b"\x7f\xe0\x00\x10"
+_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
+
+#: Which package decodes which compressed transfer syntax (for error messages).
+DECODER_PACKAGES: dict[str, str] = {
+    "1.2.840.10008.1.2.4.50": "pylibjpeg-libjpeg (JPEG Baseline)",
+    "1.2.840.10008.1.2.4.51": "pylibjpeg-libjpeg (JPEG Extended)",
+    "1.2.840.10008.1.2.4.57": "pylibjpeg-libjpeg (JPEG Lossless)",
+    "1.2.840.10008.1.2.4.70": "pylibjpeg-libjpeg (JPEG Lossless SV1)",
+    "1.2.840.10008.1.2.4.80": "pyjpegls (JPEG-LS Lossless)",
+    "1.2.840.10008.1.2.4.81": "pyjpegls (JPEG-LS Near-Lossless)",
+    "1.2.840.10008.1.2.4.90": "pylibjpeg-openjpeg (JPEG 2000 Lossless)",
+    "1.2.840.10008.1.2.4.91": "pylibjpeg-openjpeg (JPEG 2000)",
+    "1.2.840.10008.1.2.4.201": "pylibjpeg-openjpeg>=2.4 (HTJ2K Lossless)",
+    "1.2.840.10008.1.2.4.202": "pylibjpeg-openjpeg>=2.4 (HTJ2K Lossless RPCL)",
+    "1.2.840.10008.1.2.4.203": "pylibjpeg-openjpeg>=2.4 (HTJ2K)",
+    "1.2.840.10008.1.2.5": "pylibjpeg-rle (RLE Lossless)",
+}
+
+#: SOP classes that hold pixels but are not images to assemble into a volume here.
+_NOT_VOLUME_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.66.4": "DICOM SEG (read it with the segmentation reader)",
+    "1.2.840.10008.5.1.4.1.1.481.3": "RT Structure Set (contours, not an image)",
+    "1.2.840.10008.5.1.4.1.1.104.1": "Encapsulated PDF",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PixelLayout:
+    """How a file stores its pixels: enough to decode any of its frames."""
+
+    transfer_syntax: str
+    rows: int
+    columns: int
+    samples_per_pixel: int
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+    photometric: str
+    planar_configuration: int
+    number_of_frames: int
+    pixel_offset: int | None
+    """Byte offset of native (uncompressed) pixel data in the file, or None to decode with pydicom."""
+
+    @property
+    def stored_dtype(self) -> np.dtype[Any]:
+        """NumPy dtype of one stored sample (byte order included)."""
+        order = ">" if self.transfer_syntax == _EXPLICIT_BE else "<"
+        kind = "i" if self.signed else "u"
+        return np.dtype(f"{order}{kind}{max(1, self.bits_allocated // 8)}")
+
+    @property
+    def frame_samples(self) -> int:
+        """Number of samples in one frame."""
+        return self.rows * self.columns * self.samples_per_pixel
+
+    @property
+    def stored_range(self) -> tuple[int, int]:
+        """Smallest and largest value the stored bits can hold."""
+        if self.signed:
+            return -(2 ** (self.bits_stored - 1)), 2 ** (self.bits_stored - 1) - 1
+        return 0, 2**self.bits_stored - 1
+
+
+@dataclass(frozen=True, slots=True)
+class FrameRecord:
+    """One frame of one file with the header facts needed to place it in a volume."""
+
+    path: str
+    frame: int
+    layout: PixelLayout
+    series_uid: str
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, ...] | None
+    pixel_spacing: tuple[float, float] | None
+    slope: float
+    intercept: float
+    split_key: tuple[str, ...]
+    temporal_key: tuple[float, ...]
+    slice_thickness: float | None
+    spacing_between_slices: float | None
+    header: Any = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedFile:
+    """A file in a folder that holds no image to assemble, and why."""
+
+    path: str
+    reason: str
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _floats(value: Any, count: int) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        numbers = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return numbers if len(numbers) == count else None
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        return (str(value),)
+    return tuple(str(v) for v in value)
+
+
+def open_dataset(path: str | Path, *, stop_before_pixels: bool) -> tuple[Any, int | None]:
+    """Read a DICOM file's data set; with ``stop_before_pixels`` also find the pixel data.
+
+    Returns
+    -------
+    dataset : pydicom.Dataset
+    pixel_offset : int or None
+        Byte offset of the native pixel data's value (None when not native or not located).
+
+    Raises
+    ------
+    ReadError
+        If the file is not DICOM or cannot be parsed.
+    """
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    name = str(path)
+    try:
+        with open(name, "rb") as handle:
+            try:
+                dataset = pydicom.dcmread(handle, stop_before_pixels=stop_before_pixels)
+            except InvalidDicomError:
+                handle.seek(0)
+                if not _looks_like_raw_dataset(handle.read(8)):
+                    raise
+                handle.seek(0)
+                dataset = pydicom.dcmread(
+                    handle, stop_before_pixels=stop_before_pixels, force=True
+                )
+            offset = _locate_native_pixels(handle, dataset) if stop_before_pixels else None
+    except InvalidDicomError as exc:
+        raise ReadError(f"{name}: not a DICOM file (no 'DICM' marker or valid data set)") from exc
+    except (OSError, EOFError, struct.error, ValueError, KeyError, TypeError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise ReadError(f"{name}: no such file") from exc
+        raise ReadError(f"{name}: cannot parse DICOM ({exc}); the file may be truncated") from exc
+    return dataset, offset
+
+
+def _looks_like_raw_dataset(head: bytes) -> bool:
+    """A DICOM data set without preamble starts with a group 0002 or 0008 tag."""
+    if len(head) < 8:
+        return False
+    group, element = struct.unpack("<HH", head[:4])
+    return group in (0x0002, 0x0008) and element < 0x0100
+
+
+def _locate_native_pixels(handle: Any, dataset: Any) -> int | None:
+    """After a stop-before-pixels read the handle sits on (7FE0,0010): find its value's offset."""
+    syntax = str(getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", _IMPLICIT_LE))
+    if syntax not in _NATIVE_SYNTAXES:
+        return None
+    start = handle.tell()
+    head = handle.read(12)
+    if len(head) < 8:
+        return None
+    expected_tag = _PIXEL_DATA_TAG_BE if syntax == _EXPLICIT_BE else _PIXEL_DATA_TAG_LE
+    if head[:4] != expected_tag:
+        return None
+    order = ">" if syntax == _EXPLICIT_BE else "<"
+    if syntax == _IMPLICIT_LE:
+        (length,) = struct.unpack(f"{order}I", head[4:8])
+        value_offset = start + 8
+    elif head[4:6] in _LONG_VRS:
+        (length,) = struct.unpack(f"{order}I", head[8:12])
+        value_offset = start + 12
+    else:
+        (length,) = struct.unpack(f"{order}H", head[6:8])
+        value_offset = start + 8
+    if length == 0xFFFFFFFF:
+        return None
+    return value_offset
+
+
+def pixel_layout(dataset: Any, pixel_offset: int | None, path: str) -> PixelLayout:
+    """Describe how ``dataset`` stores its pixels."""
+    syntax = str(getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", _IMPLICIT_LE))
+    try:
+        rows, columns = int(dataset.Rows), int(dataset.Columns)
+        bits_allocated = int(dataset.BitsAllocated)
+    except AttributeError as exc:
+        raise ReadError(f"{path}: image pixel module incomplete ({exc})") from exc
+    samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    layout = PixelLayout(
+        transfer_syntax=syntax,
+        rows=rows,
+        columns=columns,
+        samples_per_pixel=samples,
+        bits_allocated=bits_allocated,
+        bits_stored=int(dataset.get("BitsStored", bits_allocated) or bits_allocated),
+        signed=int(dataset.get("PixelRepresentation", 0) or 0) == 1,
+        photometric=str(dataset.get("PhotometricInterpretation", "MONOCHROME2")).strip(),
+        planar_configuration=int(dataset.get("PlanarConfiguration", 0) or 0),
+        number_of_frames=int(dataset.get("NumberOfFrames", 1) or 1),
+        pixel_offset=pixel_offset,
+    )
+    native_ok = (
+        pixel_offset is not None
+        and samples == 1
+        and bits_allocated in (8, 16, 32)
+        and layout.photometric in ("MONOCHROME1", "MONOCHROME2")
+    )
+    if not native_ok and pixel_offset is not None:
+        layout = PixelLayout(**{**_layout_fields(layout), "pixel_offset": None})
+    return layout
+
+
+def _layout_fields(layout: PixelLayout) -> dict[str, Any]:
+    return {name: getattr(layout, name) for name in PixelLayout.__slots__}
+
+
+def _is_mosaic(dataset: Any) -> bool:
+    image_type = [str(v).upper() for v in _strings(dataset.get("ImageType"))]
+    return "MOSAIC" in image_type or (0x0019, 0x100A) in dataset
+
+
+def frame_records(path: str | Path) -> list[FrameRecord] | SkippedFile:
+    """Read one file's header and describe each of its frames.
+
+    Parameters
+    ----------
+    path : str or Path
+        A DICOM file.
+
+    Returns
+    -------
+    list of FrameRecord, or SkippedFile
+        A ``SkippedFile`` with a reason for files that are not DICOM or hold no image volume
+        (DICOMDIR, reports, structure sets, SEG).
+
+    Raises
+    ------
+    ReadError
+        For DICOM images radpipe cannot assemble (a Siemens mosaic) or broken headers.
+    """
+    name = str(path)
+    try:
+        dataset, offset = open_dataset(name, stop_before_pixels=True)
+    except ReadError as exc:
+        if "not a DICOM file" in str(exc):
+            return SkippedFile(name, "not DICOM")
+        raise
+    sop_class = str(dataset.get("SOPClassUID", ""))
+    if sop_class in _NOT_VOLUME_SOP_CLASSES:
+        return SkippedFile(name, _NOT_VOLUME_SOP_CLASSES[sop_class])
+    if "Rows" not in dataset or "Columns" not in dataset or "BitsAllocated" not in dataset:
+        kind = "DICOMDIR" if "DirectoryRecordSequence" in dataset else "no pixel data"
+        return SkippedFile(name, kind)
+    if _is_mosaic(dataset):
+        raise ReadError(
+            f"{name}: Siemens mosaic images are not supported; convert the series with dcm2niix "
+            f"first and load the NIfTI it writes"
+        )
+    layout = pixel_layout(dataset, offset, name)
+    if "PerFrameFunctionalGroupsSequence" in dataset:
+        return _enhanced_records(name, dataset, layout)
+    if layout.number_of_frames > 1:
+        return _legacy_multiframe_records(name, dataset, layout)
+    return [_classic_record(name, dataset, layout)]
+
+
+def _classic_record(path: str, dataset: Any, layout: PixelLayout) -> FrameRecord:
+    spacing = _floats(dataset.get("PixelSpacing"), 2) or _floats(
+        dataset.get("ImagerPixelSpacing"), 2
+    )
+    image_type = _strings(dataset.get("ImageType"))
+    echo = str(dataset.get("EchoNumbers", "") or "")
+    return FrameRecord(
+        path=path,
+        frame=0,
+        layout=layout,
+        series_uid=str(dataset.get("SeriesInstanceUID", "") or f"no-series-uid:{path}"),
+        position=_floats(dataset.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
+        orientation=_floats(dataset.get("ImageOrientationPatient"), 6),
+        pixel_spacing=spacing,  # type: ignore[arg-type]
+        slope=_float_or_none(dataset.get("RescaleSlope")) or 1.0,
+        intercept=_float_or_none(dataset.get("RescaleIntercept")) or 0.0,
+        split_key=(*image_type[:3], f"echo={echo}") if echo else tuple(image_type[:3]),
+        temporal_key=(
+            _float_or_none(dataset.get("TemporalPositionIdentifier")) or 0.0,
+            _float_or_none(dataset.get("AcquisitionNumber")) or 0.0,
+            _float_or_none(dataset.get("TriggerTime")) or 0.0,
+            _float_or_none(dataset.get("InstanceNumber")) or 0.0,
+        ),
+        slice_thickness=_float_or_none(dataset.get("SliceThickness")),
+        spacing_between_slices=_float_or_none(dataset.get("SpacingBetweenSlices")),
+        header=dataset,
+    )
+
+
+def _legacy_multiframe_records(path: str, dataset: Any, layout: PixelLayout) -> list[FrameRecord]:
+    """Frames of a multi-frame file without per-frame geometry: stacked along the normal."""
+    from radpipe.geometry import slice_normal
+
+    base = _classic_record(path, dataset, layout)
+    frames = layout.number_of_frames
+    offsets = _floats(dataset.get("GridFrameOffsetVector"), frames)
+    step = base.spacing_between_slices or base.slice_thickness or 1.0
+    if offsets is None:
+        offsets = tuple(index * step for index in range(frames))
+    slope = _float_or_none(dataset.get("DoseGridScaling")) or base.slope
+    records = []
+    normal = slice_normal(base.orientation) if base.orientation else None
+    for index in range(frames):
+        position = base.position
+        if position is not None and normal is not None:
+            moved = np.asarray(position) + normal * offsets[index]
+            position = (float(moved[0]), float(moved[1]), float(moved[2]))
+        elif position is None:
+            position = (0.0, 0.0, float(offsets[index]))
+        records.append(
+            FrameRecord(
+                path=path,
+                frame=index,
+                layout=layout,
+                series_uid=base.series_uid,
+                position=position,
+                orientation=base.orientation or (1.0, 0.0, 0.0, 0.0, 1.0, 0.0),
+                pixel_spacing=base.pixel_spacing,
+                slope=slope,
+                intercept=base.intercept,
+                split_key=base.split_key,
+                temporal_key=base.temporal_key,
+                slice_thickness=base.slice_thickness,
+                spacing_between_slices=base.spacing_between_slices or abs(step),
+                header=dataset,
+            )
+        )
+    return records
+
+
+def _group_item(frame_item: Any, shared_item: Any, sequence: str) -> Any:
+    for item in (frame_item, shared_item):
+        if item is not None and sequence in item:
+            value = item[sequence].value
+            if value:
+                return value[0]
+    return None
+
+
+def _enhanced_records(path: str, dataset: Any, layout: PixelLayout) -> list[FrameRecord]:
+    """Frames of an enhanced multi-frame image, each with its functional-group geometry."""
+    shared_sequence = dataset.get("SharedFunctionalGroupsSequence")
+    shared = shared_sequence[0] if shared_sequence else None
+    per_frame = dataset.PerFrameFunctionalGroupsSequence
+    series_uid = str(dataset.get("SeriesInstanceUID", "") or f"no-series-uid:{path}")
+    records = []
+    for index, item in enumerate(per_frame):
+        position_item = _group_item(item, shared, "PlanePositionSequence")
+        orientation_item = _group_item(item, shared, "PlaneOrientationSequence")
+        measures = _group_item(item, shared, "PixelMeasuresSequence")
+        transform = _group_item(item, shared, "PixelValueTransformationSequence")
+        content = _group_item(item, shared, "FrameContentSequence")
+        frame_type_item = (
+            _group_item(item, shared, "MRImageFrameTypeSequence")
+            or _group_item(item, shared, "CTImageFrameTypeSequence")
+            or _group_item(item, shared, "FrameTypeSequence")
+        )
+        echo_item = _group_item(item, shared, "MREchoSequence")
+        frame_type = _strings(frame_type_item.get("FrameType")) if frame_type_item else ()
+        echo_time = _float_or_none(echo_item.get("EffectiveEchoTime")) if echo_item else None
+        split = tuple(frame_type[:4]) + ((f"TE={echo_time:g}",) if echo_time is not None else ())
+        temporal: tuple[float, ...] = (float(index),)
+        if content is not None:
+            temporal = (
+                _float_or_none(content.get("TemporalPositionIndex")) or 0.0,
+                *(float(v) for v in _strings(content.get("DimensionIndexValues"))[::-1]),
+                float(index),
+            )
+        records.append(
+            FrameRecord(
+                path=path,
+                frame=index,
+                layout=layout,
+                series_uid=series_uid,
+                position=_floats(position_item.get("ImagePositionPatient"), 3)  # type: ignore[arg-type]
+                if position_item
+                else None,
+                orientation=_floats(orientation_item.get("ImageOrientationPatient"), 6)
+                if orientation_item
+                else None,
+                pixel_spacing=_floats(measures.get("PixelSpacing"), 2) if measures else None,  # type: ignore[arg-type]
+                slope=(_float_or_none(transform.get("RescaleSlope")) or 1.0) if transform else 1.0,
+                intercept=(_float_or_none(transform.get("RescaleIntercept")) or 0.0)
+                if transform
+                else 0.0,
+                split_key=split,
+                temporal_key=temporal,
+                slice_thickness=_float_or_none(measures.get("SliceThickness")) if measures else None,
+                spacing_between_slices=_float_or_none(measures.get("SpacingBetweenSlices"))
+                if measures
+                else None,
+                header=dataset,
+            )
+        )
+    return records
+
+
+def meta_from_header(dataset: Any, **extra: Any) -> VolumeMeta:
+    """The typed record of what a DICOM series is, from one of its headers."""
+
+    def text(keyword: str) -> str | None:
+        value = dataset.get(keyword)
+        return str(value).strip() if value not in (None, "") else None
+
+    series_number = dataset.get("SeriesNumber")
+    return VolumeMeta(
+        modality=text("Modality"),
+        patient_id=text("PatientID"),
+        patient_name=text("PatientName"),
+        patient_birth_date=text("PatientBirthDate"),
+        accession_number=text("AccessionNumber"),
+        institution=text("InstitutionName"),
+        study_uid=text("StudyInstanceUID"),
+        study_date=text("StudyDate"),
+        study_description=text("StudyDescription"),
+        series_uid=text("SeriesInstanceUID"),
+        series_number=int(series_number) if series_number not in (None, "") else None,
+        series_description=text("SeriesDescription"),
+        manufacturer=text("Manufacturer"),
+        model=text("ManufacturerModelName"),
+        body_part=text("BodyPartExamined"),
+        image_type=_strings(dataset.get("ImageType")),
+        photometric=text("PhotometricInterpretation"),
+        window_center=_numbers(dataset.get("WindowCenter")),
+        window_width=_numbers(dataset.get("WindowWidth")),
+        slice_thickness_mm=_float_or_none(dataset.get("SliceThickness")),
+        source_format="DICOM",
+        header=dataset,
+        **extra,
+    )
+
+
+def _numbers(value: Any) -> tuple[float, ...]:
+    numbers = []
+    for item in _strings(value):
+        number = _float_or_none(item)
+        if number is not None:
+            numbers.append(number)
+    return tuple(numbers)
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+
+
+def decode_file_frames(
+    path: str, layout: PixelLayout, frames: Sequence[int]
+) -> list[NDArray[Any]]:
+    """Decode the stored values of some frames of one file.
+
+    Returns
+    -------
+    list of ndarray
+        One ``(R, C)`` array (``(R, C, 3)`` for colour, delivered as RGB) per requested frame,
+        in the stored dtype; signed values with fewer stored than allocated bits are
+        sign-extended.
+
+    Raises
+    ------
+    ReadError
+        If the pixel data is truncated or its transfer syntax cannot be decoded.
+    """
+    if layout.pixel_offset is not None:
+        return _read_native_frames(path, layout, frames)
+    return _decode_with_pydicom(path, layout, frames)
+
+
+def _read_native_frames(path: str, layout: PixelLayout, frames: Sequence[int]) -> list[NDArray[Any]]:
+    dtype = layout.stored_dtype
+    count = layout.frame_samples
+    frame_bytes = count * dtype.itemsize
+    assert layout.pixel_offset is not None
+    result = []
+    with open(path, "rb") as handle:
+        for frame in frames:
+            handle.seek(layout.pixel_offset + frame * frame_bytes)
+            values = np.fromfile(handle, dtype=dtype, count=count)
+            if values.size != count:
+                raise ReadError(
+                    f"{path}: pixel data is truncated (frame {frame} needs {frame_bytes} bytes); "
+                    f"the file is incomplete, copy it again from the source"
+                )
+            if not dtype.isnative:
+                values = values.astype(dtype.newbyteorder("="))
+            result.append(_fix_stored_bits(values.reshape(layout.rows, layout.columns), layout))
+    return result
+
+
+def _fix_stored_bits(values: NDArray[Any], layout: PixelLayout) -> NDArray[Any]:
+    if layout.signed and layout.bits_stored < layout.bits_allocated:
+        shift = layout.bits_allocated - layout.bits_stored
+        values = (values << shift) >> shift
+    return values
+
+
+def _decode_with_pydicom(path: str, layout: PixelLayout, frames: Sequence[int]) -> list[NDArray[Any]]:
+    from pydicom.pixels import pixel_array
+
+    try:
+        if layout.number_of_frames == 1:
+            decoded = [pixel_array(path)]
+        elif len(frames) == 1:
+            decoded = [pixel_array(path, index=frames[0])]
+        else:
+            every_frame = pixel_array(path)
+            decoded = [every_frame[frame] for frame in frames]
+    except (NotImplementedError, RuntimeError, ValueError) as exc:
+        package = DECODER_PACKAGES.get(layout.transfer_syntax)
+        hint = f"install {package}" if package else "no installed decoder handles it"
+        raise ReadError(
+            f"{path}: cannot decode pixel data with transfer syntax {layout.transfer_syntax} "
+            f"({_syntax_name(layout.transfer_syntax)}): {hint}. Decoder said: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from exc
+    except (OSError, EOFError) as exc:
+        raise ReadError(f"{path}: pixel data cannot be read ({exc})") from exc
+    return [np.asarray(frame) for frame in decoded]
+
+
+def _syntax_name(uid: str) -> str:
+    from pydicom.uid import UID
+
+    return str(UID(uid).name)

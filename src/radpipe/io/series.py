@@ -1,0 +1,566 @@
+"""DICOM series: group frames into series, sort them along the slice normal, check spacing, and
+assemble each into one ``Volume`` decoded straight into a preallocated array with every core."""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from radpipe import geometry
+from radpipe.errors import ReadError, SeriesError
+from radpipe.io.dicom import (
+    FrameRecord,
+    SkippedFile,
+    decode_file_frames,
+    frame_records,
+    meta_from_header,
+)
+from radpipe.volume import Volume
+
+#: Positions closer than this along the normal (mm) are the same slice position.
+POSITION_TOLERANCE_MM = 0.01
+#: Slice-spacing variation below this fraction of the spacing is rounding noise.
+SPACING_RELATIVE_TOLERANCE = 0.01
+#: Slice axes further than this from the plane normal (degrees) count as gantry tilt.
+TILT_TOLERANCE_DEG = 0.05
+
+Progress = Callable[[int], None]
+
+
+class OnDuplicate(str, Enum):
+    """What to do when two images of a series share a slice position."""
+
+    ERROR = "error"
+    FIRST = "first"
+    LAST = "last"
+
+
+@dataclass
+class SeriesPlan:
+    """Everything needed to assemble one series, read from headers only.
+
+    Attributes
+    ----------
+    key : str
+        SeriesInstanceUID, with ``#n`` appended when one UID holds several stacks (different
+        orientation, size, image type or echo).
+    records : list of FrameRecord
+        The frames to decode, in destination order.
+    destinations : list of tuple of int
+        Index into the output array for each record: ``(k,)`` or ``(k, t)``.
+    shape : tuple of int
+        Output shape, (S, R, C[, N]).
+    dtype : numpy.dtype
+    affine : (4, 4) float64
+    """
+
+    key: str
+    records: list[FrameRecord]
+    destinations: list[tuple[int, ...]]
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    affine: NDArray[np.float64]
+    units: str | None
+    slice_spacing_regular: bool
+    gantry_tilt_deg: float
+    extra_axis: str | None
+    warnings: list[str] = field(default_factory=list)
+    skipped_files: int = 0
+
+    @property
+    def header(self) -> Any:
+        """The first frame's header (pixels not loaded)."""
+        return self.records[0].header
+
+    @property
+    def file_count(self) -> int:
+        """Number of distinct files the series comes from."""
+        return len({record.path for record in self.records})
+
+    def meta(self) -> Any:
+        """The VolumeMeta the assembled volume will carry."""
+        slopes = {record.slope for record in self.records}
+        intercepts = {record.intercept for record in self.records}
+        return meta_from_header(
+            self.header,
+            units=self.units,
+            rescale_slope=slopes.pop() if len(slopes) == 1 else None,
+            rescale_intercept=intercepts.pop() if len(intercepts) == 1 else None,
+            slice_spacing_regular=self.slice_spacing_regular,
+            gantry_tilt_deg=self.gantry_tilt_deg,
+            extra_axis=self.extra_axis,
+            source_files=tuple(dict.fromkeys(record.path for record in self.records)),
+            skipped_files=self.skipped_files,
+            warnings=tuple(self.warnings),
+        )
+
+
+def list_files(path: str | Path) -> list[str]:
+    """Every regular file under ``path`` (or ``path`` itself), sorted, hidden files excluded."""
+    root = Path(path)
+    if root.is_file():
+        return [str(root)]
+    if not root.is_dir():
+        raise ReadError(f"{root}: no such file or folder")
+    found = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        found.extend(os.path.join(folder, n) for n in sorted(names) if not n.startswith("."))
+    return found
+
+
+def scan_headers(
+    files: Sequence[str], *, progress: Progress | None = None
+) -> tuple[list[FrameRecord], list[SkippedFile]]:
+    """Read the header of every file once (no pixel data) and describe its frames.
+
+    Uses a thread per core; files that hold no image are returned as skipped, with the reason.
+    """
+    records: list[FrameRecord] = []
+    skipped: list[SkippedFile] = []
+    workers = _worker_count(len(files))
+    if workers == 1:
+        results: Iterable[list[FrameRecord] | SkippedFile] = map(frame_records, files)
+    else:
+        pool = ThreadPoolExecutor(workers)
+        results = pool.map(frame_records, files, chunksize=1)
+    try:
+        for result in results:
+            if isinstance(result, SkippedFile):
+                skipped.append(result)
+            else:
+                records.extend(result)
+            if progress is not None:
+                progress(1)
+    finally:
+        if workers > 1:
+            pool.shutdown(cancel_futures=True)
+    return records, skipped
+
+
+def _worker_count(items: int) -> int:
+    return max(1, min(os.cpu_count() or 1, 8, items))
+
+
+def _stack_key(record: FrameRecord) -> tuple[Any, ...]:
+    orientation = (
+        tuple(round(v, 3) for v in record.orientation) if record.orientation is not None else None
+    )
+    layout = record.layout
+    return (
+        record.series_uid,
+        record.split_key,
+        orientation,
+        layout.rows,
+        layout.columns,
+        layout.samples_per_pixel,
+    )
+
+
+def group_stacks(records: Iterable[FrameRecord]) -> dict[str, list[FrameRecord]]:
+    """Group frames by series, then split each series into stacks of one orientation, size,
+    image type and echo. Keys are the SeriesInstanceUID, ``UID#2`` ... for further stacks."""
+    stacks: dict[tuple[Any, ...], list[FrameRecord]] = defaultdict(list)
+    for record in records:
+        stacks[_stack_key(record)].append(record)
+    per_series: dict[str, list[list[FrameRecord]]] = defaultdict(list)
+    for key in sorted(stacks, key=lambda k: (k[0], stacks[k][0].path, stacks[k][0].frame)):
+        per_series[key[0]].append(stacks[key])
+    grouped: dict[str, list[FrameRecord]] = {}
+    for uid, series_stacks in per_series.items():
+        series_stacks.sort(key=len, reverse=True)
+        for index, stack in enumerate(series_stacks):
+            grouped[uid if index == 0 else f"{uid}#{index + 1}"] = stack
+    return grouped
+
+
+def plan_series(
+    key: str,
+    records: Sequence[FrameRecord],
+    *,
+    on_duplicate: OnDuplicate | str = OnDuplicate.ERROR,
+    skipped_files: int = 0,
+) -> SeriesPlan:
+    """Sort one stack of frames into a volume plan: order, geometry, dtype and warnings.
+
+    Slices are ordered by their position projected on the slice normal (never by file name or
+    InstanceNumber). When every position holds the same number N > 1 of frames with distinct
+    temporal keys, the volume gets a trailing axis of length N (time, echo or frame type).
+
+    Raises
+    ------
+    SeriesError
+        When positions repeat unevenly (duplicates) and ``on_duplicate`` is ``"error"``.
+    """
+    policy = OnDuplicate(on_duplicate)
+    first = records[0]
+    folder = str(Path(first.path).parent)
+    warnings: list[str] = []
+    orientation = first.orientation
+    if orientation is None:
+        orientation = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+        warnings.append(f"{folder}: no ImageOrientationPatient; axial orientation assumed")
+    normal = geometry.slice_normal(orientation)
+    positions = [
+        np.asarray(r.position if r.position is not None else (0.0, 0.0, float(i)))
+        for i, r in enumerate(records)
+    ]
+    if first.position is None:
+        warnings.append(f"{folder}: no ImagePositionPatient; slices stacked 1 mm apart")
+    clusters = _cluster_positions(records, positions, normal)
+    clusters, duplicate_warnings = _resolve_duplicates(clusters, policy, folder)
+    warnings.extend(duplicate_warnings)
+    time_points = len(clusters[0][1])
+
+    centres = np.array([np.mean([positions[i] for i in members], axis=0) for _, members in clusters])
+    first_positions = np.array([positions[members[0]] for _, members in clusters])
+    projections = np.array([projection for projection, _ in clusters])
+    regular, spacing_warnings = _check_spacing(projections, folder)
+    warnings.extend(spacing_warnings)
+
+    if len(clusters) > 1:
+        step = (first_positions[-1] - first_positions[0]) / (len(clusters) - 1)
+    else:
+        thickness = first.spacing_between_slices or first.slice_thickness or 1.0
+        step = normal * thickness
+    del centres
+    spacing = first.pixel_spacing
+    if spacing is None:
+        spacing = (1.0, 1.0)
+        warnings.append(f"{folder}: no PixelSpacing; 1 mm pixels assumed")
+    affine = geometry.affine_from_dicom(first_positions[0], orientation, spacing, step)
+    tilt = geometry.shear_angle_deg(affine)
+    if tilt > TILT_TOLERANCE_DEG:
+        warnings.append(
+            f"{folder}: gantry tilt of {tilt:.2f} degrees; the affine is sheared "
+            f"(pass resample_tilt=True / --resample-tilt for an orthogonal grid)"
+        )
+    else:
+        tilt = 0.0
+
+    ordered: list[FrameRecord] = []
+    destinations: list[tuple[int, ...]] = []
+    for slice_index, (_, members) in enumerate(clusters):
+        for time_index, member in enumerate(members):
+            ordered.append(records[member])
+            destinations.append((slice_index, time_index) if time_points > 1 else (slice_index,))
+
+    layout = first.layout
+    shape: tuple[int, ...] = (len(clusters), layout.rows, layout.columns)
+    extra_axis = None
+    if layout.samples_per_pixel > 1:
+        shape = (*shape, layout.samples_per_pixel)
+        extra_axis = "rgb"
+        if time_points > 1:
+            raise SeriesError(
+                f"{folder}: colour series with {time_points} images per position are not "
+                f"supported; pass one time point's files"
+            )
+    elif time_points > 1:
+        shape = (*shape, time_points)
+        extra_axis = "time"
+    dtype, units = _output_dtype(ordered)
+    return SeriesPlan(
+        key=key,
+        records=ordered,
+        destinations=destinations,
+        shape=shape,
+        dtype=dtype,
+        affine=affine,
+        units=units,
+        slice_spacing_regular=regular,
+        gantry_tilt_deg=tilt,
+        extra_axis=extra_axis,
+        warnings=warnings,
+        skipped_files=skipped_files,
+    )
+
+
+def _cluster_positions(
+    records: Sequence[FrameRecord], positions: Sequence[NDArray[Any]], normal: NDArray[Any]
+) -> list[tuple[float, list[int]]]:
+    """Group frame indices by their position along the normal; members sorted by temporal key."""
+    projections = np.array([float(np.dot(p, normal)) for p in positions])
+    order = np.argsort(projections, kind="stable")
+    clusters: list[tuple[float, list[int]]] = []
+    for index in order:
+        value = float(projections[index])
+        if clusters and value - clusters[-1][0] <= POSITION_TOLERANCE_MM:
+            clusters[-1][1].append(int(index))
+        else:
+            clusters.append((value, [int(index)]))
+    for _, members in clusters:
+        members.sort(key=lambda i: (records[i].temporal_key, records[i].path, records[i].frame))
+    return clusters
+
+
+def _resolve_duplicates(
+    clusters: list[tuple[float, list[int]]], policy: OnDuplicate, folder: str
+) -> tuple[list[tuple[float, list[int]]], list[str]]:
+    counts = {len(members) for _, members in clusters}
+    if len(counts) == 1:
+        return clusters, []
+    repeated = [(value, members) for value, members in clusters if len(members) > 1]
+    value, members = repeated[0]
+    if policy is OnDuplicate.ERROR:
+        raise SeriesError(
+            f"{folder}: {len(repeated)} slice positions hold more than one image "
+            f"(e.g. {len(members)} images at {value:.2f} mm along the normal); "
+            f"pass on_duplicate='first' / --on-duplicate=first (or 'last') to keep one"
+        )
+    keep = 0 if policy is OnDuplicate.FIRST else -1
+    dropped = sum(len(m) - 1 for _, m in repeated)
+    warning = (
+        f"{folder}: {dropped} duplicate images at {len(repeated)} slice positions dropped "
+        f"(kept the {policy.value} by temporal order / InstanceNumber)"
+    )
+    return [(v, [m[keep]]) for v, m in clusters], [warning]
+
+
+def _check_spacing(projections: NDArray[Any], folder: str) -> tuple[bool, list[str]]:
+    """Report missing slices and uneven spacing, ignoring rounding noise."""
+    if len(projections) < 3:
+        return True, []
+    gaps = np.diff(projections)
+    typical = float(np.median(gaps))
+    tolerance = max(POSITION_TOLERANCE_MM, SPACING_RELATIVE_TOLERANCE * typical)
+    uneven = np.abs(gaps - typical) > tolerance
+    if not uneven.any():
+        return True, []
+    ratios = gaps / typical
+    missing = uneven & (np.abs(ratios - np.round(ratios)) * typical <= tolerance) & (ratios > 1.5)
+    messages = []
+    if missing.any():
+        count = int(np.sum(np.round(ratios[missing]) - 1))
+        where = int(np.argmax(missing))
+        messages.append(
+            f"{folder}: {count} slice(s) missing (a gap of {gaps[where]:.3f} mm after slice "
+            f"{where} where the spacing is {typical:.3f} mm)"
+        )
+    if (uneven & ~missing).any():
+        messages.append(
+            f"{folder}: uneven slice spacing from {gaps.min():.3f} to {gaps.max():.3f} mm "
+            f"(typical {typical:.3f} mm); the affine uses the mean spacing"
+        )
+    return False, messages
+
+
+def _output_dtype(records: Sequence[FrameRecord]) -> tuple[np.dtype[Any], str | None]:
+    """CT in HU as int16 when rescale is integral and fits; float32 otherwise; others as stored."""
+    layout = records[0].layout
+    header = records[0].header
+    modality = str(header.get("Modality", "")).upper()
+    rescale_type = str(header.get("RescaleType", "") or "").upper()
+    units = "HU" if modality == "CT" and rescale_type in ("", "HU") else None
+    stored = layout.stored_dtype.newbyteorder("=")
+    if layout.samples_per_pixel > 1:
+        return np.dtype(np.uint8) if layout.bits_allocated == 8 else stored, None
+    pairs = {(record.slope, record.intercept) for record in records}
+    if pairs == {(1.0, 0.0)}:
+        return stored, units
+    if all(float(s).is_integer() and float(i).is_integer() for s, i in pairs):
+        low, high = layout.stored_range
+        values = [v * s + i for s, i in pairs for v in (low, high)]
+        for candidate in (np.int16, np.int32):
+            info = np.iinfo(candidate)
+            if info.min <= min(values) and max(values) <= info.max:
+                return np.dtype(candidate), units
+    return np.dtype(np.float32), units
+
+
+def assemble(
+    plan: SeriesPlan,
+    *,
+    resample_tilt: bool = False,
+    progress: Progress | None = None,
+) -> Volume:
+    """Decode a planned series into one preallocated array, one thread per core.
+
+    Parameters
+    ----------
+    plan : SeriesPlan
+    resample_tilt : bool
+        Resample a gantry-tilted series onto an orthogonal grid (linear, in-plane shifts).
+    progress : callable, optional
+        Called with the number of frames done as they finish.
+    """
+    output = np.empty(plan.shape, dtype=plan.dtype)
+    by_file: dict[str, list[tuple[FrameRecord, tuple[int, ...]]]] = defaultdict(list)
+    for record, destination in zip(plan.records, plan.destinations, strict=True):
+        by_file[record.path].append((record, destination))
+
+    def decode_one_file(path: str) -> int:
+        items = by_file[path]
+        frames = decode_file_frames(path, items[0][0].layout, [record.frame for record, _ in items])
+        for (record, destination), values in zip(items, frames, strict=True):
+            _store_frame(values, record, output, destination)
+        return len(items)
+
+    paths = list(by_file)
+    workers = _worker_count(len(paths))
+    if workers == 1:
+        for path in paths:
+            done = decode_one_file(path)
+            if progress is not None:
+                progress(done)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            for done in pool.map(decode_one_file, paths):
+                if progress is not None:
+                    progress(done)
+    volume = Volume(output, plan.affine, meta=plan.meta())
+    if resample_tilt and plan.gantry_tilt_deg > 0:
+        volume = resample_sheared_slices(volume)
+    return volume
+
+
+def _store_frame(
+    values: NDArray[Any], record: FrameRecord, output: NDArray[Any], destination: tuple[int, ...]
+) -> None:
+    """Write one decoded frame into its place, inverting MONOCHROME1 and applying rescale."""
+    layout = record.layout
+    target = output[destination] if len(destination) == 1 else output[destination[0], ..., destination[1]]
+    if layout.photometric == "MONOCHROME1":
+        low, high = layout.stored_range
+        values = (low + high) - values.astype(np.int64)
+    slope, intercept = record.slope, record.intercept
+    if slope == 1.0 and intercept == 0.0:
+        np.copyto(target, values, casting="unsafe")
+    elif np.issubdtype(output.dtype, np.integer):
+        if slope == 1.0:
+            np.add(values, np.int32(intercept), out=target, casting="unsafe")
+        else:
+            np.copyto(target, values.astype(np.int32) * int(slope) + int(intercept), casting="unsafe")
+    else:
+        np.copyto(target, values * slope + intercept, casting="unsafe")
+
+
+def resample_sheared_slices(volume: Volume) -> Volume:
+    """Resample a sheared (gantry-tilted) volume onto an orthogonal grid.
+
+    Each slice keeps its plane; its in-plane offset from the first slice is undone by linear
+    interpolation, so the slice axis becomes the plane normal. Voxels shifted in from outside
+    the field of view take the volume's minimum value.
+    """
+    from scipy import ndimage
+
+    affine = volume.affine
+    step = affine[:3, 0]
+    col_axis, row_axis = affine[:3, 1], affine[:3, 2]
+    normal = np.cross(row_axis, col_axis)
+    normal /= np.linalg.norm(normal)
+    along_normal = float(np.dot(step, normal))
+    in_plane = step - along_normal * normal
+    shift_rows = float(np.dot(in_plane, col_axis) / np.dot(col_axis, col_axis))
+    shift_cols = float(np.dot(in_plane, row_axis) / np.dot(row_axis, row_axis))
+    source = volume.array
+    fill = float(source.min())
+    result = np.empty(source.shape, dtype=source.dtype)
+    for k in range(source.shape[0]):
+        offset = [k * shift_rows, k * shift_cols] + [0.0] * (source.ndim - 3)
+        ndimage.shift(source[k], offset, output=result[k], order=1, mode="constant", cval=fill)
+    new_affine = affine.copy()
+    new_affine[:3, 0] = normal * along_normal
+    meta = volume.meta.replace(
+        warnings=(
+            *volume.meta.warnings,
+            f"resampled from a {volume.meta.gantry_tilt_deg:.2f} degree gantry tilt",
+        )
+    )
+    return Volume(result, new_affine, meta=meta)
+
+
+def scan_series(
+    path: str | Path,
+    *,
+    on_duplicate: OnDuplicate | str = OnDuplicate.ERROR,
+    progress: Progress | None = None,
+) -> tuple[list[SeriesPlan], list[SkippedFile]]:
+    """Find and plan every series under a file or folder from headers alone.
+
+    Returns
+    -------
+    plans : list of SeriesPlan
+    skipped : list of SkippedFile
+    """
+    files = list_files(path)
+    records, skipped = scan_headers(files, progress=progress)
+    if not records:
+        reasons = sorted({s.reason for s in skipped})
+        raise ReadError(
+            f"{path}: no DICOM images found in {len(files)} file(s)"
+            + (f" (skipped: {', '.join(reasons)})" if reasons else "")
+        )
+    stacks = group_stacks(records)
+    plans = [
+        plan_series(key, stack, on_duplicate=on_duplicate, skipped_files=len(skipped))
+        for key, stack in stacks.items()
+    ]
+    return plans, skipped
+
+
+def choose_series(plans: Sequence[SeriesPlan], series: str | None, source: str) -> SeriesPlan:
+    """Pick the series to load: the only one, or the one ``series`` names (UID or ``UID#n``)."""
+    if series is not None:
+        for plan in plans:
+            if plan.key == series:
+                return plan
+        matches = [plan for plan in plans if plan.key.split("#")[0] == series]
+        if len(matches) == 1:
+            return matches[0]
+        available = ", ".join(plan.key for plan in plans)
+        raise SeriesError(f"{source}: no series {series!r}; available: {available}")
+    if len(plans) > 1:
+        listing = "; ".join(
+            f"{plan.key} ({plan.header.get('Modality', '?')}, {plan.shape[0]} slices)"
+            for plan in plans
+        )
+        raise SeriesError(
+            f"{source}: holds {len(plans)} series, choose one with series=UID / --series UID: "
+            f"{listing}"
+        )
+    return plans[0]
+
+
+def read_series(
+    path: str | Path,
+    *,
+    series: str | None = None,
+    on_duplicate: OnDuplicate | str = OnDuplicate.ERROR,
+    resample_tilt: bool = False,
+    progress: Progress | None = None,
+) -> Volume:
+    """Load one DICOM series from a folder, a list of files' folder or a single file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder (searched recursively) or a DICOM file (single- or multi-frame).
+    series : str, optional
+        SeriesInstanceUID (or ``UID#n``) to load when the folder holds several.
+    on_duplicate : {"error", "first", "last"}
+        What to do with images that share a slice position unevenly.
+    resample_tilt : bool
+        Resample a gantry-tilted series onto an orthogonal grid.
+
+    Returns
+    -------
+    Volume
+        (S, R, C) or (S, R, C, N); CT in HU.
+
+    Examples
+    --------
+    >>> vol = read_series("study/CT")  # doctest: +SKIP
+    """
+    plans, _ = scan_series(path, on_duplicate=on_duplicate)
+    plan = choose_series(plans, series, str(path))
+    return assemble(plan, resample_tilt=resample_tilt, progress=progress)
