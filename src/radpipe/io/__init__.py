@@ -4,7 +4,7 @@ file ending."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 from radpipe.errors import FormatError, ReadError
 from radpipe.volume import Volume
@@ -14,7 +14,14 @@ __all__ = ["load", "save"]
 _FORMATS_TRIED = "DICOM (file or folder), NIfTI, Analyze, MINC, MGH, NRRD"
 
 
-def load(path: str | Path, **options: Any) -> Volume:
+def load(
+    path: str | Path,
+    *,
+    series: str | None = None,
+    on_duplicate: str = "error",
+    resample_tilt: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Volume:
     """Load a volume from any supported file or a DICOM folder.
 
     Parameters
@@ -22,14 +29,24 @@ def load(path: str | Path, **options: Any) -> Volume:
     path : str or Path
         A DICOM file or folder (a folder is searched recursively for one series), or a NIfTI /
         Analyze / MINC / MGH / NRRD file.
-    **options
-        Passed to the DICOM series reader: ``series``, ``on_duplicate``, ``resample_tilt``,
-        ``progress``.
+    series : str, optional
+        DICOM only: the SeriesInstanceUID to load when a folder holds several.
+    on_duplicate : {"error", "first", "last"}
+        DICOM only: what to do with images that share a slice position.
+    resample_tilt : bool
+        DICOM only: resample gantry-tilted CT onto an orthogonal grid.
+    progress : callable, optional
+        DICOM only: called with the number of frames decoded as they finish.
+
+    Returns
+    -------
+    Volume
+        (S, R, C[, N]) on an LPS affine; CT in HU.
 
     Raises
     ------
     ReadError
-        If no reader accepts the path.
+        If the path does not exist or no reader accepts it.
 
     Examples
     --------
@@ -43,14 +60,20 @@ def load(path: str | Path, **options: Any) -> Volume:
     source = Path(path)
     if not source.exists():
         raise ReadError(f"{source}: no such file or folder")
-    if source.is_file() and nifti.accepts(source):
-        return nifti.read_nifti(source)
-    if source.is_file() and nrrd.accepts(source):
-        return nrrd.read_nrrd(source)
+    if source.is_file() and (nifti.accepts(source) or nrrd.accepts(source)):
+        if series is not None:
+            raise FormatError(f"{source}: --series applies to DICOM folders, not this file")
+        return nifti.read_nifti(source) if nifti.accepts(source) else nrrd.read_nrrd(source)
     if source.is_dir() or _is_dicom_file(source):
         from radpipe.io.series import read_series
 
-        return read_series(source, **options)
+        return read_series(
+            source,
+            series=series,
+            on_duplicate=on_duplicate,
+            resample_tilt=resample_tilt,
+            progress=progress,
+        )
     raise ReadError(f"{source}: not a format radpipe reads (tried {_FORMATS_TRIED})")
 
 

@@ -73,6 +73,11 @@ class PixelLayout:
         return np.dtype(f"{order}{kind}{max(1, self.bits_allocated // 8)}")
 
     @property
+    def channels(self) -> int:
+        """Values per pixel once decoded: 3 for colour (RGB, YBR and palette colour), else 1."""
+        return 3 if self.samples_per_pixel > 1 or self.photometric == "PALETTE COLOR" else 1
+
+    @property
     def frame_samples(self) -> int:
         """Number of samples in one frame."""
         return self.rows * self.columns * self.samples_per_pixel
@@ -118,6 +123,14 @@ def _float_or_none(value: Any) -> float | None:
         return float(value) if value is not None and value != "" else None
     except (TypeError, ValueError):
         return None
+
+
+def _spacing(value: Any) -> tuple[float, float] | None:
+    """Two positive spacings in mm, or None when absent or invalid (e.g. ``0\\0``)."""
+    numbers = _floats(value, 2)
+    if numbers is None or min(numbers) <= 0:
+        return None
+    return (numbers[0], numbers[1])
 
 
 def _floats(value: Any, count: int) -> tuple[float, ...] | None:
@@ -182,8 +195,11 @@ def _looks_like_raw_dataset(head: bytes) -> bool:
     """A DICOM data set without preamble starts with a group 0002 or 0008 tag."""
     if len(head) < 8:
         return False
-    group, element = struct.unpack("<HH", head[:4])
-    return group in (0x0002, 0x0008) and element < 0x0100
+    for order in "<>":
+        group, element = struct.unpack(f"{order}HH", head[:4])
+        if group in (0x0002, 0x0008) and element < 0x0100:
+            return True
+    return False
 
 
 def _locate_native_pixels(handle: Any, dataset: Any) -> int | None:
@@ -256,6 +272,14 @@ def _is_mosaic(dataset: Any) -> bool:
 
 
 def frame_records(path: str | Path) -> list[FrameRecord] | SkippedFile:
+    """Read one file's header and describe each of its frames (see ``_frame_records``)."""
+    try:
+        return _frame_records(path)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        raise ReadError(f"{path}: invalid DICOM header value ({exc}); fix or remove the file") from exc
+
+
+def _frame_records(path: str | Path) -> list[FrameRecord] | SkippedFile:
     """Read one file's header and describe each of its frames.
 
     Parameters
@@ -267,12 +291,12 @@ def frame_records(path: str | Path) -> list[FrameRecord] | SkippedFile:
     -------
     list of FrameRecord, or SkippedFile
         A ``SkippedFile`` with a reason for files that are not DICOM or hold no image volume
-        (DICOMDIR, reports, structure sets, SEG).
+        (DICOMDIR, reports, structure sets, SEG) or cannot assemble (Siemens mosaics).
 
     Raises
     ------
     ReadError
-        For DICOM images radpipe cannot assemble (a Siemens mosaic) or broken headers.
+        For broken headers.
     """
     name = str(path)
     try:
@@ -288,9 +312,8 @@ def frame_records(path: str | Path) -> list[FrameRecord] | SkippedFile:
         kind = "DICOMDIR" if "DirectoryRecordSequence" in dataset else "no pixel data"
         return SkippedFile(name, kind)
     if _is_mosaic(dataset):
-        raise ReadError(
-            f"{name}: Siemens mosaic images are not supported; convert the series with dcm2niix "
-            f"first and load the NIfTI it writes"
+        return SkippedFile(
+            name, "Siemens mosaic, not supported: convert it with dcm2niix and load the NIfTI"
         )
     layout = pixel_layout(dataset, offset, name)
     if "PerFrameFunctionalGroupsSequence" in dataset:
@@ -301,9 +324,7 @@ def frame_records(path: str | Path) -> list[FrameRecord] | SkippedFile:
 
 
 def _classic_record(path: str, dataset: Any, layout: PixelLayout) -> FrameRecord:
-    spacing = _floats(dataset.get("PixelSpacing"), 2) or _floats(
-        dataset.get("ImagerPixelSpacing"), 2
-    )
+    spacing = _spacing(dataset.get("PixelSpacing")) or _spacing(dataset.get("ImagerPixelSpacing"))
     image_type = _strings(dataset.get("ImageType"))
     echo = str(dataset.get("EchoNumbers", "") or "")
     return FrameRecord(
@@ -313,7 +334,7 @@ def _classic_record(path: str, dataset: Any, layout: PixelLayout) -> FrameRecord
         series_uid=str(dataset.get("SeriesInstanceUID", "") or f"no-series-uid:{path}"),
         position=_floats(dataset.get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
         orientation=_floats(dataset.get("ImageOrientationPatient"), 6),
-        pixel_spacing=spacing,  # type: ignore[arg-type]
+        pixel_spacing=spacing,
         slope=_float_or_none(dataset.get("RescaleSlope")) or 1.0,
         intercept=_float_or_none(dataset.get("RescaleIntercept")) or 0.0,
         split_key=(*image_type[:3], f"echo={echo}") if echo else tuple(image_type[:3]),
@@ -420,7 +441,7 @@ def _enhanced_records(path: str, dataset: Any, layout: PixelLayout) -> list[Fram
                 orientation=_floats(orientation_item.get("ImageOrientationPatient"), 6)
                 if orientation_item
                 else None,
-                pixel_spacing=_floats(measures.get("PixelSpacing"), 2) if measures else None,  # type: ignore[arg-type]
+                pixel_spacing=_spacing(measures.get("PixelSpacing")) if measures else None,
                 slope=(_float_or_none(transform.get("RescaleSlope")) or 1.0) if transform else 1.0,
                 intercept=(_float_or_none(transform.get("RescaleIntercept")) or 0.0)
                 if transform
@@ -536,27 +557,56 @@ def _fix_stored_bits(values: NDArray[Any], layout: PixelLayout) -> NDArray[Any]:
 
 
 def _decode_with_pydicom(path: str, layout: PixelLayout, frames: Sequence[int]) -> list[NDArray[Any]]:
+    """Decode compressed (or unusual native) pixel data with pydicom and its plugins.
+
+    Multi-frame files in a proper DICOM file format decode only the frames asked for; other
+    files are read whole.
+    """
+    import pydicom
     from pydicom.pixels import pixel_array
 
     try:
-        if layout.number_of_frames == 1:
-            decoded = [pixel_array(path)]
-        elif len(frames) == 1:
-            decoded = [pixel_array(path, index=frames[0])]
-        else:
-            every_frame = pixel_array(path)
-            decoded = [every_frame[frame] for frame in frames]
-    except (NotImplementedError, RuntimeError, ValueError) as exc:
-        package = DECODER_PACKAGES.get(layout.transfer_syntax)
-        hint = f"install {package}" if package else "no installed decoder handles it"
-        raise ReadError(
-            f"{path}: cannot decode pixel data with transfer syntax {layout.transfer_syntax} "
-            f"({_syntax_name(layout.transfer_syntax)}): {hint}. Decoder said: "
-            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        ) from exc
+        palette = layout.photometric == "PALETTE COLOR"
+        if layout.number_of_frames > 1 and len(frames) == 1 and _has_file_meta(path) and not palette:
+            return [np.asarray(pixel_array(path, index=frames[0]))]
+        dataset = pydicom.dcmread(path, force=True)
+        decoded = np.asarray(dataset.pixel_array)
+        if palette:
+            from pydicom.pixels import apply_color_lut
+
+            decoded = np.asarray(apply_color_lut(decoded, dataset))
     except (OSError, EOFError) as exc:
         raise ReadError(f"{path}: pixel data cannot be read ({exc})") from exc
-    return [np.asarray(frame) for frame in decoded]
+    except Exception as exc:  # decoder plugins raise many types; name the file and syntax
+        raise ReadError(_decode_failure(path, layout.transfer_syntax, exc)) from exc
+    if layout.number_of_frames == 1:
+        return [decoded]
+    return [decoded[frame] for frame in frames]
+
+
+def _has_file_meta(path: str) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(128)
+        return handle.read(4) == b"DICM"
+
+
+def _decode_failure(path: str, syntax: str, exc: Exception) -> str:
+    from pydicom.pixels import get_decoder
+
+    name = _syntax_name(syntax)
+    said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    try:
+        available = get_decoder(syntax).is_available
+    except NotImplementedError:
+        available = False
+    if not available:
+        package = DECODER_PACKAGES.get(syntax)
+        hint = f"install {package}" if package else "no decoder for it is available in Python"
+        return f"{path}: cannot decode pixel data in {name} ({syntax}): {hint}"
+    return (
+        f"{path}: the {name} ({syntax}) decoder failed on this file, which is probably corrupt "
+        f"or uses an unsupported variant ({said}); re-export it from the source"
+    )
 
 
 def _syntax_name(uid: str) -> str:

@@ -68,6 +68,7 @@ class SeriesPlan:
     destinations: list[tuple[int, ...]]
     shape: tuple[int, ...]
     dtype: np.dtype[Any]
+    dtype_is_guess: bool
     affine: NDArray[np.float64]
     units: str | None
     slice_spacing_regular: bool
@@ -162,7 +163,7 @@ def _stack_key(record: FrameRecord) -> tuple[Any, ...]:
         orientation,
         layout.rows,
         layout.columns,
-        layout.samples_per_pixel,
+        layout.channels,
     )
 
 
@@ -257,8 +258,8 @@ def plan_series(
     layout = first.layout
     shape: tuple[int, ...] = (len(clusters), layout.rows, layout.columns)
     extra_axis = None
-    if layout.samples_per_pixel > 1:
-        shape = (*shape, layout.samples_per_pixel)
+    if layout.channels > 1:
+        shape = (*shape, layout.channels)
         extra_axis = "rgb"
         if time_points > 1:
             raise SeriesError(
@@ -268,13 +269,14 @@ def plan_series(
     elif time_points > 1:
         shape = (*shape, time_points)
         extra_axis = "time"
-    dtype, units = _output_dtype(ordered)
+    dtype, units, dtype_is_guess = _output_dtype(ordered)
     return SeriesPlan(
         key=key,
         records=ordered,
         destinations=destinations,
         shape=shape,
         dtype=dtype,
+        dtype_is_guess=dtype_is_guess,
         affine=affine,
         units=units,
         slice_spacing_regular=regular,
@@ -354,27 +356,43 @@ def _check_spacing(projections: NDArray[Any], folder: str) -> tuple[bool, list[s
     return False, messages
 
 
-def _output_dtype(records: Sequence[FrameRecord]) -> tuple[np.dtype[Any], str | None]:
-    """CT in HU as int16 when rescale is integral and fits; float32 otherwise; others as stored."""
+def _output_dtype(records: Sequence[FrameRecord]) -> tuple[np.dtype[Any], str | None, bool]:
+    """CT in HU as int16 when rescale is integral; float32 otherwise; others as stored.
+
+    Returns the dtype, the units and whether the dtype is a guess that decoding must check:
+    16 stored bits with an intercept (e.g. −1024) could overflow int16 in theory but rarely
+    do in practice, so int16 is tried first and the series is decoded again as int32 if a
+    frame does not fit.
+    """
     layout = records[0].layout
     header = records[0].header
     modality = str(header.get("Modality", "")).upper()
     rescale_type = str(header.get("RescaleType", "") or "").upper()
     units = "HU" if modality == "CT" and rescale_type in ("", "HU") else None
     stored = layout.stored_dtype.newbyteorder("=")
-    if layout.samples_per_pixel > 1:
-        return np.dtype(np.uint8) if layout.bits_allocated == 8 else stored, None
+    if layout.photometric == "PALETTE COLOR":
+        descriptor = header.get("RedPaletteColorLookupTableDescriptor") or (0, 0, 16)
+        bits = int(descriptor[2])
+        return np.dtype(np.uint8 if bits == 8 else np.uint16), None, False
+    if layout.channels > 1:
+        return (np.dtype(np.uint8) if layout.bits_allocated == 8 else stored), None, False
     pairs = {(record.slope, record.intercept) for record in records}
     if pairs == {(1.0, 0.0)}:
-        return stored, units
+        return stored, units, False
     if all(float(s).is_integer() and float(i).is_integer() for s, i in pairs):
         low, high = layout.stored_range
         values = [v * s + i for s, i in pairs for v in (low, high)]
-        for candidate in (np.int16, np.int32):
-            info = np.iinfo(candidate)
-            if info.min <= min(values) and max(values) <= info.max:
-                return np.dtype(candidate), units
-    return np.dtype(np.float32), units
+        int16 = np.iinfo(np.int16)
+        if int16.min <= min(values) and max(values) <= int16.max:
+            return np.dtype(np.int16), units, False
+        if layout.bits_allocated <= 16:
+            return np.dtype(np.int16), units, True
+        return np.dtype(np.float64 if layout.bits_allocated > 16 else np.int32), units, False
+    return np.dtype(np.float32), units, False
+
+
+class _FrameOverflow(Exception):
+    """A frame's values do not fit the guessed output type."""
 
 
 def assemble(
@@ -393,7 +411,20 @@ def assemble(
     progress : callable, optional
         Called with the number of frames done as they finish.
     """
-    output = np.empty(plan.shape, dtype=plan.dtype)
+    try:
+        output = _decode_all(plan, plan.dtype, checked=plan.dtype_is_guess, progress=progress)
+    except _FrameOverflow:
+        output = _decode_all(plan, np.dtype(np.int32), checked=False, progress=None)
+    volume = Volume(output, plan.affine, meta=plan.meta())
+    if resample_tilt and plan.gantry_tilt_deg > 0:
+        volume = resample_sheared_slices(volume)
+    return volume
+
+
+def _decode_all(
+    plan: SeriesPlan, dtype: np.dtype[Any], *, checked: bool, progress: Progress | None
+) -> NDArray[Any]:
+    output = np.empty(plan.shape, dtype=dtype)
     by_file: dict[str, list[tuple[FrameRecord, tuple[int, ...]]]] = defaultdict(list)
     for record, destination in zip(plan.records, plan.destinations, strict=True):
         by_file[record.path].append((record, destination))
@@ -402,7 +433,7 @@ def assemble(
         items = by_file[path]
         frames = decode_file_frames(path, items[0][0].layout, [record.frame for record, _ in items])
         for (record, destination), values in zip(items, frames, strict=True):
-            _store_frame(values, record, output, destination)
+            _store_frame(values, record, output, destination, checked=checked)
         return len(items)
 
     paths = list(by_file)
@@ -417,17 +448,24 @@ def assemble(
             for done in pool.map(decode_one_file, paths):
                 if progress is not None:
                     progress(done)
-    volume = Volume(output, plan.affine, meta=plan.meta())
-    if resample_tilt and plan.gantry_tilt_deg > 0:
-        volume = resample_sheared_slices(volume)
-    return volume
+    return output
 
 
 def _store_frame(
-    values: NDArray[Any], record: FrameRecord, output: NDArray[Any], destination: tuple[int, ...]
+    values: NDArray[Any],
+    record: FrameRecord,
+    output: NDArray[Any],
+    destination: tuple[int, ...],
+    *,
+    checked: bool = False,
 ) -> None:
     """Write one decoded frame into its place, inverting MONOCHROME1 and applying rescale."""
     layout = record.layout
+    if checked:
+        info = np.iinfo(output.dtype)
+        ends = (float(values.min()) * record.slope, float(values.max()) * record.slope)
+        if min(ends) + record.intercept < info.min or max(ends) + record.intercept > info.max:
+            raise _FrameOverflow
     target = output[destination] if len(destination) == 1 else output[destination[0], ..., destination[1]]
     if layout.photometric == "MONOCHROME1":
         low, high = layout.stored_range

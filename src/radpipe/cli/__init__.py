@@ -1,0 +1,1 @@
+"""The ``radpipe`` command line: one module per command, parsing and printing only."""

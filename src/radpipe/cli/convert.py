@@ -1,0 +1,50 @@
+"""``radpipe convert INPUT OUTPUT``: a DICOM series, DICOM file, NIfTI or NRRD to NIfTI / NRRD."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from radpipe.cli.console import progress_bar, stdout
+
+
+def convert(
+    source: Annotated[Path, typer.Argument(help="DICOM folder or file, NIfTI, Analyze, MINC or NRRD.")],
+    output: Annotated[Path, typer.Argument(help="Output file: .nii, .nii.gz or .nrrd.")],
+    series: Annotated[
+        str | None, typer.Option("--series", help="SeriesInstanceUID to convert when INPUT holds several.")
+    ] = None,
+    on_duplicate: Annotated[
+        str, typer.Option("--on-duplicate", help="error, first or last: images sharing a slice position.")
+    ] = "error",
+    resample_tilt: Annotated[
+        bool, typer.Option("--resample-tilt", help="Resample gantry-tilted CT onto an orthogonal grid.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTPUT if it exists.")] = False,
+) -> None:
+    """Convert INPUT to OUTPUT (format from the file ending), keeping exact geometry."""
+    from radpipe.errors import ReadError
+    from radpipe.io import load, save
+    from radpipe.io.atomic import check_writable
+    from radpipe.io.series import OnDuplicate
+
+    if on_duplicate not in {m.value for m in OnDuplicate}:
+        raise typer.BadParameter("choose error, first or last", param_hint="--on-duplicate")
+    if not source.exists():
+        raise ReadError(f"{source}: no such file or folder")
+    check_writable(output, overwrite=overwrite)
+    with progress_bar(f"Reading {source.name}") as (advance, _):
+        volume = load(
+            source,
+            series=series,
+            on_duplicate=on_duplicate,
+            resample_tilt=resample_tilt,
+            progress=advance,
+        )
+    save(volume, output, overwrite=overwrite)
+    spacing = " × ".join(f"{v:.4g}" for v in volume.spacing)
+    stdout.print(f"wrote {output}  {' × '.join(map(str, volume.shape))}  {spacing} mm  {volume.orientation_code}")
+    for warning in volume.meta.warnings:
+        stdout.print(f"[yellow]warning:[/yellow] {warning}")

@@ -1,0 +1,65 @@
+"""``radpipe info PATH``: a table (or JSON) of the series found in a file or folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from radpipe.cli.console import progress_bar, stdout
+
+
+def info(
+    path: Annotated[Path, typer.Argument(help="DICOM file or folder, NIfTI, Analyze, MINC or NRRD file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
+    headers_only: Annotated[
+        bool, typer.Option("--headers-only", help="Skip decoding pixels (no value range; faster).")
+    ] = False,
+    keep_phi: Annotated[
+        bool, typer.Option("--keep-phi", help="Show real patient IDs instead of pseudonyms.")
+    ] = False,
+) -> None:
+    """Show the series in PATH: patient (pseudonymised), modality, shape, spacing, orientation."""
+    from radpipe.io.summary import summarize_path
+
+    with progress_bar(f"Reading {path.name}") as (advance, set_total):
+        summaries = summarize_path(
+            path, keep_phi=keep_phi, values=not headers_only, progress=advance, on_total=set_total
+        )
+    if as_json:
+        typer.echo(json.dumps([s.as_dict() for s in summaries], indent=2))
+        return
+    print_table(summaries, title=str(path))
+
+
+def print_table(summaries: list, title: str) -> None:  # type: ignore[type-arg]
+    """Print series summaries as a Rich table, then their warnings."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in ("series", "patient", "mod", "shape", "spacing mm", "orient", "slices", "range"):
+        table.add_column(column, overflow="fold")
+    for s in summaries:
+        spacing = " × ".join(f"{v:.4g}" for v in s.spacing_mm)
+        regular = {True: "regular", False: "IRREGULAR", None: "-"}[s.slice_spacing_regular]
+        if s.gantry_tilt_deg:
+            regular += f", tilt {s.gantry_tilt_deg:.1f}°"
+        value_range = (
+            f"{s.value_min:g} … {s.value_max:g}{' ' + s.units if s.units else ''}"
+            if s.value_min is not None
+            else "-"
+        )
+        key = s.key if len(s.key) <= 28 else "…" + s.key[-27:]
+        table.add_row(
+            key, s.patient, s.modality or "-", " × ".join(map(str, s.shape)), spacing,
+            s.orientation, regular, value_range,
+        )
+    stdout.print(table)
+    skipped = max((s.skipped_files for s in summaries), default=0)
+    if skipped:
+        stdout.print(f"[dim]{skipped} non-image file(s) skipped[/dim]")
+    for s in summaries:
+        for warning in s.warnings:
+            stdout.print(f"[yellow]warning:[/yellow] {warning}")

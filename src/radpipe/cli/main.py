@@ -1,0 +1,52 @@
+"""Entry point of the ``radpipe`` command: builds the Typer app and turns errors into one line."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from radpipe.cli.convert import convert
+from radpipe.cli.demo import demo
+from radpipe.cli.info import info
+
+app = typer.Typer(
+    name="radpipe",
+    help="Medical images from scanner formats to deep-learning-ready data and back.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command()(info)
+app.command()(convert)
+app.command()(demo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code.
+
+    A radpipe error prints one line on stderr and gives 1; usage errors give 2 (Typer's own
+    handling); Ctrl-C gives 130.
+    """
+    from radpipe.errors import RadpipeError
+
+    try:
+        app(args=argv, prog_name="radpipe")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except RadpipeError as exc:
+        print(f"radpipe: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("radpipe: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

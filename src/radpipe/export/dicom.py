@@ -1,0 +1,175 @@
+"""Write a CT volume in HU as a DICOM series (CT Image Storage, one file per slice)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from radpipe.errors import FormatError, OutputExistsError
+from radpipe.volume import Volume
+
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+#: Transfer syntaxes the writer can produce, by short name.
+TRANSFER_SYNTAXES = {
+    "explicit": "1.2.840.10008.1.2.1",
+    "implicit": "1.2.840.10008.1.2",
+    "rle": "1.2.840.10008.1.2.5",
+    "jpeg2000": "1.2.840.10008.1.2.4.90",
+    "jpegls": "1.2.840.10008.1.2.4.80",
+}
+HU_INTERCEPT = -1024
+
+
+@dataclass(frozen=True)
+class SeriesIdentity:
+    """Identifiers written into every file of a series."""
+
+    patient_id: str
+    patient_name: str
+    study_uid: str
+    series_uid: str
+    frame_of_reference_uid: str
+    study_description: str = "radpipe phantom"
+    series_description: str = "CT"
+    series_number: int = 1
+    study_date: str = "20260101"
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``target``; it becomes ``target`` if the block succeeds."""
+    path = Path(target)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: already exists; pass overwrite=True / --overwrite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield temporary
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(temporary, path)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+def write_ct_series(
+    volume: Volume,
+    folder: str | Path,
+    identity: SeriesIdentity,
+    *,
+    transfer_syntax: str = "explicit",
+    overwrite: bool = False,
+    uid_seed: str | None = None,
+) -> list[Path]:
+    """Write an (S, R, C) HU volume as CT Image Storage files, one per slice.
+
+    Stored values are ``HU + 1024`` in 12 of 16 unsigned bits with RescaleIntercept −1024, as
+    most scanners write CT (values outside −1024..3071 HU are clipped). Files are named ``IM0001.dcm`` … from the most
+    superior slice down, as many scanners do, so readers must sort by position.
+
+    Parameters
+    ----------
+    volume : Volume
+        (S, R, C) in HU; its affine must not be sheared.
+    folder : str or Path
+        Output folder, written atomically.
+    identity : SeriesIdentity
+    transfer_syntax : {"explicit", "implicit", "rle", "jpeg2000", "jpegls"}
+    uid_seed : str, optional
+        Makes the SOP Instance UIDs deterministic.
+    """
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import UID, generate_uid
+
+    if transfer_syntax not in TRANSFER_SYNTAXES:
+        raise FormatError(
+            f"unknown transfer syntax {transfer_syntax!r}; choose from {sorted(TRANSFER_SYNTAXES)}"
+        )
+    if volume.array.ndim != 3:
+        raise FormatError(f"a CT series needs an (S, R, C) volume, got shape {volume.shape}")
+    syntax = UID(TRANSFER_SYNTAXES[transfer_syntax])
+    affine = volume.affine
+    row_spacing, column_spacing = volume.spacing[1], volume.spacing[2]
+    row_direction = affine[:3, 2] / column_spacing
+    column_direction = affine[:3, 1] / row_spacing
+    normal = np.cross(row_direction, column_direction)
+    slice_spacing = float(np.dot(affine[:3, 0], normal))
+    stored = np.clip(volume.array.astype(np.int32) - HU_INTERCEPT, 0, 4095).astype(np.uint16)
+    slices = volume.spatial_shape[0]
+    # superior slice first in file order
+    order = np.argsort([-float(volume.index_to_world([k, 0, 0])[2]) for k in range(slices)])
+
+    base = pydicom.Dataset()
+    base.SOPClassUID = CT_IMAGE_STORAGE
+    base.Modality = "CT"
+    base.PatientID = identity.patient_id
+    base.PatientName = identity.patient_name
+    base.PatientBirthDate = ""
+    base.PatientSex = "O"
+    base.StudyInstanceUID = identity.study_uid
+    base.SeriesInstanceUID = identity.series_uid
+    base.FrameOfReferenceUID = identity.frame_of_reference_uid
+    base.StudyDate = identity.study_date
+    base.SeriesDate = identity.study_date
+    base.StudyTime = "120000"
+    base.StudyDescription = identity.study_description
+    base.SeriesDescription = identity.series_description
+    base.SeriesNumber = identity.series_number
+    base.StudyID = "1"
+    base.AccessionNumber = ""
+    base.ReferringPhysicianName = ""
+    base.Manufacturer = "radpipe"
+    base.BodyPartExamined = "ABDOMEN"
+    base.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    base.ImageOrientationPatient = [f"{v:.8g}" for v in (*row_direction, *column_direction)]
+    base.PixelSpacing = [f"{row_spacing:.8g}", f"{column_spacing:.8g}"]
+    base.SliceThickness = f"{abs(slice_spacing):.8g}"
+    base.SpacingBetweenSlices = f"{abs(slice_spacing):.8g}"
+    base.KVP = "120"
+    base.SamplesPerPixel = 1
+    base.PhotometricInterpretation = "MONOCHROME2"
+    base.Rows, base.Columns = volume.spatial_shape[1], volume.spatial_shape[2]
+    base.BitsAllocated = 16
+    base.BitsStored = 12
+    base.HighBit = 11
+    base.PixelRepresentation = 0
+    base.RescaleIntercept = str(HU_INTERCEPT)
+    base.RescaleSlope = "1"
+    base.RescaleType = "HU"
+    base.WindowCenter = "40"
+    base.WindowWidth = "400"
+
+    written: list[Path] = []
+    with atomic_folder(folder, overwrite=overwrite) as temporary:
+        for number, k in enumerate(order, start=1):
+            dataset = base.copy()
+            sop_uid = generate_uid(entropy_srcs=[uid_seed, str(number)]) if uid_seed else generate_uid()
+            dataset.SOPInstanceUID = sop_uid
+            dataset.InstanceNumber = number
+            position = volume.index_to_world([int(k), 0, 0])
+            dataset.ImagePositionPatient = [f"{v:.6f}" for v in position]
+            dataset.SliceLocation = f"{float(np.dot(position, normal)):.6f}"
+            meta = FileMetaDataset()
+            meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+            meta.MediaStorageSOPInstanceUID = sop_uid
+            meta.TransferSyntaxUID = TRANSFER_SYNTAXES["explicit"]
+            dataset.file_meta = meta
+            pixels = np.ascontiguousarray(stored[k])
+            if syntax.is_compressed:
+                dataset.compress(syntax, pixels, generate_instance_uid=False)
+            else:
+                meta.TransferSyntaxUID = syntax
+                dataset.PixelData = pixels.tobytes()
+            path = temporary / f"IM{number:04d}.dcm"
+            dataset.save_as(path, enforce_file_format=True)
+            written.append(Path(folder) / path.name)
+    return written

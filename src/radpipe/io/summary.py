@@ -1,0 +1,161 @@
+"""What is in a file or folder: one summary row per series (the data behind ``radpipe info``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from radpipe.privacy import pseudonym
+from radpipe.volume import Volume, VolumeMeta
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    """One series as ``radpipe info`` shows it. Patient is pseudonymised unless asked otherwise."""
+
+    key: str
+    patient: str
+    modality: str | None
+    description: str | None
+    shape: tuple[int, ...]
+    dtype: str
+    spacing_mm: tuple[float, float, float]
+    orientation: str
+    slice_spacing_regular: bool | None
+    gantry_tilt_deg: float
+    units: str | None
+    value_min: float | None
+    value_max: float | None
+    files: int
+    skipped_files: int
+    warnings: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary."""
+        return asdict(self)
+
+
+def summarize_volume(
+    volume: Volume, *, key: str | None = None, keep_phi: bool = False, values: bool = True
+) -> SeriesSummary:
+    """Summarise an in-memory volume (value range from its voxels when ``values``)."""
+    meta = volume.meta
+    return _summary(
+        meta,
+        key=key or meta.series_uid or (meta.source_files[0] if meta.source_files else "volume"),
+        shape=volume.shape,
+        dtype=str(volume.dtype),
+        affine=volume.affine,
+        keep_phi=keep_phi,
+        value_range=(float(volume.array.min()), float(volume.array.max())) if values else None,
+    )
+
+
+def _summary(
+    meta: VolumeMeta,
+    *,
+    key: str,
+    shape: tuple[int, ...],
+    dtype: str,
+    affine: Any,
+    keep_phi: bool,
+    value_range: tuple[float, float] | None,
+) -> SeriesSummary:
+    from radpipe import geometry
+
+    patient = meta.patient_id if keep_phi else pseudonym(meta.patient_id)
+    spacing = geometry.spacing_of(affine)
+    return SeriesSummary(
+        key=key,
+        patient=(patient or "") if meta.patient_id or not keep_phi else "",
+        modality=meta.modality,
+        description=meta.series_description,
+        shape=tuple(int(n) for n in shape),
+        dtype=dtype,
+        spacing_mm=(round(spacing[0], 6), round(spacing[1], 6), round(spacing[2], 6)),
+        orientation=geometry.orientation_code(affine),
+        slice_spacing_regular=meta.slice_spacing_regular,
+        gantry_tilt_deg=round(meta.gantry_tilt_deg, 3),
+        units=meta.units,
+        value_min=value_range[0] if value_range else None,
+        value_max=value_range[1] if value_range else None,
+        files=len(meta.source_files),
+        skipped_files=meta.skipped_files,
+        warnings=meta.warnings,
+    )
+
+
+def summarize_path(
+    path: str | Path,
+    *,
+    keep_phi: bool = False,
+    values: bool = True,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> list[SeriesSummary]:
+    """Summarise every series under a DICOM file or folder, or one NIfTI / NRRD file.
+
+    Parameters
+    ----------
+    path : str or Path
+    keep_phi : bool
+        Show the real PatientID instead of a pseudonym.
+    values : bool
+        Decode the pixels to report each series' value range (slower); header facts only
+        when False.
+    progress : callable, optional
+        Called with a count of files / frames done.
+    on_total : callable, optional
+        Called with the total count of work units before work starts and again when known.
+    """
+    from radpipe.io import load
+    from radpipe.io.series import assemble, list_files, plan_series, group_stacks, scan_headers
+
+    source = Path(path)
+    if source.is_file() and not _is_dicom(source):
+        volume = load(source)
+        return [summarize_volume(volume, key=source.name, keep_phi=keep_phi, values=values)]
+    files = list_files(source)
+    if on_total is not None:
+        on_total(len(files))
+    records, skipped = scan_headers(files, progress=progress)
+    if not records:
+        from radpipe.errors import ReadError
+
+        raise ReadError(f"{source}: no DICOM images found in {len(files)} file(s)")
+    stacks = group_stacks(records)
+    plans = [
+        plan_series(key, stack, on_duplicate="first", skipped_files=len(skipped))
+        for key, stack in stacks.items()
+    ]
+    if values and on_total is not None:
+        on_total(len(files) + sum(len(plan.records) for plan in plans))
+    summaries = []
+    for plan in plans:
+        value_range = None
+        if values:
+            volume = assemble(plan, progress=progress)
+            value_range = (float(np.min(volume.array)), float(np.max(volume.array)))
+            del volume
+        summaries.append(
+            _summary(
+                plan.meta(),
+                key=plan.key,
+                shape=plan.shape,
+                dtype=str(plan.dtype),
+                affine=plan.affine,
+                keep_phi=keep_phi,
+                value_range=value_range,
+            )
+        )
+    return summaries
+
+
+def _is_dicom(path: Path) -> bool:
+    from radpipe.io import _is_dicom_file
+
+    return _is_dicom_file(path)
