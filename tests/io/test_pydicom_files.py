@@ -1,0 +1,90 @@
+"""Every image file that pydicom and pydicom-data ship either loads or raises a ReadError with a
+reason. The lists below are what radpipe is known to do with each; a change shows up here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+import radpipe
+from radpipe.errors import ReadError
+
+PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+
+# Files pydicom ships on purpose broken or without an image; each must give a ReadError.
+EXPECTED_READ_ERRORS = {
+    "JPEG-lossy.dcm": "decoder failed",
+    "JPEG2000-embedded-sequence-delimiter.dcm": "decoder failed",
+    "MR_truncated.dcm": "pixel data is truncated",
+    "badVR.dcm": "invalid DICOM header value",
+    "rtstruct.dcm": "RT Structure Set",
+    "no_meta.dcm": "not a format radpipe reads",
+    "emri_small_jpeg_2k_lossless_too_short.dcm": "decoder failed",
+}
+
+
+def _pydicom_data_files() -> list[Path]:
+    try:
+        import data_store  # the pydicom-data package
+    except ImportError:
+        return []
+    return sorted(p for p in (Path(data_store.__file__).parent / "data").rglob("*") if p.is_file())
+
+
+def _candidates() -> list[Path]:
+    files = sorted(p for p in PYDICOM_FILES.rglob("*") if p.is_file())
+    files += _pydicom_data_files()
+    skip_suffix = (".py", ".pyc", ".txt", ".json", ".md", ".gz", ".bz2", ".raw", ".npy", ".icc", ".dump")
+    return [p for p in files if not p.name.endswith(skip_suffix) and p.name != "README"]
+
+
+@pytest.mark.parametrize("path", _candidates(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_file_loads_or_gives_a_reason(path):
+    try:
+        volume = radpipe.load(path)
+    except ReadError as exc:
+        message = str(exc)
+        assert str(path) in message  # names the file
+        expected = EXPECTED_READ_ERRORS.get(path.name)
+        if expected is not None:
+            assert expected in message
+        return
+    assert path.name not in EXPECTED_READ_ERRORS, f"{path.name} was expected to fail"
+    assert volume.array.ndim in (3, 4)
+    assert volume.array.size > 0
+    assert np.isfinite(volume.affine).all()
+
+
+def test_known_files_decode_to_pydicoms_values():
+    """Native, RLE, JPEG 2000 and JPEG-LS versions of MR_small decode to the same values."""
+    reference = pydicom.dcmread(PYDICOM_FILES / "MR_small.dcm").pixel_array
+    for name in ["MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm",
+                 "MR_small_bigendian.dcm", "MR_small_implicit.dcm"]:
+        volume = radpipe.load(PYDICOM_FILES / name)
+        np.testing.assert_array_equal(volume.array[0], reference, err_msg=name)
+
+
+def test_ct_small_in_hu_and_rgb_delivered_as_rgb():
+    ct = radpipe.load(PYDICOM_FILES / "CT_small.dcm")
+    dataset = pydicom.dcmread(PYDICOM_FILES / "CT_small.dcm")
+    expected = dataset.pixel_array * float(dataset.RescaleSlope) + float(dataset.RescaleIntercept)
+    np.testing.assert_array_equal(ct.array[0], expected)
+    assert ct.meta.units == "HU"
+    rgb = radpipe.load(PYDICOM_FILES / "SC_ybr_full_422_uncompressed.dcm")
+    assert rgb.shape[-1] == 3 and rgb.meta.extra_axis == "rgb"
+    rgb_reference = radpipe.load(PYDICOM_FILES / "SC_rgb_jpeg_dcmtk.dcm")
+    assert rgb_reference.array.dtype == np.uint8
+
+
+def test_rt_dose_frames_stack_on_the_grid_offsets():
+    volume = radpipe.load(PYDICOM_FILES / "rtdose.dcm")
+    dataset = pydicom.dcmread(PYDICOM_FILES / "rtdose.dcm")
+    offsets = [float(v) for v in dataset.GridFrameOffsetVector]
+    assert volume.shape[0] == len(offsets)
+    assert volume.spacing[0] == pytest.approx(abs(offsets[1] - offsets[0]))
+    scaled = dataset.pixel_array[0] * float(dataset.DoseGridScaling)
+    k = 0 if offsets[1] > offsets[0] else len(offsets) - 1
+    np.testing.assert_allclose(volume.array[k], scaled, rtol=1e-6)

@@ -1,0 +1,189 @@
+"""Series assembly on phantom studies of known truth: sorting, rescale, duplicates, gaps, tilt,
+compressed transfer syntaxes, and dcm2niix as an independent oracle of geometry."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+
+import radpipe
+from radpipe.errors import ReadError, SeriesError
+from radpipe.export.dicom import SeriesIdentity, write_ct_series
+from radpipe.io.series import scan_series
+from radpipe.phantom import make_phantom
+from radpipe.volume import Volume
+
+IDENTITY = SeriesIdentity(
+    patient_id="P-1", patient_name="Test^Patient", study_uid="1.2.3.4", series_uid="1.2.3.4.5",
+    frame_of_reference_uid="1.2.3.4.6",
+)
+
+
+def copy_series(source: Path, target: Path) -> list[Path]:
+    shutil.copytree(source, target)
+    return sorted(target.glob("*.dcm"))
+
+
+def test_phantom_reads_back_exactly(phantom_study):
+    volume = radpipe.load(phantom_study.series_folder)
+    truth = phantom_study.phantom.ct
+    np.testing.assert_array_equal(volume.array, truth.array)
+    np.testing.assert_allclose(volume.affine, truth.affine, atol=1e-4)
+    assert volume.dtype == np.int16 and volume.meta.units == "HU"
+    assert volume.meta.patient_id == "P-1" or volume.meta.patient_id == phantom_study.patient_id
+
+
+def test_order_comes_from_positions_not_names(phantom_study, tmp_path):
+    files = copy_series(phantom_study.series_folder, tmp_path / "ct")
+    rng = np.random.default_rng(0)
+    for index, path in enumerate(rng.permutation(files)):  # scramble names and InstanceNumber
+        dataset = pydicom.dcmread(path)
+        dataset.InstanceNumber = index + 1
+        dataset.save_as(path)
+        path.rename(path.with_name(f"x{index:03d}"))
+    volume = radpipe.load(tmp_path / "ct")
+    np.testing.assert_array_equal(volume.array, phantom_study.phantom.ct.array)
+
+
+def test_rescale_is_applied_per_slice(phantom_study, tmp_path):
+    files = copy_series(phantom_study.series_folder, tmp_path / "ct")
+    dataset = pydicom.dcmread(files[5])
+    z = float(dataset.ImagePositionPatient[2])
+    dataset.RescaleSlope, dataset.RescaleIntercept = "2", "-2048"
+    stored = dataset.pixel_array.astype(np.int32)
+    dataset.PixelData = ((stored - 1024 + 2048) // 2).astype(np.uint16).tobytes()  # same HU, other scaling
+    dataset.save_as(files[5])
+    volume = radpipe.load(tmp_path / "ct")
+    k = int(round(volume.world_to_index([0, 0, z])[0]))
+    truth = phantom_study.phantom.ct.array
+    assert volume.dtype == np.int16
+    assert np.abs(volume.array[k].astype(int) - truth[k]).max() <= 1  # halved precision on that slice
+    np.testing.assert_array_equal(np.delete(volume.array, k, 0), np.delete(truth, k, 0))
+
+
+def test_fractional_rescale_gives_float32(phantom_study, tmp_path):
+    files = copy_series(phantom_study.series_folder, tmp_path / "ct")
+    for path in files:
+        dataset = pydicom.dcmread(path)
+        dataset.RescaleSlope = "0.5"
+        dataset.save_as(path)
+    volume = radpipe.load(tmp_path / "ct")
+    assert volume.dtype == np.float32
+    expected = (phantom_study.phantom.ct.array.astype(np.float64) + 1024) * 0.5 - 1024
+    np.testing.assert_allclose(volume.array, expected)
+
+
+def test_duplicate_positions_error_or_keep_one(phantom_study, tmp_path):
+    files = copy_series(phantom_study.series_folder, tmp_path / "ct")
+    shutil.copy(files[3], tmp_path / "ct" / "copy.dcm")
+    with pytest.raises(SeriesError, match=r"slice positions hold more than one image.*on-duplicate"):
+        radpipe.load(tmp_path / "ct")
+    with warnings.catch_warnings():
+        volume = radpipe.load(tmp_path / "ct", on_duplicate="first")
+    assert volume.shape == phantom_study.phantom.ct.shape
+    assert any("duplicate" in w for w in volume.meta.warnings)
+
+
+def test_missing_and_uneven_slices_are_reported(phantom_study, tmp_path):
+    files = copy_series(phantom_study.series_folder, tmp_path / "gap")
+    files[10].unlink()
+    volume = radpipe.load(tmp_path / "gap")
+    assert volume.meta.slice_spacing_regular is False
+    assert any("1 slice(s) missing" in w for w in volume.meta.warnings)
+
+    files = copy_series(phantom_study.series_folder, tmp_path / "uneven")
+    dataset = pydicom.dcmread(files[7])
+    position = [float(v) for v in dataset.ImagePositionPatient]
+    dataset.ImagePositionPatient = [position[0], position[1], position[2] + 0.9]
+    dataset.save_as(files[7])
+    volume = radpipe.load(tmp_path / "uneven")
+    assert any("uneven slice spacing" in w for w in volume.meta.warnings)
+
+    files = copy_series(phantom_study.series_folder, tmp_path / "noise")
+    dataset = pydicom.dcmread(files[7])
+    position = [float(v) for v in dataset.ImagePositionPatient]
+    dataset.ImagePositionPatient = [position[0], position[1], position[2] + 0.004]  # rounding noise
+    dataset.save_as(files[7])
+    assert radpipe.load(tmp_path / "noise").meta.slice_spacing_regular is True
+
+
+def test_gantry_tilt_kept_sheared_or_resampled(tmp_path):
+    phantom = make_phantom(shape=(20, 64, 64), spacing=(2.0, 2.0, 2.0), tumours=1, seed=2)
+    tilt = np.radians(12.0)
+    # table moves along z while the image plane is tilted about x: rows go along (0, cos, -sin)
+    affine = phantom.ct.affine.copy()
+    affine[:3, 1] = 2.0 * np.array([0.0, np.cos(tilt), -np.sin(tilt)])
+    tilted = Volume(phantom.ct.array, affine)
+    write_ct_series(tilted, tmp_path / "tilt", IDENTITY)
+    volume = radpipe.load(tmp_path / "tilt")
+    assert volume.meta.gantry_tilt_deg == pytest.approx(12.0, abs=0.01)
+    np.testing.assert_allclose(volume.affine, affine, atol=1e-4)
+    np.testing.assert_array_equal(volume.array, phantom.ct.array)
+
+    resampled = radpipe.load(tmp_path / "tilt", resample_tilt=True)
+    assert np.degrees(np.arccos(abs(resampled.direction[:, 0] @ np.cross(resampled.direction[:, 2], resampled.direction[:, 1])))) < 1e-6
+    # every resampled voxel equals the sheared volume interpolated at the same world point
+    from scipy import ndimage
+
+    indices = np.array([[k, j, i] for k in (3, 10, 16) for j in (20, 32, 44) for i in (16, 32, 48)])
+    source = volume.world_to_index(resampled.index_to_world(indices))
+    assert np.allclose(source[:, 0], indices[:, 0], atol=1e-6)  # same slice plane
+    expected = ndimage.map_coordinates(volume.array.astype(np.float64), source.T, order=1)
+    actual = resampled.array[tuple(indices.T)].astype(np.float64)
+    np.testing.assert_allclose(actual, expected, atol=1.0)
+
+
+@pytest.mark.parametrize("syntax", ["implicit", "rle", "jpeg2000", "jpegls"])
+def test_compressed_and_implicit_series_decode_losslessly(tmp_path, syntax):
+    phantom = make_phantom(shape=(6, 48, 40), spacing=(3.0, 2.0, 2.0), tumours=0, seed=4)
+    write_ct_series(phantom.ct, tmp_path / syntax, IDENTITY, transfer_syntax=syntax)
+    volume = radpipe.load(tmp_path / syntax)
+    np.testing.assert_array_equal(volume.array, phantom.ct.array)
+
+
+def test_folder_with_two_series_needs_a_choice(phantom_study, tmp_path):
+    shutil.copytree(phantom_study.series_folder, tmp_path / "a")
+    phantom = make_phantom(shape=(6, 32, 32), spacing=(3.0, 4.0, 4.0), tumours=0, seed=1)
+    write_ct_series(phantom.ct, tmp_path / "b", IDENTITY)
+    with pytest.raises(SeriesError, match="holds 2 series"):
+        radpipe.load(tmp_path)
+    volume = radpipe.load(tmp_path, series=IDENTITY.series_uid)
+    assert volume.shape == (6, 32, 32)
+    with pytest.raises(SeriesError, match="no series"):
+        radpipe.load(tmp_path, series="9.9.9")
+
+
+def test_truncated_and_foreign_files(phantom_study, tmp_path):
+    files = copy_series(phantom_study.series_folder, tmp_path / "ct")
+    data = files[2].read_bytes()
+    files[2].write_bytes(data[: len(data) - 5000])
+    with pytest.raises(ReadError, match=r"IM00\d\d\.dcm: pixel data is truncated"):
+        radpipe.load(tmp_path / "ct")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "report.txt").write_text("not an image")
+    with pytest.raises(ReadError, match="no DICOM images found in 1 file"):
+        radpipe.load(tmp_path / "notes")
+
+
+def test_geometry_agrees_with_dcm2niix_on_the_phantom(phantom_study, tmp_path, dcm2niix):
+    subprocess.run(
+        [dcm2niix, "-z", "n", "-f", "reference", "-o", str(tmp_path), str(phantom_study.series_folder)],
+        check=True, capture_output=True,
+    )
+    reference = nib.as_closest_canonical(nib.load(tmp_path / "reference.nii"))
+    ours = nib.as_closest_canonical(radpipe.load(phantom_study.series_folder).to_nibabel())
+    np.testing.assert_allclose(ours.affine, reference.affine, atol=1e-3)
+    np.testing.assert_array_equal(np.asarray(ours.dataobj), np.asarray(reference.dataobj))
+
+
+def test_scan_series_reads_headers_only(phantom_study):
+    plans, skipped = scan_series(phantom_study.folder)
+    assert len(plans) == 1 and plans[0].shape == phantom_study.phantom.ct.shape
+    assert [s.path.endswith("labels.nii.gz") for s in skipped] == [True]
