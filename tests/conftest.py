@@ -53,4 +53,6 @@ def dcm2niix() -> str:
 def phantom_study(tmp_path_factory: pytest.TempPathFactory) -> PhantomStudy:
     """A 24-slice phantom with 3 tumours, written once per session (read-only for tests)."""
     folder = tmp_path_factory.mktemp("phantom") / "study"
-    return write_phantom_study(folder, shape=(24, 96, 112), spacing=(2.5, 2.2, 2.0), tumours=3, seed=7)
+    return write_phantom_study(
+        folder, shape=(24, 96, 112), spacing=(2.5, 2.2, 2.0), tumours=3, seed=7
+    )

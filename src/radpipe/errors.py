@@ -32,4 +32,4 @@ class OutputExistsError(RadpipeError, FileExistsError):
 
 
 class RadpipeWarning(UserWarning):
-    """Something a user should know about the data (uneven spacing, dropped slices, skipped files)."""
+    """Something a user should know about the data (uneven spacing, dropped slices)."""

@@ -1,5 +1,5 @@
-"""Pure affine maths: DICOM position / orientation / spacing to 4×4 affines, LPS⇄RAS, orientation codes
-and reorientation plans.
+"""Pure affine maths: DICOM position / orientation / spacing to 4×4 affines, LPS⇄RAS,
+orientation codes and reorientation plans.
 
 Every affine here maps an index ``(k, j, i, 1)`` — slice, row, column — to LPS millimetres.
 """
@@ -143,7 +143,8 @@ def spacing_of(affine: ArrayLike) -> tuple[float, float, float]:
 def direction_of(affine: ArrayLike) -> Float64Array:
     """Unit direction of each array axis: a (3, 3) matrix whose column ``a`` is axis ``a``'s."""
     matrix = np.asarray(affine, dtype=np.float64)[:3, :3]
-    return matrix / np.linalg.norm(matrix, axis=0)
+    unit: Float64Array = matrix / np.linalg.norm(matrix, axis=0)
+    return unit
 
 
 def shear_angle_deg(affine: ArrayLike) -> float:
@@ -214,7 +215,11 @@ def parse_orientation_code(code: str) -> list[tuple[int, int]]:
     upper = code.upper()
     if len(upper) != 3 or any(letter not in _LETTER_TO_AXIS for letter in upper):
         raise GeometryError(f"orientation code must be 3 letters of L R P A S I, got {code!r}")
-    per_array_axis = [_LETTER_TO_AXIS[upper[2]], _LETTER_TO_AXIS[upper[1]], _LETTER_TO_AXIS[upper[0]]]
+    per_array_axis = [
+        _LETTER_TO_AXIS[upper[2]],
+        _LETTER_TO_AXIS[upper[1]],
+        _LETTER_TO_AXIS[upper[0]],
+    ]
     if len({world for world, _ in per_array_axis}) != 3:
         raise GeometryError(f"orientation code {code!r} names a world axis twice")
     return per_array_axis
@@ -261,7 +266,7 @@ def reorientation(
             new_to_old[old_axis, 3] = shape[old_axis] - 1
         else:
             new_to_old[old_axis, new_axis] = 1.0
-    new_affine = np.asarray(affine, dtype=np.float64) @ new_to_old
+    new_affine: Float64Array = np.asarray(affine, dtype=np.float64) @ new_to_old
     order = (order_list[0], order_list[1], order_list[2])
     flips = (flips_list[0], flips_list[1], flips_list[2])
     return order, flips, new_affine

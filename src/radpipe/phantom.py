@@ -64,7 +64,10 @@ class PhantomStudy:
 
 
 def _ellipse(
-    x: NDArray[np.float64], y: NDArray[np.float64], centre: tuple[float, float], axes: tuple[float, float]
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    centre: tuple[float, float],
+    axes: tuple[float, float],
 ) -> NDArray[np.bool_]:
     return ((x - centre[0]) / axes[0]) ** 2 + ((y - centre[1]) / axes[1]) ** 2 <= 1.0
 
@@ -99,7 +102,7 @@ def make_phantom(
 
     Examples
     --------
-    >>> p = make_phantom(shape=(8, 64, 64), tumours=2, seed=1)
+    >>> p = make_phantom(shape=(24, 64, 64), tumours=2, seed=1)
     >>> p.ct.array.dtype, len(p.tumours)
     (dtype('int16'), 2)
     """

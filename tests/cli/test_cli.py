@@ -17,7 +17,10 @@ from radpipe.privacy import pseudonym
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "radpipe.cli.main", *args], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "radpipe.cli.main", *args],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

@@ -14,7 +14,9 @@ OBLIQUE_IOP = (0.9659258, 0.2588190, 0.0, -0.0449435, 0.1677312, -0.9848078)
 
 
 def test_affine_from_dicom_maps_pixel_centres():
-    affine = geometry.affine_from_dicom([-100, -120, 30], [1, 0, 0, 0, 1, 0], [0.5, 0.8], [0, 0, 2.5])
+    affine = geometry.affine_from_dicom(
+        [-100, -120, 30], [1, 0, 0, 0, 1, 0], [0.5, 0.8], [0, 0, 2.5]
+    )
     # slice 2, row 3, column 4 -> x moves with columns (0.8), y with rows (0.5), z with slices
     assert geometry.index_to_world(affine, [2, 3, 4]) == pytest.approx([-96.8, -118.5, 35.0])
     assert geometry.spacing_of(affine) == pytest.approx((2.5, 0.5, 0.8))
@@ -25,22 +27,30 @@ def test_oblique_orientation_and_sheared_tilt():
     step = 3.0 * geometry.slice_normal(OBLIQUE_IOP)
     affine = geometry.affine_from_dicom([1, 2, 3], OBLIQUE_IOP, [0.7, 0.7], step)
     assert geometry.shear_angle_deg(affine) == pytest.approx(0.0, abs=1e-6)
-    tilted = geometry.affine_from_dicom([0, 0, 0], [1, 0, 0, 0, 0.9659258, -0.2588190], [1, 1], [0, 0, 2])
+    tilted = geometry.affine_from_dicom(
+        [0, 0, 0], [1, 0, 0, 0, 0.9659258, -0.2588190], [1, 1], [0, 0, 2]
+    )
     assert geometry.shear_angle_deg(tilted) == pytest.approx(15.0, abs=1e-4)
 
 
 @pytest.mark.parametrize("code", ["LPS", "RAS", "LAS", "SPL", "PIR", "AIL"])
 def test_reorientation_keeps_every_voxel_in_place(code):
-    affine = geometry.affine_from_dicom([5, -7, 11], OBLIQUE_IOP, [0.9, 1.1], 2.0 * geometry.slice_normal(OBLIQUE_IOP))
+    affine = geometry.affine_from_dicom(
+        [5, -7, 11], OBLIQUE_IOP, [0.9, 1.1], 2.0 * geometry.slice_normal(OBLIQUE_IOP)
+    )
     shape = (4, 5, 6)
     order, flips, new_affine = geometry.reorientation(affine, shape, code)
     assert geometry.orientation_code(new_affine) == code
     data = np.arange(np.prod(shape)).reshape(shape)
-    moved = np.transpose(data, order)[tuple(slice(None, None, -1) if f else slice(None) for f in flips)]
+    moved = np.transpose(data, order)[
+        tuple(slice(None, None, -1) if f else slice(None) for f in flips)
+    ]
     for new_index in itertools.product(*(range(n) for n in moved.shape)):
         old_index = np.argwhere(data == moved[new_index])[0]
         np.testing.assert_allclose(
-            geometry.index_to_world(new_affine, new_index), geometry.index_to_world(affine, old_index), atol=1e-9
+            geometry.index_to_world(new_affine, new_index),
+            geometry.index_to_world(affine, old_index),
+            atol=1e-9,
         )
 
 

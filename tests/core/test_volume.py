@@ -5,7 +5,6 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
-import SimpleITK as sitk
 
 from radpipe import geometry
 from radpipe.errors import GeometryError
@@ -16,7 +15,9 @@ IOP = (0.9659258, 0.2588190, 0.0, -0.0449435, 0.1677312, -0.9848078)
 
 @pytest.fixture
 def oblique() -> Volume:
-    affine = geometry.affine_from_dicom([12.5, -40.0, 7.25], IOP, [0.8, 0.6], 2.5 * geometry.slice_normal(IOP))
+    affine = geometry.affine_from_dicom(
+        [12.5, -40.0, 7.25], IOP, [0.8, 0.6], 2.5 * geometry.slice_normal(IOP)
+    )
     data = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
     return Volume(data, affine)
 

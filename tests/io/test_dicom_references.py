@@ -67,15 +67,25 @@ def test_philips_enhanced_magnitude_and_field_map_split(data_dir):
     assert "M" in plans[0].records[0].split_key and "FIELD_MAP" in plans[1].records[0].split_key
 
     reference = nib.load(data_dir / "dcm_qa_enh/Ref/Philips_WIP_B0_NS_801_e1.nii")
-    assert_same_world(magnitude, data_dir / "dcm_qa_enh/Ref/Philips_WIP_B0_NS_801_e1.nii", values="skip")
+    assert_same_world(
+        magnitude, data_dir / "dcm_qa_enh/Ref/Philips_WIP_B0_NS_801_e1.nii", values="skip"
+    )
     stored = np.rint(magnitude.array / plans[0].records[0].slope).astype(np.int32)
     theirs = np.asarray(nib.as_closest_canonical(reference).dataobj.get_unscaled())
     ours = np.asarray(nib.as_closest_canonical(magnitude.with_array(stored).to_nibabel()).dataobj)
     np.testing.assert_array_equal(ours, theirs)
 
     # the field map in Hz uses the standard rescale in both tools
-    assert_same_world(field_map, data_dir / "dcm_qa_enh/Ref/Philips_WIP_B0_NS_801_e2_fieldmaphz.nii", values="skip")
-    theirs_hz = np.asarray(nib.as_closest_canonical(nib.load(data_dir / "dcm_qa_enh/Ref/Philips_WIP_B0_NS_801_e2_fieldmaphz.nii")).get_fdata())
+    assert_same_world(
+        field_map,
+        data_dir / "dcm_qa_enh/Ref/Philips_WIP_B0_NS_801_e2_fieldmaphz.nii",
+        values="skip",
+    )
+    theirs_hz = np.asarray(
+        nib.as_closest_canonical(
+            nib.load(data_dir / "dcm_qa_enh/Ref/Philips_WIP_B0_NS_801_e2_fieldmaphz.nii")
+        ).get_fdata()
+    )
     ours_hz = np.asarray(nib.as_closest_canonical(field_map.to_nibabel()).get_fdata())
     np.testing.assert_allclose(ours_hz, theirs_hz, atol=0.01)
 
@@ -102,7 +112,12 @@ def test_oblique_rt_utils_series_keeps_orientation(data_dir):
     volume = radpipe.load(folder)
     headers = sorted(
         (pydicom.dcmread(path, stop_before_pixels=True) for path in folder.glob("*.dcm")),
-        key=lambda ds: float(np.dot(ds.ImagePositionPatient, np.cross(ds.ImageOrientationPatient[:3], ds.ImageOrientationPatient[3:]))),
+        key=lambda ds: float(
+            np.dot(
+                ds.ImagePositionPatient,
+                np.cross(ds.ImageOrientationPatient[:3], ds.ImageOrientationPatient[3:]),
+            )
+        ),
     )
     first = headers[0]
     row_direction = np.array(first.ImageOrientationPatient[:3], dtype=float)
@@ -110,5 +125,9 @@ def test_oblique_rt_utils_series_keeps_orientation(data_dir):
     np.testing.assert_allclose(volume.direction[:, 2], row_direction, atol=1e-6)
     np.testing.assert_allclose(volume.direction[:, 1], column_direction, atol=1e-6)
     for k, header in enumerate(headers):
-        np.testing.assert_allclose(volume.index_to_world([k, 0, 0]), np.array(header.ImagePositionPatient, float), atol=1e-4)
+        np.testing.assert_allclose(
+            volume.index_to_world([k, 0, 0]),
+            np.array(header.ImagePositionPatient, float),
+            atol=1e-4,
+        )
     assert abs(volume.direction[:, 2] @ [1, 0, 0]) < 0.999  # genuinely oblique

@@ -37,7 +37,19 @@ def _pydicom_data_files() -> list[Path]:
 def _candidates() -> list[Path]:
     files = sorted(p for p in PYDICOM_FILES.rglob("*") if p.is_file())
     files += _pydicom_data_files()
-    skip_suffix = (".py", ".pyc", ".txt", ".json", ".md", ".gz", ".bz2", ".raw", ".npy", ".icc", ".dump")
+    skip_suffix = (
+        ".py",
+        ".pyc",
+        ".txt",
+        ".json",
+        ".md",
+        ".gz",
+        ".bz2",
+        ".raw",
+        ".npy",
+        ".icc",
+        ".dump",
+    )
     return [p for p in files if not p.name.endswith(skip_suffix) and p.name != "README"]
 
 
@@ -61,8 +73,13 @@ def test_file_loads_or_gives_a_reason(path):
 def test_known_files_decode_to_pydicoms_values():
     """Native, RLE, JPEG 2000 and JPEG-LS versions of MR_small decode to the same values."""
     reference = pydicom.dcmread(PYDICOM_FILES / "MR_small.dcm").pixel_array
-    for name in ["MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm",
-                 "MR_small_bigendian.dcm", "MR_small_implicit.dcm"]:
+    for name in [
+        "MR_small_RLE.dcm",
+        "MR_small_jp2klossless.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_implicit.dcm",
+    ]:
         volume = radpipe.load(PYDICOM_FILES / name)
         np.testing.assert_array_equal(volume.array[0], reference, err_msg=name)
 

@@ -21,7 +21,10 @@ from radpipe.phantom import make_phantom
 from radpipe.volume import Volume
 
 IDENTITY = SeriesIdentity(
-    patient_id="P-1", patient_name="Test^Patient", study_uid="1.2.3.4", series_uid="1.2.3.4.5",
+    patient_id="P-1",
+    patient_name="Test^Patient",
+    study_uid="1.2.3.4",
+    series_uid="1.2.3.4.5",
     frame_of_reference_uid="1.2.3.4.6",
 )
 
@@ -58,13 +61,17 @@ def test_rescale_is_applied_per_slice(phantom_study, tmp_path):
     z = float(dataset.ImagePositionPatient[2])
     dataset.RescaleSlope, dataset.RescaleIntercept = "2", "-2048"
     stored = dataset.pixel_array.astype(np.int32)
-    dataset.PixelData = ((stored - 1024 + 2048) // 2).astype(np.uint16).tobytes()  # same HU, other scaling
+    dataset.PixelData = (
+        ((stored - 1024 + 2048) // 2).astype(np.uint16).tobytes()
+    )  # same HU, other scaling
     dataset.save_as(files[5])
     volume = radpipe.load(tmp_path / "ct")
-    k = int(round(volume.world_to_index([0, 0, z])[0]))
+    k = round(float(volume.world_to_index([0, 0, z])[0]))
     truth = phantom_study.phantom.ct.array
     assert volume.dtype == np.int16
-    assert np.abs(volume.array[k].astype(int) - truth[k]).max() <= 1  # halved precision on that slice
+    assert (
+        np.abs(volume.array[k].astype(int) - truth[k]).max() <= 1
+    )  # halved precision on that slice
     np.testing.assert_array_equal(np.delete(volume.array, k, 0), np.delete(truth, k, 0))
 
 
@@ -83,7 +90,9 @@ def test_fractional_rescale_gives_float32(phantom_study, tmp_path):
 def test_duplicate_positions_error_or_keep_one(phantom_study, tmp_path):
     files = copy_series(phantom_study.series_folder, tmp_path / "ct")
     shutil.copy(files[3], tmp_path / "ct" / "copy.dcm")
-    with pytest.raises(SeriesError, match=r"slice positions hold more than one image.*on-duplicate"):
+    with pytest.raises(
+        SeriesError, match=r"slice positions hold more than one image.*on-duplicate"
+    ):
         radpipe.load(tmp_path / "ct")
     with warnings.catch_warnings():
         volume = radpipe.load(tmp_path / "ct", on_duplicate="first")
@@ -128,7 +137,17 @@ def test_gantry_tilt_kept_sheared_or_resampled(tmp_path):
     np.testing.assert_array_equal(volume.array, phantom.ct.array)
 
     resampled = radpipe.load(tmp_path / "tilt", resample_tilt=True)
-    assert np.degrees(np.arccos(abs(resampled.direction[:, 0] @ np.cross(resampled.direction[:, 2], resampled.direction[:, 1])))) < 1e-6
+    assert (
+        np.degrees(
+            np.arccos(
+                abs(
+                    resampled.direction[:, 0]
+                    @ np.cross(resampled.direction[:, 2], resampled.direction[:, 1])
+                )
+            )
+        )
+        < 1e-6
+    )
     # every resampled voxel equals the sheared volume interpolated at the same world point
     from scipy import ndimage
 
@@ -174,8 +193,18 @@ def test_truncated_and_foreign_files(phantom_study, tmp_path):
 
 def test_geometry_agrees_with_dcm2niix_on_the_phantom(phantom_study, tmp_path, dcm2niix):
     subprocess.run(
-        [dcm2niix, "-z", "n", "-f", "reference", "-o", str(tmp_path), str(phantom_study.series_folder)],
-        check=True, capture_output=True,
+        [
+            dcm2niix,
+            "-z",
+            "n",
+            "-f",
+            "reference",
+            "-o",
+            str(tmp_path),
+            str(phantom_study.series_folder),
+        ],
+        check=True,
+        capture_output=True,
     )
     reference = nib.as_closest_canonical(nib.load(tmp_path / "reference.nii"))
     ours = nib.as_closest_canonical(radpipe.load(phantom_study.series_folder).to_nibabel())

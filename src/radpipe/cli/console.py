@@ -12,7 +12,9 @@ stderr = Console(stderr=True)
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int | None = None) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+def progress_bar(
+    description: str, total: int | None = None
+) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
     """Yield ``(advance, set_total)`` callbacks driving a transient progress bar on stderr."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -11,18 +11,27 @@ from radpipe.cli.console import progress_bar, stdout
 
 
 def convert(
-    source: Annotated[Path, typer.Argument(help="DICOM folder or file, NIfTI, Analyze, MINC or NRRD.")],
+    source: Annotated[
+        Path, typer.Argument(help="DICOM folder or file, NIfTI, Analyze, MINC or NRRD.")
+    ],
     output: Annotated[Path, typer.Argument(help="Output file: .nii, .nii.gz or .nrrd.")],
     series: Annotated[
-        str | None, typer.Option("--series", help="SeriesInstanceUID to convert when INPUT holds several.")
+        str | None,
+        typer.Option("--series", help="SeriesInstanceUID to convert when INPUT holds several."),
     ] = None,
     on_duplicate: Annotated[
-        str, typer.Option("--on-duplicate", help="error, first or last: images sharing a slice position.")
+        str,
+        typer.Option(
+            "--on-duplicate", help="error, first or last: images sharing a slice position."
+        ),
     ] = "error",
     resample_tilt: Annotated[
-        bool, typer.Option("--resample-tilt", help="Resample gantry-tilted CT onto an orthogonal grid.")
+        bool,
+        typer.Option("--resample-tilt", help="Resample gantry-tilted CT onto an orthogonal grid."),
     ] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTPUT if it exists.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace OUTPUT if it exists.")
+    ] = False,
 ) -> None:
     """Convert INPUT to OUTPUT (format from the file ending), keeping exact geometry."""
     from radpipe.errors import ReadError
@@ -45,6 +54,9 @@ def convert(
         )
     save(volume, output, overwrite=overwrite)
     spacing = " × ".join(f"{v:.4g}" for v in volume.spacing)
-    stdout.print(f"wrote {output}  {' × '.join(map(str, volume.shape))}  {spacing} mm  {volume.orientation_code}")
+    stdout.print(
+        f"wrote {output}  {' × '.join(map(str, volume.shape))}  {spacing} mm  "
+        f"{volume.orientation_code}"
+    )
     for warning in volume.meta.warnings:
         stdout.print(f"[yellow]warning:[/yellow] {warning}")

@@ -11,9 +11,15 @@ from radpipe.cli.console import stdout
 
 
 def demo(
-    folder: Annotated[Path, typer.Argument(help="Where to write the demo studies.")] = Path("demo-output"),
-    patients: Annotated[int, typer.Option("--patients", min=1, max=20, help="Number of phantom patients.")] = 3,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier demo's files.")] = False,
+    folder: Annotated[Path, typer.Argument(help="Where to write the demo studies.")] = Path(
+        "demo-output"
+    ),
+    patients: Annotated[
+        int, typer.Option("--patients", min=1, max=20, help="Number of phantom patients.")
+    ] = 3,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an earlier demo's files.")
+    ] = False,
 ) -> None:
     """Run radpipe end to end on built-in phantom CT studies."""
     from radpipe.cli.info import print_table

@@ -12,7 +12,9 @@ from radpipe.cli.console import progress_bar, stdout
 
 
 def info(
-    path: Annotated[Path, typer.Argument(help="DICOM file or folder, NIfTI, Analyze, MINC or NRRD file.")],
+    path: Annotated[
+        Path, typer.Argument(help="DICOM file or folder, NIfTI, Analyze, MINC or NRRD file.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines.")] = False,
     headers_only: Annotated[
         bool, typer.Option("--headers-only", help="Skip decoding pixels (no value range; faster).")
@@ -53,8 +55,14 @@ def print_table(summaries: list, title: str) -> None:  # type: ignore[type-arg]
         )
         key = s.key if len(s.key) <= 28 else "…" + s.key[-27:]
         table.add_row(
-            key, s.patient, s.modality or "-", " × ".join(map(str, s.shape)), spacing,
-            s.orientation, regular, value_range,
+            key,
+            s.patient,
+            s.modality or "-",
+            " × ".join(map(str, s.shape)),
+            spacing,
+            s.orientation,
+            regular,
+            value_range,
         )
     stdout.print(table)
     skipped = max((s.skipped_files for s in summaries), default=0)

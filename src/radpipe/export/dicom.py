@@ -72,7 +72,8 @@ def write_ct_series(
     """Write an (S, R, C) HU volume as CT Image Storage files, one per slice.
 
     Stored values are ``HU + 1024`` in 12 of 16 unsigned bits with RescaleIntercept −1024, as
-    most scanners write CT (values outside −1024..3071 HU are clipped). Files are named ``IM0001.dcm`` … from the most
+    most scanners write CT (values outside −1024..3071 HU are clipped). Files are named
+    ``IM0001.dcm`` … from the most
     superior slice down, as many scanners do, so readers must sort by position.
 
     Parameters
@@ -152,16 +153,18 @@ def write_ct_series(
     with atomic_folder(folder, overwrite=overwrite) as temporary:
         for number, k in enumerate(order, start=1):
             dataset = base.copy()
-            sop_uid = generate_uid(entropy_srcs=[uid_seed, str(number)]) if uid_seed else generate_uid()
+            sop_uid = (
+                generate_uid(entropy_srcs=[uid_seed, str(number)]) if uid_seed else generate_uid()
+            )
             dataset.SOPInstanceUID = sop_uid
             dataset.InstanceNumber = number
             position = volume.index_to_world([int(k), 0, 0])
             dataset.ImagePositionPatient = [f"{v:.6f}" for v in position]
             dataset.SliceLocation = f"{float(np.dot(position, normal)):.6f}"
             meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = CT_IMAGE_STORAGE
+            meta.MediaStorageSOPClassUID = UID(CT_IMAGE_STORAGE)
             meta.MediaStorageSOPInstanceUID = sop_uid
-            meta.TransferSyntaxUID = TRANSFER_SYNTAXES["explicit"]
+            meta.TransferSyntaxUID = UID(TRANSFER_SYNTAXES["explicit"])
             dataset.file_meta = meta
             pixels = np.ascontiguousarray(stored[k])
             if syntax.is_compressed:

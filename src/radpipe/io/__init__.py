@@ -3,8 +3,8 @@ file ending."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 from radpipe.errors import FormatError, ReadError
 from radpipe.volume import Volume

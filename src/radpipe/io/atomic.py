@@ -29,7 +29,9 @@ def atomic_path(target: str | Path, *, overwrite: bool = False) -> Iterator[Path
     """
     path = check_writable(target, overwrite=overwrite)
     suffix = "".join(path.suffixes)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    descriptor, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=suffix, dir=path.parent
+    )
     os.close(descriptor)
     try:
         yield Path(temporary)

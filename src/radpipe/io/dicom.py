@@ -22,7 +22,21 @@ _EXPLICIT_BE = "1.2.840.10008.1.2.2"
 _NATIVE_SYNTAXES = {_IMPLICIT_LE, _EXPLICIT_LE, _EXPLICIT_BE}
 _PIXEL_DATA_TAG_LE = b"\xe0\x7f\x10\x00"
 _PIXEL_DATA_TAG_BE = b"\x7f\xe0\x00\x10"
-_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
+_LONG_VRS = {
+    b"OB",
+    b"OW",
+    b"OF",
+    b"OD",
+    b"OL",
+    b"OV",
+    b"SQ",
+    b"UC",
+    b"UN",
+    b"UR",
+    b"UT",
+    b"SV",
+    b"UV",
+}
 
 #: Which package decodes which compressed transfer syntax (for error messages).
 DECODER_PACKAGES: dict[str, str] = {
@@ -63,7 +77,7 @@ class PixelLayout:
     planar_configuration: int
     number_of_frames: int
     pixel_offset: int | None
-    """Byte offset of native (uncompressed) pixel data in the file, or None to decode with pydicom."""
+    """Byte offset of native pixel data in the file, or None to decode with pydicom."""
 
     @property
     def stored_dtype(self) -> np.dtype[Any]:
@@ -178,9 +192,7 @@ def open_dataset(path: str | Path, *, stop_before_pixels: bool) -> tuple[Any, in
                 if not _looks_like_raw_dataset(handle.read(8)):
                     raise
                 handle.seek(0)
-                dataset = pydicom.dcmread(
-                    handle, stop_before_pixels=stop_before_pixels, force=True
-                )
+                dataset = pydicom.dcmread(handle, stop_before_pixels=stop_before_pixels, force=True)
             offset = _locate_native_pixels(handle, dataset) if stop_before_pixels else None
     except InvalidDicomError as exc:
         raise ReadError(f"{name}: not a DICOM file (no 'DICM' marker or valid data set)") from exc
@@ -207,7 +219,7 @@ def _locate_native_pixels(handle: Any, dataset: Any) -> int | None:
     syntax = str(getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", _IMPLICIT_LE))
     if syntax not in _NATIVE_SYNTAXES:
         return None
-    start = handle.tell()
+    start: int = handle.tell()
     head = handle.read(12)
     if len(head) < 8:
         return None
@@ -276,7 +288,9 @@ def frame_records(path: str | Path) -> list[FrameRecord] | SkippedFile:
     try:
         return _frame_records(path)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
-        raise ReadError(f"{path}: invalid DICOM header value ({exc}); fix or remove the file") from exc
+        raise ReadError(
+            f"{path}: invalid DICOM header value ({exc}); fix or remove the file"
+        ) from exc
 
 
 def _frame_records(path: str | Path) -> list[FrameRecord] | SkippedFile:
@@ -448,7 +462,9 @@ def _enhanced_records(path: str, dataset: Any, layout: PixelLayout) -> list[Fram
                 else 0.0,
                 split_key=split,
                 temporal_key=temporal,
-                slice_thickness=_float_or_none(measures.get("SliceThickness")) if measures else None,
+                slice_thickness=_float_or_none(measures.get("SliceThickness"))
+                if measures
+                else None,
                 spacing_between_slices=_float_or_none(measures.get("SpacingBetweenSlices"))
                 if measures
                 else None,
@@ -506,9 +522,7 @@ def _numbers(value: Any) -> tuple[float, ...]:
 # Decoding
 
 
-def decode_file_frames(
-    path: str, layout: PixelLayout, frames: Sequence[int]
-) -> list[NDArray[Any]]:
+def decode_file_frames(path: str, layout: PixelLayout, frames: Sequence[int]) -> list[NDArray[Any]]:
     """Decode the stored values of some frames of one file.
 
     Returns
@@ -528,7 +542,9 @@ def decode_file_frames(
     return _decode_with_pydicom(path, layout, frames)
 
 
-def _read_native_frames(path: str, layout: PixelLayout, frames: Sequence[int]) -> list[NDArray[Any]]:
+def _read_native_frames(
+    path: str, layout: PixelLayout, frames: Sequence[int]
+) -> list[NDArray[Any]]:
     dtype = layout.stored_dtype
     count = layout.frame_samples
     frame_bytes = count * dtype.itemsize
@@ -556,23 +572,30 @@ def _fix_stored_bits(values: NDArray[Any], layout: PixelLayout) -> NDArray[Any]:
     return values
 
 
-def _decode_with_pydicom(path: str, layout: PixelLayout, frames: Sequence[int]) -> list[NDArray[Any]]:
+def _decode_with_pydicom(
+    path: str, layout: PixelLayout, frames: Sequence[int]
+) -> list[NDArray[Any]]:
     """Decode compressed (or unusual native) pixel data with pydicom and its plugins.
 
     Multi-frame files in a proper DICOM file format decode only the frames asked for; other
     files are read whole.
     """
     import pydicom
-    from pydicom.pixels import pixel_array
+    from pydicom.pixels import pixel_array  # type: ignore[attr-defined]
 
     try:
         palette = layout.photometric == "PALETTE COLOR"
-        if layout.number_of_frames > 1 and len(frames) == 1 and _has_file_meta(path) and not palette:
+        if (
+            layout.number_of_frames > 1
+            and len(frames) == 1
+            and _has_file_meta(path)
+            and not palette
+        ):
             return [np.asarray(pixel_array(path, index=frames[0]))]
         dataset = pydicom.dcmread(path, force=True)
         decoded = np.asarray(dataset.pixel_array)
         if palette:
-            from pydicom.pixels import apply_color_lut
+            from pydicom.pixels import apply_color_lut  # type: ignore[attr-defined]
 
             decoded = np.asarray(apply_color_lut(decoded, dataset))
     except (OSError, EOFError) as exc:
@@ -591,7 +614,7 @@ def _has_file_meta(path: str) -> bool:
 
 
 def _decode_failure(path: str, syntax: str, exc: Exception) -> str:
-    from pydicom.pixels import get_decoder
+    from pydicom.pixels import get_decoder  # type: ignore[attr-defined]
 
     name = _syntax_name(syntax)
     said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ TILT_TOLERANCE_DEG = 0.05
 Progress = Callable[[int], None]
 
 
-class OnDuplicate(str, Enum):
+class OnDuplicate(StrEnum):
     """What to do when two images of a series share a slice position."""
 
     ERROR = "error"
@@ -115,7 +115,7 @@ def list_files(path: str | Path) -> list[str]:
         return [str(root)]
     if not root.is_dir():
         raise ReadError(f"{root}: no such file or folder")
-    found = []
+    found: list[str] = []
     for folder, subfolders, names in os.walk(root):
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         found.extend(os.path.join(folder, n) for n in sorted(names) if not n.startswith("."))
@@ -254,7 +254,9 @@ def plan_series(
     warnings.extend(duplicate_warnings)
     time_points = len(clusters[0][1])
 
-    centres = np.array([np.mean([positions[i] for i in members], axis=0) for _, members in clusters])
+    centres = np.array(
+        [np.mean([positions[i] for i in members], axis=0) for _, members in clusters]
+    )
     first_positions = np.array([positions[members[0]] for _, members in clusters])
     projections = np.array([projection for projection, _ in clusters])
     regular, spacing_warnings = _check_spacing(projections, folder)
@@ -580,7 +582,10 @@ def _read_frames_in_place(
                 stored >>= shift
             slope, intercept = int(record.slope), int(record.intercept)
             if checked:
-                ends = (int(stored.min()) * slope + intercept, int(stored.max()) * slope + intercept)
+                ends = (
+                    int(stored.min()) * slope + intercept,
+                    int(stored.max()) * slope + intercept,
+                )
                 if min(ends) < info.min or max(ends) > info.max:
                     raise _FrameOverflow
             if slope != 1:
@@ -604,7 +609,11 @@ def _store_frame(
         ends = (float(values.min()) * record.slope, float(values.max()) * record.slope)
         if min(ends) + record.intercept < info.min or max(ends) + record.intercept > info.max:
             raise _FrameOverflow
-    target = output[destination] if len(destination) == 1 else output[destination[0], ..., destination[1]]
+    target = (
+        output[destination]
+        if len(destination) == 1
+        else output[destination[0], ..., destination[1]]
+    )
     if layout.photometric == "MONOCHROME1":
         low, high = layout.stored_range
         values = (low + high) - values.astype(np.int64)
@@ -615,7 +624,9 @@ def _store_frame(
         if slope == 1.0:
             np.add(values, np.int32(intercept), out=target, casting="unsafe")
         else:
-            np.copyto(target, values.astype(np.int32) * int(slope) + int(intercept), casting="unsafe")
+            np.copyto(
+                target, values.astype(np.int32) * int(slope) + int(intercept), casting="unsafe"
+            )
     else:
         np.copyto(target, values * slope + intercept, casting="unsafe")
 

@@ -113,7 +113,7 @@ def summarize_path(
         Called with the total count of work units before work starts and again when known.
     """
     from radpipe.io import load
-    from radpipe.io.series import assemble, list_files, plan_series, group_stacks, scan_headers
+    from radpipe.io.series import assemble, group_stacks, list_files, plan_series, scan_headers
 
     source = Path(path)
     if source.is_file() and not _is_dicom(source):
