@@ -216,3 +216,31 @@ def test_scan_series_reads_headers_only(phantom_study):
     plans, skipped = scan_series(phantom_study.folder)
     assert len(plans) == 1 and plans[0].shape == phantom_study.phantom.ct.shape
     assert [s.path.endswith("labels.nii.gz") for s in skipped] == [True]
+
+
+def test_monochrome1_reads_like_monochrome2(phantom_study, tmp_path):
+    files = copy_series(phantom_study.series_folder, tmp_path / "ct")
+    for path in files:
+        dataset = pydicom.dcmread(path)
+        stored = dataset.pixel_array.astype(np.int32)
+        dataset.PhotometricInterpretation = "MONOCHROME1"
+        dataset.PixelData = (4095 - stored).astype(np.uint16).tobytes()  # 12 stored bits
+        dataset.save_as(path)
+    volume = radpipe.load(tmp_path / "ct")
+    np.testing.assert_array_equal(volume.array, phantom_study.phantom.ct.array)
+
+
+def test_signed_pixels_with_fewer_stored_bits_are_sign_extended(phantom_study, tmp_path):
+    files = copy_series(phantom_study.series_folder, tmp_path / "ct")
+    for path in files:
+        dataset = pydicom.dcmread(path)
+        hu = dataset.pixel_array.astype(np.int32) - 1024
+        dataset.PixelRepresentation = 1
+        dataset.BitsStored, dataset.HighBit = 12, 11
+        dataset.RescaleIntercept = "0"
+        # 12-bit two's complement with the 4 unused high bits left at zero
+        dataset.PixelData = (hu & 0x0FFF).astype(np.uint16).tobytes()
+        dataset.save_as(path)
+    volume = radpipe.load(tmp_path / "ct")
+    expected = np.clip(phantom_study.phantom.ct.array, -2048, 2047)
+    np.testing.assert_array_equal(volume.array, expected)
