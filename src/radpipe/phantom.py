@@ -122,8 +122,8 @@ def make_phantom(
     half_z = max(slices * slice_mm / 2, slice_mm)
     body_axes = (0.85 * half_x, 0.62 * half_y)
     # Liver on the patient's right (−x in LPS), spleen on the left, spine posterior (+y).
-    liver_centre = np.array([-0.30 * half_x, -0.05 * half_y, 0.0])
-    liver_axes = np.array([0.36 * half_x, 0.36 * half_y, 0.8 * half_z])
+    liver_centre = np.array([-0.30 * half_x, -0.02 * half_y, 0.0])
+    liver_axes = np.array([0.42 * half_x, 0.42 * half_y, 0.8 * half_z]) * rng.uniform(0.85, 1.05)
     spleen_centre = (0.50 * half_x, 0.15 * half_y)
     spleen_axes = (0.12 * half_x, 0.18 * half_y)
     spine_centre = (0.0, 0.40 * half_y)
