@@ -163,6 +163,7 @@ def make_phantom(
             label[spleen] = 3
         spine = _ellipse(grid_x, grid_y, spine_centre, (spine_radius, spine_radius))
         image[spine] = TISSUE_HU["bone"]
+        label[spine] = 0
         for index, (centre, radius) in enumerate(placed):
             dz_t = z - centre[2]
             if abs(dz_t) <= radius:
