@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from radpipe.errors import ReadError
+from radpipe.io.sources import is_archive_location, open_source
 from radpipe.volume import VolumeMeta
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -184,7 +185,7 @@ def open_dataset(path: str | Path, *, stop_before_pixels: bool) -> tuple[Any, in
 
     name = str(path)
     try:
-        with open(name, "rb") as handle:
+        with open_source(name) as handle:
             try:
                 dataset = pydicom.dcmread(handle, stop_before_pixels=stop_before_pixels)
             except InvalidDicomError:
@@ -550,7 +551,7 @@ def _read_native_frames(
     frame_bytes = count * dtype.itemsize
     assert layout.pixel_offset is not None
     result = []
-    with open(path, "rb") as handle:
+    with open_source(path) as handle:
         for frame in frames:
             handle.seek(layout.pixel_offset + frame * frame_bytes)
             values = np.fromfile(handle, dtype=dtype, count=count)
@@ -588,11 +589,13 @@ def _decode_with_pydicom(
         if (
             layout.number_of_frames > 1
             and len(frames) == 1
-            and _has_file_meta(path)
             and not palette
+            and not is_archive_location(path)
+            and _has_file_meta(path)
         ):
             return [np.asarray(pixel_array(path, index=frames[0]))]
-        dataset = pydicom.dcmread(path, force=True)
+        with open_source(path) as handle:
+            dataset = pydicom.dcmread(handle, force=True)
         decoded = np.asarray(dataset.pixel_array)
         if palette:
             from pydicom.pixels import apply_color_lut  # type: ignore[attr-defined]
@@ -608,7 +611,7 @@ def _decode_with_pydicom(
 
 
 def _has_file_meta(path: str) -> bool:
-    with open(path, "rb") as handle:
+    with open_source(path) as handle:
         handle.seek(128)
         return handle.read(4) == b"DICM"
 

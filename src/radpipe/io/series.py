@@ -27,6 +27,7 @@ from radpipe.io.dicom import (
     frame_records,
     meta_from_header,
 )
+from radpipe.io.sources import open_source
 from radpipe.volume import Volume
 
 #: Positions closer than this along the normal (mm) are the same slice position.
@@ -564,7 +565,7 @@ def _read_frames_in_place(
     result fits the output type; ``checked`` verifies that from each frame's stored range.
     """
     info = np.iinfo(output.dtype)
-    with open(path, "rb") as handle:
+    with open_source(path) as handle:
         for record, destination in items:
             layout = record.layout
             assert layout.pixel_offset is not None

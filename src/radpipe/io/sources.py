@@ -1,0 +1,236 @@
+"""Where bytes come from: plain files and members of (nested) zip archives, walked safely.
+
+A *location* is a file path, or ``archive.zip::member`` (``::`` again for a zip inside a zip).
+``open_source`` opens any location for reading; ``walk_sources`` lists every file under a root,
+reading archives in place (nothing is extracted to disk) and refusing hostile members.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import stat
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from radpipe.errors import ReadError
+
+SEPARATOR = "::"
+
+
+@dataclass(frozen=True)
+class ArchiveLimits:
+    """Bounds on what an archive may expand to before radpipe refuses it.
+
+    Attributes
+    ----------
+    max_total_bytes : int
+        Sum of the members' uncompressed sizes (default 20 GiB).
+    max_members : int
+        Number of members (default 200,000).
+    max_depth : int
+        Nesting of zips inside zips.
+    """
+
+    max_total_bytes: int = 20 * 1024**3
+    max_members: int = 200_000
+    max_depth: int = 3
+
+
+@dataclass(frozen=True)
+class Source:
+    """One file to read: its location, size in bytes and modification time (ns)."""
+
+    location: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something under the root that could not be scanned, and why."""
+
+    location: str
+    reason: str
+
+
+def natural_key(text: str) -> list[object]:
+    """Sort key that orders ``image_2`` before ``image_10``."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def is_archive_location(location: str) -> bool:
+    """Whether a location names a member inside an archive."""
+    return SEPARATOR in location
+
+
+def open_source(location: str) -> BinaryIO:
+    """Open a location (file or zip member, nested or not) for binary reading.
+
+    Zip members are read into memory (seekable); plain files are opened directly.
+
+    Raises
+    ------
+    ReadError
+        If the file or member does not exist or the archive is unreadable.
+    """
+    parts = location.split(SEPARATOR)
+    try:
+        if len(parts) == 1:
+            return open(location, "rb")
+        handle: BinaryIO = open(parts[0], "rb")
+        for member in parts[1:]:
+            with zipfile.ZipFile(handle) as archive:
+                data = archive.read(member)
+            handle.close()
+            handle = io.BytesIO(data)
+        return handle
+    except FileNotFoundError as exc:
+        raise ReadError(f"{location}: no such file") from exc
+    except KeyError as exc:
+        raise ReadError(f"{location}: no such member in the archive") from exc
+    except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
+        raise ReadError(f"{location}: cannot read the archive ({exc})") from exc
+
+
+def read_bytes(location: str) -> bytes:
+    """All bytes of a location."""
+    with open_source(location) as handle:
+        return handle.read()
+
+
+def walk_sources(
+    root: str | Path, *, limits: ArchiveLimits | None = None
+) -> Iterator[Source | Problem]:
+    """Every file under ``root`` (a folder, a file or a zip archive), archives read in place.
+
+    Folders are walked in natural order; symbolic links to folders are followed once (a link
+    back to a folder already visited is reported as a loop); hidden files are skipped. Zip
+    archives (by content, not name) are opened and their members listed; members that escape
+    the archive root, encrypted members and archives beyond ``limits`` are reported as
+    :class:`Problem` and the rest of the scan goes on.
+    """
+    limits = limits or ArchiveLimits()
+    start = Path(root)
+    if not start.exists():
+        raise ReadError(f"{start}: no such file or folder")
+    if start.is_file():
+        yield from _file_sources(start, limits)
+        return
+    visited: set[tuple[int, int]] = set()
+    yield from _walk_folder(start, visited, limits)
+
+
+def _walk_folder(
+    folder: Path, visited: set[tuple[int, int]], limits: ArchiveLimits
+) -> Iterator[Source | Problem]:
+    try:
+        info = folder.stat()
+    except OSError as exc:
+        yield Problem(str(folder), f"unreadable folder ({exc.strerror})")
+        return
+    key = (info.st_dev, info.st_ino)
+    if key in visited:
+        yield Problem(str(folder), "symbolic link loop (folder already visited); not followed")
+        return
+    visited.add(key)
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: natural_key(e.name))
+    except OSError as exc:
+        yield Problem(str(folder), f"unreadable folder ({exc.strerror})")
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = Path(entry.path)
+        try:
+            if entry.is_dir(follow_symlinks=True):
+                yield from _walk_folder(path, visited, limits)
+            elif entry.is_file(follow_symlinks=True):
+                yield from _file_sources(path, limits)
+        except OSError as exc:
+            yield Problem(str(path), f"unreadable ({exc.strerror})")
+
+
+def _file_sources(path: Path, limits: ArchiveLimits) -> Iterator[Source | Problem]:
+    try:
+        info = path.stat()
+    except OSError as exc:
+        yield Problem(str(path), f"unreadable ({exc.strerror})")
+        return
+    if not stat.S_ISREG(info.st_mode):
+        return
+    if _looks_like_zip(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                yield from _archive_sources(archive, str(path), info.st_mtime_ns, limits, depth=1)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            yield Problem(str(path), f"corrupt or truncated zip archive ({exc})")
+        return
+    yield Source(str(path), info.st_size, info.st_mtime_ns)
+
+
+def _looks_like_zip(path: Path) -> bool:
+    if path.suffix.lower() == ".zip":
+        return True
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
+def _archive_sources(
+    archive: zipfile.ZipFile, prefix: str, mtime_ns: int, limits: ArchiveLimits, *, depth: int
+) -> Iterator[Source | Problem]:
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    total = sum(m.file_size for m in members)
+    if len(members) > limits.max_members:
+        yield Problem(
+            prefix,
+            f"archive refused: {len(members)} members exceed the limit of {limits.max_members} "
+            f"(raise ArchiveLimits.max_members / --max-members if it is genuine)",
+        )
+        return
+    if total > limits.max_total_bytes:
+        yield Problem(
+            prefix,
+            f"archive refused: expands to {total} bytes, over the limit of "
+            f"{limits.max_total_bytes} (raise --max-archive-bytes if it is genuine)",
+        )
+        return
+    for member in sorted(members, key=lambda m: natural_key(m.filename)):
+        location = f"{prefix}{SEPARATOR}{member.filename}"
+        reason = _unsafe_member(member)
+        if reason is not None:
+            yield Problem(location, reason)
+            continue
+        name = PurePosixPath(member.filename).name
+        if name.startswith(".") or member.filename.startswith("__MACOSX/"):
+            continue
+        if name.lower().endswith(".zip"):
+            if depth >= limits.max_depth:
+                yield Problem(location, f"nested archive deeper than {limits.max_depth}; skipped")
+                continue
+            try:
+                with zipfile.ZipFile(io.BytesIO(archive.read(member))) as inner:
+                    yield from _archive_sources(inner, location, mtime_ns, limits, depth=depth + 1)
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                yield Problem(location, f"corrupt or truncated zip archive ({exc})")
+            continue
+        yield Source(location, member.file_size, mtime_ns)
+
+
+def _unsafe_member(member: zipfile.ZipInfo) -> str | None:
+    name = member.filename.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return "member has an absolute path; refused"
+    if ".." in PurePosixPath(name).parts:
+        return "member path escapes the archive ('..'); refused"
+    if member.flag_bits & 0x1:
+        return "member is encrypted; refused"
+    return None
