@@ -12,9 +12,20 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from radpipe.errors import RadpipeError
     from radpipe.io import load, save
+    from radpipe.io.catalog import Catalog, open_catalog, scan
     from radpipe.volume import LabelMap, Volume, VolumeMeta
 
-__all__ = ["LabelMap", "RadpipeError", "Volume", "VolumeMeta", "load", "save"]
+__all__ = [
+    "Catalog",
+    "LabelMap",
+    "RadpipeError",
+    "Volume",
+    "VolumeMeta",
+    "load",
+    "open_catalog",
+    "save",
+    "scan",
+]
 
 _LAZY = {
     "load": "radpipe.io",
@@ -23,6 +34,9 @@ _LAZY = {
     "VolumeMeta": "radpipe.volume",
     "LabelMap": "radpipe.volume",
     "RadpipeError": "radpipe.errors",
+    "Catalog": "radpipe.io.catalog",
+    "open_catalog": "radpipe.io.catalog",
+    "scan": "radpipe.io.catalog",
 }
 
 

@@ -58,6 +58,7 @@ DECODER_PACKAGES: dict[str, str] = {
 #: SOP classes that hold pixels but are not images to assemble into a volume here.
 _NOT_VOLUME_SOP_CLASSES = {
     "1.2.840.10008.5.1.4.1.1.66.4": "DICOM SEG (read it with the segmentation reader)",
+    "1.2.840.10008.5.1.4.1.1.66.7": "DICOM SEG label map (read it with the segmentation reader)",
     "1.2.840.10008.5.1.4.1.1.481.3": "RT Structure Set (contours, not an image)",
     "1.2.840.10008.5.1.4.1.1.104.1": "Encapsulated PDF",
 }
@@ -122,7 +123,25 @@ class FrameRecord:
     temporal_key: tuple[float, ...]
     slice_thickness: float | None
     spacing_between_slices: float | None
-    header: Any = field(repr=False, compare=False)
+    modality: str = ""
+    rescale_type: str = ""
+    header: Any = field(default=None, repr=False, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict of everything but the parsed header (for the catalog cache)."""
+        data = {name: getattr(self, name) for name in FrameRecord.__slots__ if name != "header"}
+        data["layout"] = {name: getattr(self.layout, name) for name in PixelLayout.__slots__}
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FrameRecord:
+        """Rebuild a record (without header) from :meth:`to_json`'s dict."""
+        values = dict(data)
+        values["layout"] = PixelLayout(**values["layout"])
+        for name in ("position", "orientation", "pixel_spacing", "split_key", "temporal_key"):
+            if values.get(name) is not None:
+                values[name] = tuple(values[name])
+        return cls(**values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,6 +380,8 @@ def _classic_record(path: str, dataset: Any, layout: PixelLayout) -> FrameRecord
         ),
         slice_thickness=_float_or_none(dataset.get("SliceThickness")),
         spacing_between_slices=_float_or_none(dataset.get("SpacingBetweenSlices")),
+        modality=str(dataset.get("Modality", "") or "").upper(),
+        rescale_type=str(dataset.get("RescaleType", "") or "").upper(),
         header=dataset,
     )
 
@@ -400,6 +421,8 @@ def _legacy_multiframe_records(path: str, dataset: Any, layout: PixelLayout) -> 
                 temporal_key=base.temporal_key,
                 slice_thickness=base.slice_thickness,
                 spacing_between_slices=base.spacing_between_slices or abs(step),
+                modality=base.modality,
+                rescale_type=base.rescale_type,
                 header=dataset,
             )
         )
@@ -421,6 +444,8 @@ def _enhanced_records(path: str, dataset: Any, layout: PixelLayout) -> list[Fram
     shared = shared_sequence[0] if shared_sequence else None
     per_frame = dataset.PerFrameFunctionalGroupsSequence
     series_uid = str(dataset.get("SeriesInstanceUID", "") or f"no-series-uid:{path}")
+    modality = str(dataset.get("Modality", "") or "").upper()
+    rescale_type = str(dataset.get("RescaleType", "") or "").upper()
     records = []
     for index, item in enumerate(per_frame):
         position_item = _group_item(item, shared, "PlanePositionSequence")
@@ -469,6 +494,8 @@ def _enhanced_records(path: str, dataset: Any, layout: PixelLayout) -> list[Fram
                 spacing_between_slices=_float_or_none(measures.get("SpacingBetweenSlices"))
                 if measures
                 else None,
+                modality=modality,
+                rescale_type=rescale_type,
                 header=dataset,
             )
         )

@@ -83,8 +83,11 @@ class SeriesPlan:
 
     @property
     def header(self) -> Any:
-        """The first frame's header (pixels not loaded)."""
-        return self.records[0].header
+        """The first frame's header (pixels not loaded), read again if the record lacks it."""
+        first = self.records[0]
+        if first.header is None:
+            self.records[0] = first = dataclasses.replace(first, header=header_of(first))
+        return first.header
 
     @property
     def file_count(self) -> int:
@@ -304,8 +307,6 @@ def plan_series(
     elif time_points > 1:
         shape = (*shape, time_points)
         extra_axis = "time"
-    if ordered[0].header is None:
-        ordered[0] = dataclasses.replace(ordered[0], header=header_of(ordered[0]))
     dtype, units, dtype_is_guess = _output_dtype(ordered)
     return SeriesPlan(
         key=key,
@@ -402,14 +403,11 @@ def _output_dtype(records: Sequence[FrameRecord]) -> tuple[np.dtype[Any], str | 
     frame does not fit.
     """
     layout = records[0].layout
-    header = records[0].header
-    modality = str(header.get("Modality", "")).upper()
-    rescale_type = str(header.get("RescaleType", "") or "").upper()
-    units = "HU" if modality == "CT" and rescale_type in ("", "HU") else None
+    units = "HU" if records[0].modality == "CT" and records[0].rescale_type in ("", "HU") else None
     stored = layout.stored_dtype.newbyteorder("=")
     if layout.photometric == "PALETTE COLOR":
-        descriptor = header.get("RedPaletteColorLookupTableDescriptor") or (0, 0, 16)
-        bits = int(descriptor[2])
+        descriptor = header_of(records[0]).get("RedPaletteColorLookupTableDescriptor")
+        bits = int(descriptor[2]) if descriptor else 16
         return np.dtype(np.uint8 if bits == 8 else np.uint16), None, False
     if layout.channels > 1:
         return (np.dtype(np.uint8) if layout.bits_allocated == 8 else stored), None, False

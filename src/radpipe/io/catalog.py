@@ -1,0 +1,540 @@
+"""The catalog: a SQLite database of patients → studies → series → files and the problems met,
+built by ``scan`` and doubling as its cache (unchanged files are not read again)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from radpipe.errors import DatasetError, FormatError
+from radpipe.io.discover import (
+    BuiltCatalog,
+    DescribeOptions,
+    FileEntry,
+    SeriesRow,
+    build_series,
+    describe,
+)
+from radpipe.io.sources import ArchiveLimits, Problem, Source, natural_key, walk_sources
+from radpipe.volume import Volume
+
+SCHEMA_VERSION = "1"
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    location TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,
+    kind TEXT NOT NULL, series_key TEXT, facts TEXT NOT NULL, records TEXT NOT NULL,
+    problem TEXT
+);
+CREATE INDEX IF NOT EXISTS files_series ON files (series_key);
+CREATE TABLE IF NOT EXISTS patients (
+    patient TEXT PRIMARY KEY, studies INTEGER NOT NULL, series INTEGER NOT NULL,
+    layouts TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS studies (
+    study_uid TEXT PRIMARY KEY, patient TEXT NOT NULL, description TEXT, study_date TEXT,
+    series INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS studies_patient ON studies (patient);
+CREATE TABLE IF NOT EXISTS series (
+    key TEXT PRIMARY KEY, patient TEXT NOT NULL, study_uid TEXT, series_uid TEXT,
+    modality TEXT, description TEXT, role TEXT NOT NULL, name TEXT, layout TEXT NOT NULL,
+    format TEXT NOT NULL, shape TEXT, slices INTEGER, rows INTEGER, columns INTEGER,
+    spacing_slice REAL, spacing_row REAL, spacing_column REAL, orientation TEXT,
+    slice_spacing_regular INTEGER, gantry_tilt_deg REAL, files INTEGER NOT NULL,
+    first_location TEXT NOT NULL, linked TEXT, warnings TEXT NOT NULL, facts TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS series_patient ON series (patient);
+CREATE INDEX IF NOT EXISTS series_modality ON series (modality);
+CREATE INDEX IF NOT EXISTS series_role ON series (role);
+CREATE TABLE IF NOT EXISTS problems (location TEXT NOT NULL, reason TEXT NOT NULL);
+"""
+
+#: The columns of one series row in CSV / JSON exports, in order.
+EXPORT_COLUMNS = (
+    "key", "patient", "study_uid", "series_uid", "modality", "description", "role", "name",
+    "layout", "format", "slices", "rows", "columns", "spacing_slice", "spacing_row",
+    "spacing_column", "orientation", "slice_spacing_regular", "gantry_tilt_deg", "files",
+    "linked", "first_location",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SeriesEntry:
+    """One series of a catalog, as returned by queries."""
+
+    key: str
+    patient: str
+    study_uid: str | None
+    series_uid: str | None
+    modality: str | None
+    description: str | None
+    role: str
+    name: str | None
+    layout: str
+    format: str
+    shape: tuple[int, ...] | None
+    spacing: tuple[float, float, float] | None
+    orientation: str | None
+    slice_spacing_regular: bool | None
+    gantry_tilt_deg: float
+    files: int
+    first_location: str
+    linked: str | None
+    warnings: tuple[str, ...]
+    facts: dict[str, Any]
+
+    @property
+    def slice_thickness_mm(self) -> float | None:
+        """Slice spacing in mm (the distance between slice centres)."""
+        return self.spacing[0] if self.spacing else None
+
+    def as_row(self) -> dict[str, Any]:
+        """Flat dictionary of the export columns."""
+        shape = self.shape or (None, None, None)
+        spacing = self.spacing or (None, None, None)
+        values = asdict(self)
+        values.update(
+            slices=shape[0],
+            rows=shape[1] if len(shape) > 1 else None,
+            columns=shape[2] if len(shape) > 2 else None,
+            spacing_slice=spacing[0],
+            spacing_row=spacing[1],
+            spacing_column=spacing[2],
+        )
+        return {column: values[column] for column in EXPORT_COLUMNS}
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    """What a scan did: files seen, read again, removed, problems, and seconds taken."""
+
+    files: int
+    read: int
+    removed: int
+    series: int
+    patients: int
+    problems: int
+    seconds: float
+
+
+class Catalog:
+    """A scanned dataset: query series, list problems, load volumes, export tables.
+
+    Use :func:`open_catalog` or :func:`scan` to get one.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DatasetError(f"{self.path}: no catalog here; create one with `radpipe scan`")
+        self._connection = sqlite3.connect(self.path)
+        self._connection.row_factory = sqlite3.Row
+        version = self._meta("schema_version")
+        if version != SCHEMA_VERSION:
+            raise DatasetError(
+                f"{self.path}: not a radpipe catalog of schema {SCHEMA_VERSION} (found "
+                f"{version!r}); scan again to rebuild it"
+            )
+
+    def _meta(self, key: str) -> str | None:
+        try:
+            row = self._connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise DatasetError(f"{self.path}: not a radpipe catalog ({exc})") from exc
+        return None if row is None else str(row[0])
+
+    @property
+    def root(self) -> str:
+        """The folder or archive that was scanned."""
+        return self._meta("root") or ""
+
+    def close(self) -> None:
+        """Close the database."""
+        self._connection.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def patients(self) -> list[dict[str, Any]]:
+        """Patients (pseudonymised unless the scan kept identifiers) with study / series counts."""
+        rows = self._connection.execute("SELECT * FROM patients ORDER BY patient").fetchall()
+        return [dict(row) for row in rows]
+
+    def studies(self, *, patient: str | None = None) -> list[dict[str, Any]]:
+        """Studies, optionally of one patient."""
+        query, args = "SELECT * FROM studies", []
+        if patient is not None:
+            query, args = query + " WHERE patient = ?", [patient]
+        return [dict(row) for row in self._connection.execute(query + " ORDER BY patient", args)]
+
+    def series(
+        self,
+        *,
+        modality: str | None = None,
+        role: str | None = None,
+        patient: str | None = None,
+        layout: str | None = None,
+        name: str | None = None,
+        max_slice_thickness: float | None = None,
+        min_slices: int | None = None,
+    ) -> list[SeriesEntry]:
+        """Series matching every given filter.
+
+        Examples
+        --------
+        >>> catalog.series(modality="CT", max_slice_thickness=1.5)  # doctest: +SKIP
+        """
+        clauses, args = [], []
+        for column, value in (
+            ("modality", modality),
+            ("role", role),
+            ("patient", patient),
+            ("layout", layout),
+            ("name", name),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if max_slice_thickness is not None:
+            clauses.append("spacing_slice <= ?")
+            args.append(max_slice_thickness)
+        if min_slices is not None:
+            clauses.append("slices >= ?")
+            args.append(min_slices)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._connection.execute(f"SELECT * FROM series{where}", args).fetchall()
+        entries = [_series_entry(row) for row in rows]
+        entries.sort(key=lambda e: (e.patient, e.study_uid or "", natural_key(e.first_location)))
+        return entries
+
+    def get(self, key: str) -> SeriesEntry:
+        """One series by its key."""
+        row = self._connection.execute("SELECT * FROM series WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise DatasetError(f"{self.path}: no series {key!r} in the catalog")
+        return _series_entry(row)
+
+    def files(self, series: SeriesEntry | str) -> list[str]:
+        """Locations of a series' files, in natural order."""
+        key = series.key if isinstance(series, SeriesEntry) else series
+        rows = self._connection.execute(
+            "SELECT location FROM files WHERE series_key = ?", (key,)
+        ).fetchall()
+        return sorted((str(row[0]) for row in rows), key=natural_key)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(location, reason) of everything that could not be scanned."""
+        rows = self._connection.execute("SELECT location, reason FROM problems").fetchall()
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def load(self, series: SeriesEntry | str) -> Volume:
+        """Load a series as a Volume (members of zip archives included).
+
+        Raises
+        ------
+        FormatError
+            For contour and SEG / RTSTRUCT entries, which the mask readers handle.
+        """
+        entry = series if isinstance(series, SeriesEntry) else self.get(series)
+        if entry.format == "DICOM":
+            return self._load_dicom(entry)
+        if entry.format in ("NIfTI", "NRRD", "MINC", "Analyze", "image file"):
+            from radpipe.io import load
+            from radpipe.io.discover import _local_copy
+
+            with _local_copy(entry.first_location) as path:
+                return load(path)
+        raise FormatError(
+            f"{entry.key}: a {entry.format} entry is not a volume; read it with the mask tools"
+        )
+
+    def _load_dicom(self, entry: SeriesEntry) -> Volume:
+        from radpipe.io.dicom import FrameRecord
+        from radpipe.io.series import assemble, plan_series
+
+        rows = self._connection.execute(
+            "SELECT records FROM files WHERE series_key = ?", (entry.key,)
+        ).fetchall()
+        records = [FrameRecord.from_json(data) for row in rows for data in json.loads(row[0])]
+        if not records:
+            raise DatasetError(f"{entry.key}: the catalog lists no files for this series")
+        plan = plan_series(entry.key, records, on_duplicate="first")
+        return assemble(plan)
+
+    def write_json(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Export one object per series (plus patients and problems) as JSON, atomically."""
+        from radpipe.io.atomic import atomic_path
+
+        document = {
+            "root": self.root,
+            "patients": self.patients(),
+            "series": [e.as_row() | {"warnings": list(e.warnings)} for e in self.series()],
+            "problems": [{"location": loc, "reason": why} for loc, why in self.problems()],
+        }
+        with atomic_path(path, overwrite=overwrite) as temporary:
+            temporary.write_text(json.dumps(document, indent=2))
+        return Path(path)
+
+    def write_csv(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Export one row per series as CSV, atomically."""
+        from radpipe.io.atomic import atomic_path
+
+        with atomic_path(path, overwrite=overwrite) as temporary:
+            with open(temporary, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
+                writer.writeheader()
+                for entry in self.series():
+                    writer.writerow(entry.as_row())
+        return Path(path)
+
+
+def _series_entry(row: sqlite3.Row) -> SeriesEntry:
+    shape = json.loads(row["shape"]) if row["shape"] else None
+    spacing = (
+        (row["spacing_slice"], row["spacing_row"], row["spacing_column"])
+        if row["spacing_slice"] is not None
+        else None
+    )
+    regular = row["slice_spacing_regular"]
+    return SeriesEntry(
+        key=row["key"],
+        patient=row["patient"],
+        study_uid=row["study_uid"],
+        series_uid=row["series_uid"],
+        modality=row["modality"],
+        description=row["description"],
+        role=row["role"],
+        name=row["name"],
+        layout=row["layout"],
+        format=row["format"],
+        shape=tuple(shape) if shape else None,
+        spacing=spacing,
+        orientation=row["orientation"],
+        slice_spacing_regular=None if regular is None else bool(regular),
+        gantry_tilt_deg=row["gantry_tilt_deg"] or 0.0,
+        files=row["files"],
+        first_location=row["first_location"],
+        linked=row["linked"],
+        warnings=tuple(json.loads(row["warnings"])),
+        facts=json.loads(row["facts"]),
+    )
+
+
+def open_catalog(path: str | Path) -> Catalog:
+    """Open a catalog written by :func:`scan` / ``radpipe scan``."""
+    return Catalog(path)
+
+
+def scan(
+    root: str | Path,
+    catalog_path: str | Path,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    keep_phi: bool = False,
+    limits: ArchiveLimits | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> tuple[Catalog, ScanReport]:
+    """Scan a folder tree (zip archives included) into a catalog, reading only what changed.
+
+    Parameters
+    ----------
+    root : str or Path
+        Folder, file or zip archive to scan.
+    catalog_path : str or Path
+        SQLite file to create or update. A catalog of another root, or made with another
+        ``keep_phi`` choice, is rebuilt from scratch.
+    workers : int, optional
+        Local worker processes (all cores by default).
+    scheduler : str, optional
+        Dask scheduler address to describe files on a cluster.
+    keep_phi : bool
+        Keep real patient identifiers and dates instead of pseudonyms and shifted dates.
+    limits : ArchiveLimits, optional
+        Bounds on zip archives.
+
+    Returns
+    -------
+    catalog : Catalog
+    report : ScanReport
+    """
+    from radpipe.parallel import run_map
+    from radpipe.privacy import pseudonym_key
+
+    started = time.perf_counter()
+    root_text = str(Path(root).resolve())
+    target = Path(catalog_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(target)
+    try:
+        cached = _prepare(connection, root_text, keep_phi)
+        sources: list[Source] = []
+        walk_problems: list[Problem] = []
+        for item in walk_sources(root, limits=limits):
+            (sources if isinstance(item, Source) else walk_problems).append(item)
+        if on_total is not None:
+            on_total(len(sources))
+        changed = [s for s in sources if cached.get(s.location) != (s.size, s.mtime_ns)]
+        present = {s.location for s in sources}
+        removed = [location for location in cached if location not in present]
+        built_before = connection.execute("SELECT value FROM meta WHERE key = 'built'").fetchone()
+        if not changed and not removed and built_before is not None:
+            if progress is not None:
+                progress(len(sources))
+            catalog = Catalog(target)
+            return catalog, _report(connection, len(sources), 0, 0, started)
+
+        options = DescribeOptions(keep_phi=keep_phi, key=b"" if keep_phi else pseudonym_key())
+        jobs = [(source, options) for source in changed]
+        described: list[FileEntry] = []
+        for entry in run_map(describe, jobs, workers=workers, scheduler=scheduler):
+            described.append(entry)
+            if progress is not None:
+                progress(1)
+        if progress is not None:
+            progress(len(sources) - len(changed))
+        with connection:
+            connection.executemany("DELETE FROM files WHERE location = ?", [(r,) for r in removed])
+            connection.executemany(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
+                [
+                    (
+                        e.location, e.size, e.mtime_ns, e.kind, json.dumps(e.facts),
+                        json.dumps(e.records), e.problem,
+                    )  # fmt: skip
+                    for e in described
+                ],
+            )
+        entries = [_entry_from_row(row) for row in connection.execute("SELECT * FROM files")]
+        built = build_series(entries, root_text, keep_phi=keep_phi)
+        built.problems.extend((p.location, p.reason) for p in walk_problems)
+        with connection:
+            _store(connection, built)
+            connection.execute("INSERT OR REPLACE INTO meta VALUES ('built', ?)", (str(time.time()),))
+        return Catalog(target), _report(connection, len(sources), len(changed), len(removed), started)
+    finally:
+        connection.close()
+
+
+def _prepare(connection: sqlite3.Connection, root: str, keep_phi: bool) -> dict[str, tuple[int, int]]:
+    """Create the schema; reset it if the root or identifier policy changed; return the cache."""
+    try:
+        connection.executescript(SCHEMA)
+        meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as exc:
+        raise DatasetError(f"cannot use the catalog file: {exc}; choose another --catalog") from exc
+    wanted = {"schema_version": SCHEMA_VERSION, "root": root, "keep_phi": str(keep_phi)}
+    if any(meta.get(k) != v for k, v in wanted.items()):
+        with connection:
+            for table in ("files", "patients", "studies", "series", "problems", "meta"):
+                connection.execute(f"DELETE FROM {table}")
+            connection.executemany("INSERT INTO meta VALUES (?, ?)", list(wanted.items()))
+        return {}
+    rows = connection.execute("SELECT location, size, mtime_ns FROM files").fetchall()
+    return {str(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
+
+def _entry_from_row(row: tuple[Any, ...]) -> FileEntry:
+    location, size, mtime_ns, kind, _, facts, records, problem = row
+    return FileEntry(
+        location=location,
+        size=size,
+        mtime_ns=mtime_ns,
+        kind=kind,
+        facts=json.loads(facts),
+        records=json.loads(records),
+        problem=problem,
+    )
+
+
+def _store(connection: sqlite3.Connection, built: BuiltCatalog) -> None:
+    for table in ("patients", "studies", "series", "problems"):
+        connection.execute(f"DELETE FROM {table}")
+    connection.execute("UPDATE files SET series_key = NULL")
+    connection.executemany(
+        "UPDATE files SET series_key = ? WHERE location = ?",
+        [(key, location) for location, key in built.file_series.items()],
+    )
+    connection.executemany(
+        "INSERT INTO series VALUES (" + ", ".join("?" * 25) + ")",
+        [_series_values(row) for row in built.series],
+    )
+    studies: dict[str, dict[str, Any]] = {}
+    patients: dict[str, dict[str, Any]] = {}
+    for row in built.series:
+        patient = patients.setdefault(row.patient, {"studies": set(), "series": 0, "layouts": set()})
+        patient["series"] += 1
+        patient["layouts"].add(row.layout)
+        if row.study_uid:
+            patient["studies"].add(row.study_uid)
+            study = studies.setdefault(
+                row.study_uid,
+                {
+                    "patient": row.patient,
+                    "description": row.facts.get("study_description"),
+                    "date": row.facts.get("study_date"),
+                    "series": 0,
+                },
+            )
+            study["series"] += 1
+    connection.executemany(
+        "INSERT INTO patients VALUES (?, ?, ?, ?)",
+        [
+            (name, len(p["studies"]), p["series"], ", ".join(sorted(p["layouts"])))
+            for name, p in patients.items()
+        ],
+    )
+    connection.executemany(
+        "INSERT INTO studies VALUES (?, ?, ?, ?, ?)",
+        [(uid, s["patient"], s["description"], s["date"], s["series"]) for uid, s in studies.items()],
+    )
+    connection.executemany("INSERT INTO problems VALUES (?, ?)", built.problems)
+
+
+def _series_values(row: SeriesRow) -> tuple[Any, ...]:
+    shape = row.shape or []
+    spacing = row.spacing or [None, None, None]
+    return (
+        row.key, row.patient, row.study_uid, row.series_uid, row.modality, row.description,
+        row.role, row.name, row.layout, row.format, json.dumps(shape) if shape else None,
+        shape[0] if len(shape) > 0 else None, shape[1] if len(shape) > 1 else None,
+        shape[2] if len(shape) > 2 else None, spacing[0], spacing[1], spacing[2],
+        row.orientation, None if row.slice_spacing_regular is None else int(row.slice_spacing_regular),
+        row.gantry_tilt_deg, row.files, row.first_location, row.linked,
+        json.dumps(row.warnings), json.dumps(row.facts),
+    )  # fmt: skip
+
+
+def _report(
+    connection: sqlite3.Connection, files: int, read: int, removed: int, started: float
+) -> ScanReport:
+    def count(table: str) -> int:
+        return int(connection.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    return ScanReport(
+        files=files,
+        read=read,
+        removed=removed,
+        series=count("series"),
+        patients=count("patients"),
+        problems=count("problems"),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def iter_problem_lines(catalog: Catalog) -> Iterator[str]:
+    """Problems as printable lines."""
+    for location, reason in catalog.problems():
+        yield f"{location}: {reason}"
+

@@ -1,0 +1,614 @@
+"""Folder trees and zip archives into catalog rows: what each file is (one header read, no
+pixels), which layout it belongs to (generic DICOM, DICOMDIR, 3D-IRCADb, NIfTI pairs,
+Sunnybrook), and the series, studies and patients they make up."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import hashlib
+import hmac
+import io
+import re
+import tempfile
+import warnings
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+
+from radpipe.errors import RadpipeError, ReadError
+from radpipe.io.dicom import FrameRecord, SkippedFile, frame_records, open_dataset
+from radpipe.io.sources import SEPARATOR, Source, natural_key, read_bytes
+from radpipe.privacy import pseudonym, pseudonym_key
+
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".mnc", ".hdr", ".mgz")
+LABEL_NAME = re.compile(r"(_seg|_mask|_label|_labels|-seg|-label)(\.|$)", re.IGNORECASE)
+LABEL_FOLDERS = {"labels", "labelstr", "labelsts", "masks", "segmentations", "seg"}
+IGNORED_SUFFIXES = (".json", ".txt", ".md", ".csv", ".py", ".png", ".jpg", ".pdf", ".xml", ".html")
+
+
+@dataclass
+class FileEntry:
+    """One scanned file: what it is and the facts the catalog keeps (never raw identifiers
+    unless ``keep_phi``)."""
+
+    location: str
+    size: int
+    mtime_ns: int
+    kind: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    problem: str | None = None
+
+
+@dataclass
+class DescribeOptions:
+    """How files are described: keep identifiers or not, and the pseudonym key."""
+
+    keep_phi: bool = False
+    key: bytes = b""
+
+
+def describe(job: tuple[Source, DescribeOptions]) -> FileEntry:
+    """Describe one file (module-level so worker processes and Dask can run it)."""
+    source, options = job
+    with warnings.catch_warnings():
+        # pydicom warns about every non-conformant value; the catalog records real problems
+        warnings.simplefilter("ignore", UserWarning)
+        return _describe(source, options)
+
+
+def _describe(source: Source, options: DescribeOptions) -> FileEntry:
+    entry = FileEntry(source.location, source.size, source.mtime_ns, kind="other")
+    name = PurePosixPath(source.location.replace(SEPARATOR, "/")).name
+    lower = name.lower()
+    try:
+        if lower.endswith(VOLUME_SUFFIXES):
+            entry.kind = "volume"
+            entry.facts = _volume_facts(source.location)
+        elif _is_contour_file(source.location):
+            entry.kind = "contour"
+        elif lower == "link.csv":
+            entry.kind = "link-table"
+            entry.facts = {"rows": _read_link_table(source.location)}
+        elif lower.endswith(IGNORED_SUFFIXES):
+            entry.kind = "other"
+        else:
+            _describe_dicom(entry, options)
+    except RadpipeError as exc:
+        entry.kind, entry.problem = "problem", str(exc)
+    return entry
+
+
+def _describe_dicom(entry: FileEntry, options: DescribeOptions) -> None:
+    result = frame_records(entry.location)
+    if isinstance(result, SkippedFile):
+        if result.reason == "not DICOM":
+            entry.kind = "other"
+            return
+        if result.reason == "DICOMDIR":
+            entry.kind = "dicomdir"
+            return
+        if result.reason.startswith(("DICOM SEG", "RT Structure Set")):
+            dataset, _ = open_dataset(entry.location, stop_before_pixels=True)
+            entry.kind = "dicom-seg" if result.reason.startswith("DICOM SEG") else "dicom-rtstruct"
+            entry.facts = dicom_facts(dataset, options)
+            return
+        entry.kind, entry.problem = "unsupported", result.reason
+        return
+    entry.kind = "dicom-image"
+    entry.facts = dicom_facts(result[0].header, options)
+    entry.records = [record.to_json() for record in result]
+
+
+def _text(dataset: Any, keyword: str) -> str | None:
+    value = dataset.get(keyword)
+    if value is None or value == "":
+        return None
+    return str(value).strip()
+
+
+def shift_days(patient_id: str | None, key: bytes) -> int:
+    """Per-patient date shift in days (0–364) from a keyed hash; stable for a key."""
+    digest = hmac.new(key, (patient_id or "").encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:4], "big") % 365
+
+
+def shifted_date(value: str | None, days: int) -> str | None:
+    """A DICOM date (YYYYMMDD) moved back by ``days``; None when absent or invalid."""
+    if not value:
+        return None
+    try:
+        date = datetime.datetime.strptime(value[:8], "%Y%m%d").date()
+    except ValueError:
+        return None
+    return (date - datetime.timedelta(days=days)).strftime("%Y%m%d")
+
+
+def dicom_facts(dataset: Any, options: DescribeOptions) -> dict[str, Any]:
+    """The per-file facts a catalog keeps, with identifiers pseudonymised and dates shifted."""
+    patient_id = _text(dataset, "PatientID")
+    key = options.key
+    days = 0 if options.keep_phi else shift_days(patient_id, key)
+    facts: dict[str, Any] = {
+        "patient": patient_id if options.keep_phi else pseudonym(patient_id, key=key),
+        "study_uid": _text(dataset, "StudyInstanceUID"),
+        "study_description": _text(dataset, "StudyDescription"),
+        "study_date": shifted_date(_text(dataset, "StudyDate"), days),
+        "acquisition_date": shifted_date(
+            _text(dataset, "AcquisitionDate") or _text(dataset, "SeriesDate"), days
+        ),
+        "series_uid": _text(dataset, "SeriesInstanceUID"),
+        "series_number": _text(dataset, "SeriesNumber"),
+        "series_description": _text(dataset, "SeriesDescription"),
+        "modality": _text(dataset, "Modality"),
+        "manufacturer": _text(dataset, "Manufacturer"),
+        "model": _text(dataset, "ManufacturerModelName"),
+        "kvp": _text(dataset, "KVP"),
+        "contrast": _text(dataset, "ContrastBolusAgent"),
+        "body_part": _text(dataset, "BodyPartExamined"),
+        "sop_uid": _text(dataset, "SOPInstanceUID"),
+        "window_center": _text(dataset, "WindowCenter"),
+        "window_width": _text(dataset, "WindowWidth"),
+        "burned_in_annotation": _text(dataset, "BurnedInAnnotation"),
+        "referenced_series": _referenced_series(dataset),
+    }
+    if options.keep_phi:
+        facts["patient_name"] = _text(dataset, "PatientName")
+        facts["patient_birth_date"] = _text(dataset, "PatientBirthDate")
+        facts["accession_number"] = _text(dataset, "AccessionNumber")
+        facts["institution"] = _text(dataset, "InstitutionName")
+    return facts
+
+
+def _referenced_series(dataset: Any) -> list[str]:
+    found: list[str] = []
+    for item in dataset.get("ReferencedSeriesSequence", []) or []:
+        uid = item.get("SeriesInstanceUID")
+        if uid:
+            found.append(str(uid))
+    for frame in dataset.get("ReferencedFrameOfReferenceSequence", []) or []:
+        for study in frame.get("RTReferencedStudySequence", []) or []:
+            for series in study.get("RTReferencedSeriesSequence", []) or []:
+                uid = series.get("SeriesInstanceUID")
+                if uid:
+                    found.append(str(uid))
+    return found
+
+
+def _volume_facts(location: str) -> dict[str, Any]:
+    """Shape, spacing and orientation of a NIfTI / NRRD / MINC file from its header alone."""
+    import nibabel as nib
+
+    from radpipe import geometry
+
+    name = PurePosixPath(location.replace(SEPARATOR, "/")).name
+    lower = name.lower()
+    with _local_copy(location) as path:
+        try:
+            if lower.endswith((".nrrd", ".nhdr")):
+                import nrrd
+
+                header = nrrd.read_header(str(path))
+                sizes = [int(v) for v in header["sizes"]][::-1]
+                directions = header.get("space directions")
+                rows = [] if directions is None else list(directions)
+                spacing = [
+                    float(np.linalg.norm(d))
+                    for d in rows
+                    if d is not None and np.all(np.isfinite(np.asarray(d, dtype=float)))
+                ][::-1]
+                return {"shape": sizes, "spacing": spacing or None, "orientation": None}
+            image = nib.load(str(path))
+        except (OSError, ValueError, KeyError, nib.filebasedimages.ImageFileError) as exc:
+            raise ReadError(f"{location}: cannot read the image header ({exc})") from exc
+        shape = list(image.shape)[:3][::-1] + list(image.shape)[3:]
+        affine = geometry.affine_from_ras_ijk(image.affine)
+        return {
+            "shape": shape,
+            "spacing": list(geometry.spacing_of(affine)),
+            "orientation": geometry.orientation_code(affine),
+        }
+
+
+class _local_copy:
+    """A file path for a location: the file itself, or a temporary copy of an archive member."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self.temporary: Any = None
+
+    def __enter__(self) -> Path:
+        if SEPARATOR not in self.location:
+            return Path(self.location)
+        name = PurePosixPath(self.location.split(SEPARATOR)[-1]).name
+        self.temporary = tempfile.TemporaryDirectory(prefix="radpipe-")
+        path = Path(self.temporary.name) / name
+        path.write_bytes(read_bytes(self.location))
+        return path
+
+    def __exit__(self, *exc: object) -> None:
+        if self.temporary is not None:
+            self.temporary.cleanup()
+
+
+def _is_contour_file(location: str) -> bool:
+    parts = PurePosixPath(location.replace(SEPARATOR, "/")).parts
+    return location.lower().endswith(".txt") and any("contour" in p.lower() for p in parts[:-1])
+
+
+def _read_link_table(location: str) -> list[list[str]]:
+    text = read_bytes(location).decode("utf-8", errors="replace")
+    return [row for row in csv.reader(io.StringIO(text)) if row]
+
+
+# --------------------------------------------------------------------------------------------
+# Layouts
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a file sits in a recognised layout: layout name, role, series name, patient folder."""
+
+    layout: str
+    role: str
+    name: str | None
+    group: str | None
+
+
+def _parts(location: str, root: str) -> list[str]:
+    text = location.replace(SEPARATOR, "/")
+    prefix = root.rstrip("/") + "/"
+    if text.startswith(prefix):
+        text = text[len(prefix) :]
+    return [p for p in text.split("/") if p]
+
+
+def placement(location: str, root: str) -> Placement:
+    """Recognise the layout a file belongs to from its location under ``root``."""
+    parts = _parts(location, root)
+    folders = [p[:-4] if p.lower().endswith(".zip") else p for p in parts[:-1]]
+    upper = [p.upper() for p in folders]
+    if "PATIENT_DICOM" in upper:
+        index = upper.index("PATIENT_DICOM")
+        return Placement("3D-IRCADb", "image", "patient", "/".join(folders[: index + 1]))
+    if "MASKS_DICOM" in upper:
+        index = upper.index("MASKS_DICOM")
+        organ = folders[index + 1] if len(folders) > index + 1 else "mask"
+        return Placement("3D-IRCADb", "mask", organ, "/".join(folders[: index + 2]))
+    lower = [p.lower() for p in folders]
+    if "contourfiles" in lower:
+        index = lower.index("contourfiles")
+        name = folders[-1] if len(folders) > index + 1 else "contours"
+        return Placement("Sunnybrook", "contours", name, "/".join(folders))
+    if "dicoms" in lower:
+        return Placement("Sunnybrook", "image", None, None)
+    return Placement("DICOM tree", "image", None, None)
+
+
+def patient_folder(location: str, root: str) -> str:
+    """The first folder under the root: the patient folder of most multi-patient layouts."""
+    parts = _parts(location, root)
+    if len(parts) > 1:
+        first = parts[0]
+        return first[:-4] if first.lower().endswith(".zip") else first
+    return PurePosixPath(root).name
+
+
+# --------------------------------------------------------------------------------------------
+# Building series, studies and patients
+
+
+@dataclass
+class SeriesRow:
+    """One catalog series (DICOM stack, SEG / RTSTRUCT object, volume file or contour set)."""
+
+    key: str
+    patient: str
+    study_uid: str | None
+    series_uid: str | None
+    modality: str | None
+    description: str | None
+    role: str
+    name: str | None
+    layout: str
+    format: str
+    shape: list[int] | None
+    spacing: list[float] | None
+    orientation: str | None
+    slice_spacing_regular: bool | None
+    gantry_tilt_deg: float
+    files: int
+    first_location: str
+    linked: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BuiltCatalog:
+    """Series rows, the series key of every file, and the problems found while building."""
+
+    series: list[SeriesRow]
+    file_series: dict[str, str]
+    problems: list[tuple[str, str]]
+
+
+def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> BuiltCatalog:
+    """Group described files into series rows (DICOM stacks planned from headers only)."""
+    from radpipe.io.series import group_stacks, plan_series
+
+    key = b"" if keep_phi else pseudonym_key()
+    rows: list[SeriesRow] = []
+    file_series: dict[str, str] = {}
+    problems: list[tuple[str, str]] = [
+        (e.location, e.problem) for e in entries if e.problem is not None
+    ]
+    facts_by_location = {e.location: e.facts for e in entries}
+    dicomdir_folders = [
+        e.location.rsplit("/", 1)[0] for e in entries if e.kind == "dicomdir" and "/" in e.location
+    ]
+
+    sop_seen: dict[str, str] = {}
+    records: list[FrameRecord] = []
+    for entry in entries:
+        if entry.kind not in ("dicom-image", "dicom-seg", "dicom-rtstruct"):
+            continue
+        sop = entry.facts.get("sop_uid")
+        if sop and sop in sop_seen:
+            problems.append((entry.location, f"duplicate SOPInstanceUID {sop} (also {sop_seen[sop]})"))
+            continue
+        if sop:
+            sop_seen[sop] = entry.location
+        if entry.kind != "dicom-image":
+            continue
+        place = placement(entry.location, root)
+        for data in entry.records:
+            record = FrameRecord.from_json(data)
+            if place.group is not None:
+                record = dataclasses.replace(
+                    record, split_key=(*record.split_key, f"folder={place.group}")
+                )
+            records.append(record)
+
+    for series_key, stack in group_stacks(records).items():
+        first = stack[0]
+        facts = facts_by_location.get(first.path, {})
+        place = placement(first.path, root)
+        layout = place.layout
+        if layout == "DICOM tree" and any(first.path.startswith(f + "/") for f in dicomdir_folders):
+            layout = "DICOMDIR"
+        try:
+            plan = plan_series(series_key, stack, on_duplicate="first")
+        except RadpipeError as exc:
+            problems.append((first.path, str(exc)))
+            continue
+        spacing = [float(abs(v)) for v in _spacing(plan.affine)]
+        rows.append(
+            SeriesRow(
+                key=series_key,
+                patient=facts.get("patient") or pseudonym(None, key=key),
+                study_uid=facts.get("study_uid"),
+                series_uid=first.series_uid,
+                modality=facts.get("modality"),
+                description=facts.get("series_description"),
+                role=place.role,
+                name=place.name,
+                layout=layout,
+                format="DICOM",
+                shape=list(plan.shape),
+                spacing=spacing,
+                orientation=_orientation(plan.affine),
+                slice_spacing_regular=plan.slice_spacing_regular,
+                gantry_tilt_deg=plan.gantry_tilt_deg,
+                files=plan.file_count,
+                first_location=first.path,
+                warnings=list(plan.warnings),
+                facts=facts,
+            )
+        )
+        for record in stack:
+            file_series[record.path] = series_key
+
+    for entry in entries:
+        if entry.kind in ("dicom-seg", "dicom-rtstruct") and entry.location not in file_series:
+            if any(p[0] == entry.location for p in problems):
+                continue
+            facts = entry.facts
+            role = "segmentation" if entry.kind == "dicom-seg" else "contours"
+            series_key = f"{facts.get('series_uid') or entry.location}:{role}"
+            referenced = facts.get("referenced_series") or []
+            rows.append(
+                SeriesRow(
+                    key=series_key,
+                    patient=facts.get("patient") or pseudonym(None, key=key),
+                    study_uid=facts.get("study_uid"),
+                    series_uid=facts.get("series_uid"),
+                    modality=facts.get("modality"),
+                    description=facts.get("series_description"),
+                    role=role,
+                    name=None,
+                    layout="DICOM tree",
+                    format="DICOM SEG" if entry.kind == "dicom-seg" else "RTSTRUCT",
+                    shape=None,
+                    spacing=None,
+                    orientation=None,
+                    slice_spacing_regular=None,
+                    gantry_tilt_deg=0.0,
+                    files=1,
+                    first_location=entry.location,
+                    linked=referenced[0] if referenced else None,
+                    facts=facts,
+                )
+            )
+            file_series[entry.location] = series_key
+
+    rows.extend(_volume_rows(entries, root, file_series, key))
+    rows.extend(_contour_rows(entries, root, file_series, rows, key))
+    rows.sort(key=lambda r: (r.patient, r.study_uid or "", natural_key(r.first_location)))
+    return BuiltCatalog(rows, file_series, problems)
+
+
+def _spacing(affine: Any) -> tuple[float, float, float]:
+    from radpipe import geometry
+
+    return geometry.spacing_of(affine)
+
+
+def _orientation(affine: Any) -> str:
+    from radpipe import geometry
+
+    return geometry.orientation_code(affine)
+
+
+def _volume_stem(location: str) -> str:
+    name = PurePosixPath(location.replace(SEPARATOR, "/")).name
+    for suffix in sorted(VOLUME_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+IMAGE_TOKENS = ("", "_image", "_img", "_ct", "_mr", "_0000", "_t1", "_volume")
+
+
+def _volume_rows(
+    entries: list[FileEntry], root: str, file_series: dict[str, str], key: bytes
+) -> list[SeriesRow]:
+    """Image and label files, labels paired with their image by name (``case_seg`` →
+    ``case``, ``case_image``, ``case_0000`` …, or the same name in an image folder)."""
+    volumes = [e for e in entries if e.kind == "volume"]
+    images: dict[str, str] = {}
+    for entry in volumes:
+        if not _is_label_file(entry.location):
+            images.setdefault(_volume_stem(entry.location).lower(), entry.location)
+    linked_images: set[str] = set()
+    links: dict[str, str | None] = {}
+    for entry in volumes:
+        if _is_label_file(entry.location):
+            base = LABEL_NAME.sub("", _volume_stem(entry.location)).lower()
+            match = next((images[base + t] for t in IMAGE_TOKENS if base + t in images), None)
+            links[entry.location] = match
+            if match:
+                linked_images.add(match)
+    rows = []
+    for entry in volumes:
+        is_label = _is_label_file(entry.location)
+        stem = _volume_stem(entry.location)
+        linked = links.get(entry.location)
+        paired = linked is not None or entry.location in linked_images
+        patient = patient_folder(entry.location, root)
+        rows.append(
+            SeriesRow(
+                key=entry.location,
+                patient=pseudonym(patient, key=key) if key else patient,
+                study_uid=None,
+                series_uid=None,
+                modality=None,
+                description=stem,
+                role="label" if is_label else "image",
+                name=stem,
+                layout="image + label pairs" if paired else "volume files",
+                format=_format_of(entry.location),
+                shape=entry.facts.get("shape"),
+                spacing=entry.facts.get("spacing"),
+                orientation=entry.facts.get("orientation"),
+                slice_spacing_regular=True,
+                gantry_tilt_deg=0.0,
+                files=1,
+                first_location=entry.location,
+                linked=linked,
+            )
+        )
+        file_series[entry.location] = entry.location
+    return rows
+
+
+def _is_label_file(location: str) -> bool:
+    parts = PurePosixPath(location.replace(SEPARATOR, "/")).parts
+    return bool(LABEL_NAME.search(_volume_stem(location))) or any(
+        p.lower() in LABEL_FOLDERS for p in parts[:-1]
+    )
+
+
+def _format_of(location: str) -> str:
+    lower = location.lower()
+    if lower.endswith((".nrrd", ".nhdr")):
+        return "NRRD"
+    if lower.endswith((".mnc",)):
+        return "MINC"
+    if lower.endswith((".hdr",)):
+        return "Analyze"
+    return "NIfTI" if ".nii" in lower else "image file"
+
+
+def _contour_rows(
+    entries: list[FileEntry],
+    root: str,
+    file_series: dict[str, str],
+    existing: list[SeriesRow],
+    key: bytes,
+) -> list[SeriesRow]:
+    """Sunnybrook contour folders, linked to their DICOM patient through ``link.csv``."""
+    groups: dict[str, list[FileEntry]] = defaultdict(list)
+    for entry in entries:
+        if entry.kind == "contour":
+            groups[entry.location.rsplit("/", 1)[0]].append(entry)
+    links: dict[str, str] = {}
+    for entry in entries:
+        if entry.kind == "link-table":
+            for row in entry.facts.get("rows", []):
+                if len(row) >= 2:
+                    links[row[1].strip()] = row[0].strip()
+    rows = []
+    for folder, files in sorted(groups.items()):
+        place = placement(files[0].location, root)
+        parts = _parts(folder, root)
+        contour_patient = next(
+            (parts[i + 1] for i, p in enumerate(parts[:-1]) if p.lower() == "contourfiles"), None
+        )
+        dicom_folder = links.get(contour_patient or "")
+        image = next(
+            (
+                r
+                for r in existing
+                if r.format == "DICOM" and dicom_folder and f"/{dicom_folder}/" in r.first_location
+            ),
+            None,
+        )
+        patient = image.patient if image else pseudonym(contour_patient, key=key)
+        key_name = f"{folder}:contours"
+        rows.append(
+            SeriesRow(
+                key=key_name,
+                patient=patient,
+                study_uid=image.study_uid if image else None,
+                series_uid=None,
+                modality=None,
+                description=PurePosixPath(folder).name,
+                role="contours",
+                name=place.name,
+                layout="Sunnybrook",
+                format="contour text",
+                shape=None,
+                spacing=None,
+                orientation=None,
+                slice_spacing_regular=None,
+                gantry_tilt_deg=0.0,
+                files=len(files),
+                first_location=sorted((f.location for f in files), key=natural_key)[0],
+                linked=image.key if image else None,
+            )
+        )
+        for entry in files:
+            file_series[entry.location] = key_name
+    return rows
+
+
+def count_kinds(entries: list[FileEntry]) -> dict[str, int]:
+    """How many files of each kind were scanned."""
+    return dict(Counter(e.kind for e in entries))

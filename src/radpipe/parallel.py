@@ -1,0 +1,76 @@
+"""One way to run per-item work: in-process, a local process pool (default) or a Dask cluster."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
+
+from radpipe._optional import import_optional
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def default_workers() -> int:
+    """All cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run_map(
+    function: Callable[[Item], Result],
+    items: Sequence[Item],
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    chunksize: int | None = None,
+) -> Iterator[Result]:
+    """Apply ``function`` to every item and yield the results in item order.
+
+    Parameters
+    ----------
+    function : callable
+        A module-level function (it is pickled for worker processes).
+    items : sequence
+    workers : int, optional
+        Local processes; all cores by default, 1 runs in this process.
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:8786``) to run on a cluster instead; needs
+        ``pip install 'radpipe[dask]'``.
+    chunksize : int, optional
+        Items sent to a worker at a time; chosen from the item count by default.
+    """
+    if scheduler is not None:
+        yield from _run_on_dask(function, items, scheduler, chunksize)
+        return
+    count = workers if workers is not None else default_workers()
+    if count <= 1 or len(items) < 2:
+        yield from map(function, items)
+        return
+    count = min(count, len(items))
+    size = chunksize or max(1, min(256, len(items) // (count * 4)))
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with ProcessPoolExecutor(count, mp_context=context) as pool:
+        yield from pool.map(function, items, chunksize=size)
+
+
+def _chunk_apply(function: Callable[[Item], Result], chunk: Sequence[Item]) -> list[Result]:
+    return [function(item) for item in chunk]
+
+
+def _run_on_dask(
+    function: Callable[[Item], Result], items: Sequence[Item], scheduler: str, chunksize: int | None
+) -> Iterator[Result]:
+    distributed = import_optional("dask.distributed", extra="dask")
+    size = chunksize or max(1, len(items) // 64 or 1)
+    chunks = [items[start : start + size] for start in range(0, len(items), size)]
+    with distributed.Client(scheduler) as client:
+        futures = client.map(_chunk_apply, [function] * len(chunks), chunks, pure=False)
+        for future in futures:
+            yield from future.result()
