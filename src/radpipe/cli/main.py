@@ -9,6 +9,7 @@ import typer
 from radpipe.cli.convert import convert
 from radpipe.cli.demo import demo
 from radpipe.cli.info import info
+from radpipe.cli.scan import catalog_app, metadata, scan_command
 
 app = typer.Typer(
     name="radpipe",
@@ -20,6 +21,9 @@ app = typer.Typer(
 app.command()(info)
 app.command()(convert)
 app.command()(demo)
+app.command("scan")(scan_command)
+app.command()(metadata)
+app.add_typer(catalog_app, name="catalog")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -350,11 +350,20 @@ def _frame_records(path: str | Path) -> list[FrameRecord] | SkippedFile:
             name, "Siemens mosaic, not supported: convert it with dcm2niix and load the NIfTI"
         )
     layout = pixel_layout(dataset, offset, name)
-    if "PerFrameFunctionalGroupsSequence" in dataset:
+    if _has_functional_groups(dataset, layout):
         return _enhanced_records(name, dataset, layout)
     if layout.number_of_frames > 1:
         return _legacy_multiframe_records(name, dataset, layout)
     return [_classic_record(name, dataset, layout)]
+
+
+def _has_functional_groups(dataset: Any, layout: PixelLayout) -> bool:
+    """Enhanced multi-frame: one non-empty functional-group item per frame (some classic files
+    carry an empty PerFrameFunctionalGroupsSequence, which must be ignored)."""
+    groups = dataset.get("PerFrameFunctionalGroupsSequence")
+    if not groups or len(groups) != layout.number_of_frames:
+        return False
+    return any(len(item) > 0 for item in groups)
 
 
 def _classic_record(path: str, dataset: Any, layout: PixelLayout) -> FrameRecord:
@@ -456,7 +465,7 @@ def _enhanced_records(path: str, dataset: Any, layout: PixelLayout) -> list[Fram
         frame_type_item = (
             _group_item(item, shared, "MRImageFrameTypeSequence")
             or _group_item(item, shared, "CTImageFrameTypeSequence")
-            or _group_item(item, shared, "FrameTypeSequence")
+            or _group_item(item, shared, "XAXRFFrameCharacteristicsSequence")
         )
         echo_item = _group_item(item, shared, "MREchoSequence")
         frame_type = _strings(frame_type_item.get("FrameType")) if frame_type_item else ()
@@ -475,13 +484,9 @@ def _enhanced_records(path: str, dataset: Any, layout: PixelLayout) -> list[Fram
                 frame=index,
                 layout=layout,
                 series_uid=series_uid,
-                position=_floats(position_item.get("ImagePositionPatient"), 3)  # type: ignore[arg-type]
-                if position_item
-                else None,
-                orientation=_floats(orientation_item.get("ImageOrientationPatient"), 6)
-                if orientation_item
-                else None,
-                pixel_spacing=_spacing(measures.get("PixelSpacing")) if measures else None,
+                position=_floats((position_item or dataset).get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
+                orientation=_floats((orientation_item or dataset).get("ImageOrientationPatient"), 6),
+                pixel_spacing=_spacing((measures or dataset).get("PixelSpacing")),
                 slope=(_float_or_none(transform.get("RescaleSlope")) or 1.0) if transform else 1.0,
                 intercept=(_float_or_none(transform.get("RescaleIntercept")) or 0.0)
                 if transform

@@ -1,0 +1,123 @@
+"""Metadata tables from a catalog: one row per series (or per file) with the fields a study
+needs, identifiers pseudonymised and dates given as day offsets per patient."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from radpipe.errors import FormatError
+from radpipe.io.atomic import atomic_path
+from radpipe.io.catalog import Catalog, SeriesEntry
+
+#: Default columns of ``radpipe metadata``, in order.
+DEFAULT_FIELDS = (
+    "patient", "study_uid", "series_uid", "modality", "manufacturer", "model", "kvp",
+    "slice_thickness_mm", "spacing_row_mm", "spacing_column_mm", "slices", "rows", "columns",
+    "contrast", "acquisition_day_offset", "window_center", "window_width", "body_part",
+    "description", "role", "name", "files",
+)  # fmt: skip
+#: Extra columns available with ``--fields``.
+OPTIONAL_FIELDS = ("orientation", "layout", "format", "location", "study_description", "sop_uid")
+
+
+def _day_offsets(catalog: Catalog) -> dict[str, datetime.date]:
+    first: dict[str, datetime.date] = {}
+    for entry in catalog.series():
+        date = _date(entry.facts.get("acquisition_date") or entry.facts.get("study_date"))
+        if date is not None and (entry.patient not in first or date < first[entry.patient]):
+            first[entry.patient] = date
+    return first
+
+
+def _date(value: Any) -> datetime.date | None:
+    try:
+        return datetime.datetime.strptime(str(value)[:8], "%Y%m%d").date() if value else None
+    except ValueError:
+        return None
+
+
+def _series_fields(entry: SeriesEntry, first: dict[str, datetime.date]) -> dict[str, Any]:
+    facts = entry.facts
+    shape = entry.shape or (None, None, None)
+    spacing = entry.spacing or (None, None, None)
+    date = _date(facts.get("acquisition_date") or facts.get("study_date"))
+    offset = (date - first[entry.patient]).days if date and entry.patient in first else None
+    return {
+        "patient": entry.patient,
+        "study_uid": entry.study_uid,
+        "series_uid": entry.series_uid,
+        "modality": entry.modality,
+        "manufacturer": facts.get("manufacturer"),
+        "model": facts.get("model"),
+        "kvp": facts.get("kvp"),
+        "slice_thickness_mm": spacing[0],
+        "spacing_row_mm": spacing[1],
+        "spacing_column_mm": spacing[2],
+        "slices": shape[0],
+        "rows": shape[1] if len(shape) > 1 else None,
+        "columns": shape[2] if len(shape) > 2 else None,
+        "contrast": facts.get("contrast"),
+        "acquisition_day_offset": offset,
+        "window_center": facts.get("window_center"),
+        "window_width": facts.get("window_width"),
+        "body_part": facts.get("body_part"),
+        "description": entry.description,
+        "role": entry.role,
+        "name": entry.name,
+        "files": entry.files,
+        "orientation": entry.orientation,
+        "layout": entry.layout,
+        "format": entry.format,
+        "location": entry.first_location,
+        "study_description": facts.get("study_description"),
+        "sop_uid": facts.get("sop_uid"),
+    }
+
+
+def metadata_rows(
+    catalog: Catalog, *, per_file: bool = False, fields: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Rows of metadata, one per series (or per file of each series with ``per_file``).
+
+    Raises
+    ------
+    FormatError
+        If a requested field does not exist.
+    """
+    chosen = list(fields) if fields else list(DEFAULT_FIELDS)
+    unknown = [f for f in chosen if f not in DEFAULT_FIELDS + OPTIONAL_FIELDS]
+    if unknown:
+        raise FormatError(
+            f"unknown metadata field(s) {', '.join(unknown)}; choose from "
+            f"{', '.join(DEFAULT_FIELDS + OPTIONAL_FIELDS)}"
+        )
+    first = _day_offsets(catalog)
+    rows = []
+    for entry in catalog.series():
+        values = _series_fields(entry, first)
+        if per_file:
+            for location in catalog.files(entry):
+                rows.append({**{f: values[f] for f in chosen}, "file": location})
+        else:
+            rows.append({f: values[f] for f in chosen})
+    return rows
+
+
+def write_table(rows: list[dict[str, Any]], path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write rows as CSV (or JSON when the path ends in ``.json``), atomically."""
+    target = Path(path)
+    columns = list(rows[0]) if rows else []
+    with atomic_path(target, overwrite=overwrite) as temporary:
+        if target.suffix.lower() == ".json":
+            temporary.write_text(json.dumps(rows, indent=2, default=str))
+        else:
+            with open(temporary, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows(rows)
+    return target
