@@ -286,3 +286,93 @@ def write_phantom_study(
         patient_id=patient_id,
         files=files,
     )
+
+
+def write_ircadb_patient(
+    folder: str | Path,
+    *,
+    patient_id: str = "IRCAD-001",
+    shape: tuple[int, int, int] = (24, 96, 96),
+    spacing: tuple[float, float, float] = (2.5, 2.0, 2.0),
+    tumours: int = 2,
+    seed: int = 0,
+    zipped: bool = True,
+    overwrite: bool = False,
+) -> Phantom:
+    """Write a phantom patient in the 3D-IRCADb layout.
+
+    ``folder/PATIENT_DICOM/image_0…`` holds the CT (HU stored directly, positions
+    ``[0, 0, z]``, no file extension) and ``folder/MASKS_DICOM/<organ>/image_0…`` one 8-bit
+    0/255 mask series per organ (``liver``, ``livertumor01``…, ``spleen``, ``bone``). With
+    ``zipped`` each of the two folders is replaced by a ``.zip`` of itself, as the dataset
+    ships.
+    """
+    import shutil
+    import zipfile
+
+    from pydicom.uid import generate_uid
+
+    from radpipe.export.dicom import SeriesIdentity, write_ct_series
+
+    root = Path(folder)
+    phantom = make_phantom(shape=shape, spacing=spacing, tumours=tumours, seed=seed)
+    affine = phantom.ct.affine.copy()
+    affine[:2, 3] = 0.0  # 3D-IRCADb positions are [0, 0, z]
+    seed_text = f"radpipe-ircadb:{patient_id}:{seed}"
+
+    def identity(description: str, number: int) -> SeriesIdentity:
+        return SeriesIdentity(
+            patient_id=patient_id,
+            patient_name=f"Ircad^{patient_id}",
+            study_uid=generate_uid(entropy_srcs=[seed_text, "study"]),
+            series_uid=generate_uid(entropy_srcs=[seed_text, description]),
+            frame_of_reference_uid=generate_uid(entropy_srcs=[seed_text, "frame"]),
+            series_description=description,
+            series_number=number,
+        )
+
+    labels = phantom.labels.array
+    masks: dict[str, NDArray[np.bool_]] = {
+        "liver": np.isin(labels, (1, 2)),
+        "spleen": labels == 3,
+        "bone": phantom.ct.array >= 300,
+    }
+    for index, tumour in enumerate(phantom.tumours, start=1):
+        centre = phantom.ct.world_to_index(tumour.centre_mm)
+        grid = np.indices(labels.shape).astype(np.float64)
+        distance = np.sqrt(
+            sum(((grid[a] - centre[a]) * phantom.ct.spacing[a]) ** 2 for a in range(3))
+        )
+        masks[f"livertumor{index:02d}"] = (labels == 2) & (distance <= tumour.radius_mm + 1.0)
+    root.mkdir(parents=True, exist_ok=True)
+    write_ct_series(
+        Volume(phantom.ct.array, affine),
+        root / "PATIENT_DICOM",
+        identity("PATIENT_DICOM", 1),
+        encoding="hu16",
+        file_names="image_{index}",
+        uid_seed=seed_text + ":ct",
+        overwrite=overwrite,
+    )
+    for number, (organ, mask) in enumerate(masks.items(), start=2):
+        write_ct_series(
+            Volume(mask.astype(np.uint8), affine),
+            root / "MASKS_DICOM" / organ,
+            identity(organ, number),
+            encoding="mask8",
+            file_names="image_{index}",
+            uid_seed=f"{seed_text}:{organ}",
+            overwrite=overwrite,
+        )
+    if zipped:
+        for name in ("PATIENT_DICOM", "MASKS_DICOM"):
+            source = root / name
+            archive = root / f"{name}.zip"
+            temporary = root / f".{name}.zip.tmp"
+            with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as bundle:
+                for path in sorted(source.rglob("*")):
+                    if path.is_file():
+                        bundle.write(path, path.relative_to(root).as_posix())
+            temporary.replace(archive)
+            shutil.rmtree(source)
+    return Phantom(ct=Volume(phantom.ct.array, affine), labels=LabelMap(labels, affine, labels=LABELS), tumours=phantom.tumours)

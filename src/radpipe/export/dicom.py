@@ -68,6 +68,8 @@ def write_ct_series(
     transfer_syntax: str = "explicit",
     overwrite: bool = False,
     uid_seed: str | None = None,
+    encoding: str = "ct12",
+    file_names: str = "IM{number:04d}.dcm",
 ) -> list[Path]:
     """Write an (S, R, C) HU volume as CT Image Storage files, one per slice.
 
@@ -86,6 +88,13 @@ def write_ct_series(
     transfer_syntax : {"explicit", "implicit", "rle", "jpeg2000", "jpegls"}
     uid_seed : str, optional
         Makes the SOP Instance UIDs deterministic.
+    encoding : {"ct12", "hu16", "mask8"}
+        ``ct12`` (default) as above; ``hu16`` stores HU directly as signed 16-bit with
+        intercept 0, clipped to −1024..1023 (as 3D-IRCADb does); ``mask8`` stores a 0/1 mask
+        as 8-bit 0/255 (3D-IRCADb masks, whose Modality still says CT).
+    file_names : str
+        Format of the file names with ``{number}`` (1-based, superior first) and ``{index}``
+        (0-based), e.g. ``"image_{index}"`` for 3D-IRCADb's extension-less names.
     """
     import pydicom
     from pydicom.dataset import FileMetaDataset
@@ -104,7 +113,17 @@ def write_ct_series(
     column_direction = affine[:3, 1] / row_spacing
     normal = np.cross(row_direction, column_direction)
     slice_spacing = float(np.dot(affine[:3, 0], normal))
-    stored = np.clip(volume.array.astype(np.int32) - HU_INTERCEPT, 0, 4095).astype(np.uint16)
+    if encoding == "ct12":
+        stored = np.clip(volume.array.astype(np.int32) - HU_INTERCEPT, 0, 4095).astype(np.uint16)
+        bits, signed, intercept = (16, 12), 0, HU_INTERCEPT
+    elif encoding == "hu16":
+        stored = np.clip(volume.array, -1024, 1023).astype(np.int16)
+        bits, signed, intercept = (16, 16), 1, 0
+    elif encoding == "mask8":
+        stored = np.where(volume.array > 0, 255, 0).astype(np.uint8)
+        bits, signed, intercept = (8, 8), 0, 0
+    else:
+        raise FormatError(f"unknown encoding {encoding!r}; choose ct12, hu16 or mask8")
     slices = volume.spatial_shape[0]
     # superior slice first in file order
     order = np.argsort([-float(volume.index_to_world([k, 0, 0])[2]) for k in range(slices)])
@@ -139,11 +158,10 @@ def write_ct_series(
     base.SamplesPerPixel = 1
     base.PhotometricInterpretation = "MONOCHROME2"
     base.Rows, base.Columns = volume.spatial_shape[1], volume.spatial_shape[2]
-    base.BitsAllocated = 16
-    base.BitsStored = 12
-    base.HighBit = 11
-    base.PixelRepresentation = 0
-    base.RescaleIntercept = str(HU_INTERCEPT)
+    base.BitsAllocated, base.BitsStored = bits
+    base.HighBit = bits[1] - 1
+    base.PixelRepresentation = signed
+    base.RescaleIntercept = str(intercept)
     base.RescaleSlope = "1"
     base.RescaleType = "HU"
     base.WindowCenter = "40"
@@ -172,7 +190,7 @@ def write_ct_series(
             else:
                 meta.TransferSyntaxUID = syntax
                 dataset.PixelData = pixels.tobytes()
-            path = temporary / f"IM{number:04d}.dcm"
+            path = temporary / file_names.format(number=number, index=number - 1)
             dataset.save_as(path, enforce_file_format=True)
             written.append(Path(folder) / path.name)
     return written

@@ -271,7 +271,11 @@ def _parts(location: str, root: str) -> list[str]:
 def placement(location: str, root: str) -> Placement:
     """Recognise the layout a file belongs to from its location under ``root``."""
     parts = _parts(location, root)
-    folders = [p[:-4] if p.lower().endswith(".zip") else p for p in parts[:-1]]
+    folders: list[str] = []
+    for part in parts[:-1]:
+        name = part[:-4] if part.lower().endswith(".zip") else part
+        if not folders or folders[-1] != name:  # X.zip holding X/ is one folder
+            folders.append(name)
     upper = [p.upper() for p in folders]
     if "PATIENT_DICOM" in upper:
         index = upper.index("PATIENT_DICOM")

@@ -7,6 +7,7 @@ reading archives in place (nothing is extracted to disk) and refusing hostile me
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -82,19 +83,29 @@ def open_source(location: str) -> BinaryIO:
     try:
         if len(parts) == 1:
             return open(location, "rb")
-        handle: BinaryIO = open(parts[0], "rb")
-        for member in parts[1:]:
-            with zipfile.ZipFile(handle) as archive:
+        archive_file = _open_archive(parts[0], os.stat(parts[0]).st_mtime_ns, os.getpid())
+        data = archive_file.read(parts[1])
+        for member in parts[2:]:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
                 data = archive.read(member)
-            handle.close()
-            handle = io.BytesIO(data)
-        return handle
+        return io.BytesIO(data)
     except FileNotFoundError as exc:
         raise ReadError(f"{location}: no such file") from exc
     except KeyError as exc:
         raise ReadError(f"{location}: no such member in the archive") from exc
     except (zipfile.BadZipFile, OSError, RuntimeError) as exc:
         raise ReadError(f"{location}: cannot read the archive ({exc})") from exc
+
+
+@functools.lru_cache(maxsize=8)
+def _open_archive(path: str, mtime_ns: int, process: int) -> zipfile.ZipFile:
+    """An open archive, kept for the next member (its central directory is parsed once).
+
+    ``mtime_ns`` and ``process`` are part of the cache key: a rewritten archive is opened
+    again, and a forked worker never shares the parent's file position.
+    """
+    del mtime_ns, process
+    return zipfile.ZipFile(path)
 
 
 def read_bytes(location: str) -> bytes:
