@@ -375,4 +375,8 @@ def write_ircadb_patient(
                         bundle.write(path, path.relative_to(root).as_posix())
             temporary.replace(archive)
             shutil.rmtree(source)
-    return Phantom(ct=Volume(phantom.ct.array, affine), labels=LabelMap(labels, affine, labels=LABELS), tumours=phantom.tumours)
+    return Phantom(
+        ct=Volume(phantom.ct.array, affine),
+        labels=LabelMap(labels, affine, labels=LABELS),
+        tumours=phantom.tumours,
+    )

@@ -18,7 +18,8 @@ CatalogOption = Annotated[
     Path, typer.Option("--catalog", help="SQLite catalog to create or update (also the cache).")
 ]
 WorkersOption = Annotated[
-    int | None, typer.Option("--workers", min=1, help="Local worker processes (default: all cores).")
+    int | None,
+    typer.Option("--workers", min=1, help="Local worker processes (default: all cores)."),
 ]
 SchedulerOption = Annotated[
     str | None, typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786.")
@@ -62,8 +63,12 @@ def _run_scan(
 def scan_command(
     root: Annotated[Path, typer.Argument(help="Folder, zip archive or file to scan.")],
     catalog: CatalogOption = DEFAULT_CATALOG,
-    as_json: Annotated[Path | None, typer.Option("--json", help="Also export the catalog as JSON.")] = None,
-    as_csv: Annotated[Path | None, typer.Option("--csv", help="Also export one CSV row per series.")] = None,
+    as_json: Annotated[
+        Path | None, typer.Option("--json", help="Also export the catalog as JSON.")
+    ] = None,
+    as_csv: Annotated[
+        Path | None, typer.Option("--csv", help="Also export one CSV row per series.")
+    ] = None,
     workers: WorkersOption = None,
     scheduler: SchedulerOption = None,
     keep_phi: KeepPhiOption = False,
@@ -73,7 +78,9 @@ def scan_command(
     max_members: Annotated[
         int | None, typer.Option("--max-members", help="Refuse zips with more members.")
     ] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing exports.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing exports.")
+    ] = False,
 ) -> None:
     """Scan ROOT (folders and zip archives, nested) into a catalog of patients and series."""
     found, report = _run_scan(
@@ -109,7 +116,17 @@ def print_series(entries: list[Any], title: str) -> None:
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for column in ("patient", "role", "name", "mod", "format", "shape", "spacing mm", "layout", "files"):
+    for column in (
+        "patient",
+        "role",
+        "name",
+        "mod",
+        "format",
+        "shape",
+        "spacing mm",
+        "layout",
+        "files",
+    ):
         table.add_column(column, overflow="fold")
     for entry in entries:
         shape = " × ".join(map(str, entry.shape)) if entry.shape else "-"
@@ -125,10 +142,14 @@ def print_series(entries: list[Any], title: str) -> None:
 def query(
     catalog: Annotated[Path, typer.Argument(help="Catalog file written by `radpipe scan`.")],
     modality: Annotated[str | None, typer.Option(help="e.g. CT, MR, SEG.")] = None,
-    role: Annotated[str | None, typer.Option(help="image, mask, label, segmentation, contours.")] = None,
+    role: Annotated[
+        str | None, typer.Option(help="image, mask, label, segmentation, contours.")
+    ] = None,
     patient: Annotated[str | None, typer.Option(help="Patient pseudonym.")] = None,
     layout: Annotated[str | None, typer.Option(help="e.g. '3D-IRCADb', 'DICOM tree'.")] = None,
-    max_slice_thickness: Annotated[float | None, typer.Option(help="Largest slice spacing, mm.")] = None,
+    max_slice_thickness: Annotated[
+        float | None, typer.Option(help="Largest slice spacing, mm.")
+    ] = None,
     min_slices: Annotated[int | None, typer.Option(help="Fewest slices.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -173,7 +194,9 @@ def metadata(
     workers: WorkersOption = None,
     scheduler: SchedulerOption = None,
     keep_phi: KeepPhiOption = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace OUT if it exists.")
+    ] = False,
 ) -> None:
     """Write a metadata table (one row per series or file) for ROOT."""
     from radpipe.io.atomic import check_writable

@@ -145,7 +145,9 @@ class Catalog:
 
     def _meta(self, key: str) -> str | None:
         try:
-            row = self._connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            row = self._connection.execute(
+                "SELECT value FROM meta WHERE key = ?", (key,)
+            ).fetchone()
         except sqlite3.DatabaseError as exc:
             raise DatasetError(f"{self.path}: not a radpipe catalog ({exc})") from exc
         return None if row is None else str(row[0])
@@ -194,7 +196,8 @@ class Catalog:
         --------
         >>> catalog.series(modality="CT", max_slice_thickness=1.5)  # doctest: +SKIP
         """
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[Any] = []
         for column, value in (
             ("modality", modality),
             ("role", role),
@@ -289,12 +292,14 @@ class Catalog:
         """Export one row per series as CSV, atomically."""
         from radpipe.io.atomic import atomic_path
 
-        with atomic_path(path, overwrite=overwrite) as temporary:
-            with open(temporary, "w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
-                writer.writeheader()
-                for entry in self.series():
-                    writer.writerow(entry.as_row())
+        with (
+            atomic_path(path, overwrite=overwrite) as temporary,
+            open(temporary, "w", newline="") as handle,
+        ):
+            writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)
+            writer.writeheader()
+            for entry in self.series():
+                writer.writerow(entry.as_row())
         return Path(path)
 
 
@@ -382,7 +387,10 @@ def scan(
         sources: list[Source] = []
         walk_problems: list[Problem] = []
         for item in walk_sources(root, limits=limits):
-            (sources if isinstance(item, Source) else walk_problems).append(item)
+            if isinstance(item, Source):
+                sources.append(item)
+            else:
+                walk_problems.append(item)
         if on_total is not None:
             on_total(len(sources))
         changed = [s for s in sources if cached.get(s.location) != (s.size, s.mtime_ns)]
@@ -410,9 +418,14 @@ def scan(
                 "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
                 [
                     (
-                        e.location, e.size, e.mtime_ns, e.kind, json.dumps(e.facts),
-                        json.dumps(e.records), e.problem,
-                    )  # fmt: skip
+                        e.location,
+                        e.size,
+                        e.mtime_ns,
+                        e.kind,
+                        json.dumps(e.facts),
+                        json.dumps(e.records),
+                        e.problem,
+                    )
                     for e in described
                 ],
             )
@@ -421,13 +434,19 @@ def scan(
         built.problems.extend((p.location, p.reason) for p in walk_problems)
         with connection:
             _store(connection, built)
-            connection.execute("INSERT OR REPLACE INTO meta VALUES ('built', ?)", (str(time.time()),))
-        return Catalog(target), _report(connection, len(sources), len(changed), len(removed), started)
+            connection.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('built', ?)", (str(time.time()),)
+            )
+        return Catalog(target), _report(
+            connection, len(sources), len(changed), len(removed), started
+        )
     finally:
         connection.close()
 
 
-def _prepare(connection: sqlite3.Connection, root: str, keep_phi: bool) -> dict[str, tuple[int, int]]:
+def _prepare(
+    connection: sqlite3.Connection, root: str, keep_phi: bool
+) -> dict[str, tuple[int, int]]:
     """Create the schema; reset it if the root or identifier policy changed; return the cache."""
     try:
         connection.executescript(SCHEMA)
@@ -473,7 +492,9 @@ def _store(connection: sqlite3.Connection, built: BuiltCatalog) -> None:
     studies: dict[str, dict[str, Any]] = {}
     patients: dict[str, dict[str, Any]] = {}
     for row in built.series:
-        patient = patients.setdefault(row.patient, {"studies": set(), "series": 0, "layouts": set()})
+        patient = patients.setdefault(
+            row.patient, {"studies": set(), "series": 0, "layouts": set()}
+        )
         patient["series"] += 1
         patient["layouts"].add(row.layout)
         if row.study_uid:
@@ -497,20 +518,24 @@ def _store(connection: sqlite3.Connection, built: BuiltCatalog) -> None:
     )
     connection.executemany(
         "INSERT INTO studies VALUES (?, ?, ?, ?, ?)",
-        [(uid, s["patient"], s["description"], s["date"], s["series"]) for uid, s in studies.items()],
+        [
+            (uid, s["patient"], s["description"], s["date"], s["series"])
+            for uid, s in studies.items()
+        ],
     )
     connection.executemany("INSERT INTO problems VALUES (?, ?)", built.problems)
 
 
 def _series_values(row: SeriesRow) -> tuple[Any, ...]:
     shape = row.shape or []
-    spacing = row.spacing or [None, None, None]
+    spacing: list[float | None] = list(row.spacing) if row.spacing else [None, None, None]
+    regular = None if row.slice_spacing_regular is None else int(row.slice_spacing_regular)
     return (
         row.key, row.patient, row.study_uid, row.series_uid, row.modality, row.description,
         row.role, row.name, row.layout, row.format, json.dumps(shape) if shape else None,
         shape[0] if len(shape) > 0 else None, shape[1] if len(shape) > 1 else None,
         shape[2] if len(shape) > 2 else None, spacing[0], spacing[1], spacing[2],
-        row.orientation, None if row.slice_spacing_regular is None else int(row.slice_spacing_regular),
+        row.orientation, regular,
         row.gantry_tilt_deg, row.files, row.first_location, row.linked,
         json.dumps(row.warnings), json.dumps(row.facts),
     )  # fmt: skip
@@ -537,4 +562,3 @@ def iter_problem_lines(catalog: Catalog) -> Iterator[str]:
     """Problems as printable lines."""
     for location, reason in catalog.problems():
         yield f"{location}: {reason}"
-

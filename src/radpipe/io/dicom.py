@@ -485,7 +485,9 @@ def _enhanced_records(path: str, dataset: Any, layout: PixelLayout) -> list[Fram
                 layout=layout,
                 series_uid=series_uid,
                 position=_floats((position_item or dataset).get("ImagePositionPatient"), 3),  # type: ignore[arg-type]
-                orientation=_floats((orientation_item or dataset).get("ImageOrientationPatient"), 6),
+                orientation=_floats(
+                    (orientation_item or dataset).get("ImageOrientationPatient"), 6
+                ),
                 pixel_spacing=_spacing((measures or dataset).get("PixelSpacing")),
                 slope=(_float_or_none(transform.get("RescaleSlope")) or 1.0) if transform else 1.0,
                 intercept=(_float_or_none(transform.get("RescaleIntercept")) or 0.0)

@@ -203,7 +203,7 @@ def _volume_facts(location: str) -> dict[str, Any]:
                     if d is not None and np.all(np.isfinite(np.asarray(d, dtype=float)))
                 ][::-1]
                 return {"shape": sizes, "spacing": spacing or None, "orientation": None}
-            image = nib.load(str(path))
+            image: Any = nib.load(str(path))
         except (OSError, ValueError, KeyError, nib.filebasedimages.ImageFileError) as exc:
             raise ReadError(f"{location}: cannot read the image header ({exc})") from exc
         shape = list(image.shape)[:3][::-1] + list(image.shape)[3:]
@@ -364,7 +364,9 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
             continue
         sop = entry.facts.get("sop_uid")
         if sop and sop in sop_seen:
-            problems.append((entry.location, f"duplicate SOPInstanceUID {sop} (also {sop_seen[sop]})"))
+            problems.append(
+                (entry.location, f"duplicate SOPInstanceUID {sop} (also {sop_seen[sop]})")
+            )
             continue
         if sop:
             sop_seen[sop] = entry.location
@@ -451,7 +453,12 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
             )
             file_series[entry.location] = series_key
 
-    rows.extend(_volume_rows(entries, root, file_series, key))
+    dicom_patients = {
+        patient_folder(row.first_location, root): row.patient
+        for row in rows
+        if row.format == "DICOM"
+    }
+    rows.extend(_volume_rows(entries, root, file_series, key, dicom_patients))
     rows.extend(_contour_rows(entries, root, file_series, rows, key))
     rows.sort(key=lambda r: (r.patient, r.study_uid or "", natural_key(r.first_location)))
     return BuiltCatalog(rows, file_series, problems)
@@ -481,7 +488,11 @@ IMAGE_TOKENS = ("", "_image", "_img", "_ct", "_mr", "_0000", "_t1", "_volume")
 
 
 def _volume_rows(
-    entries: list[FileEntry], root: str, file_series: dict[str, str], key: bytes
+    entries: list[FileEntry],
+    root: str,
+    file_series: dict[str, str],
+    key: bytes,
+    dicom_patients: dict[str, str],
 ) -> list[SeriesRow]:
     """Image and label files, labels paired with their image by name (``case_seg`` →
     ``case``, ``case_image``, ``case_0000`` …, or the same name in an image folder)."""
@@ -505,11 +516,12 @@ def _volume_rows(
         stem = _volume_stem(entry.location)
         linked = links.get(entry.location)
         paired = linked is not None or entry.location in linked_images
-        patient = patient_folder(entry.location, root)
+        folder = patient_folder(entry.location, root)
+        patient = dicom_patients.get(folder) or (pseudonym(folder, key=key) if key else folder)
         rows.append(
             SeriesRow(
                 key=entry.location,
-                patient=pseudonym(patient, key=key) if key else patient,
+                patient=patient,
                 study_uid=None,
                 series_uid=None,
                 modality=None,

@@ -563,6 +563,7 @@ def _read_frames_in_place(
     result fits the output type; ``checked`` verifies that from each frame's stored range.
     """
     info = np.iinfo(output.dtype)
+    handle: Any
     with open_source(path) as handle:
         for record, destination in items:
             layout = record.layout

@@ -1,0 +1,187 @@
+"""Scanning trees and archives into a catalog: layouts, cache, hostile archives, Dask."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+
+import radpipe
+from radpipe.errors import DatasetError
+from radpipe.io.catalog import open_catalog, scan
+from radpipe.io.sources import ArchiveLimits, Problem, walk_sources
+from radpipe.phantom import write_ircadb_patient, write_phantom_study
+from radpipe.privacy import pseudonym
+
+PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
+
+
+@pytest.fixture(scope="module")
+def ircadb_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ircadb")
+    for number in (1, 2):
+        write_ircadb_patient(
+            root / f"3Dircadb1.{number}", patient_id=f"IRCAD-{number}", seed=number
+        )
+    return root
+
+
+def test_ircadb_zipped_tree_scans_into_image_and_masks(ircadb_tree, tmp_path):
+    catalog, report = scan(ircadb_tree, tmp_path / "catalog.sqlite", workers=2)
+    assert report.patients == 2 and report.problems == 0
+    patients = {row["patient"] for row in catalog.patients()}
+    assert patients == {pseudonym("IRCAD-1"), pseudonym("IRCAD-2")}
+    for patient in patients:
+        images = catalog.series(patient=patient, role="image")
+        masks = {entry.name for entry in catalog.series(patient=patient, role="mask")}
+        assert len(images) == 1 and images[0].layout == "3D-IRCADb"
+        assert {"liver", "spleen", "bone", "livertumor01", "livertumor02"} <= masks
+    # natural order: image_2 sorts before image_10
+    files = catalog.files(catalog.series(role="image")[0])
+    names = [f.rsplit("/", 1)[-1] for f in files]
+    assert names.index("image_2") < names.index("image_10")
+    # volumes load straight from the zip members
+    ct = catalog.load(catalog.series(role="image")[0])
+    liver = catalog.load(catalog.series(role="mask", name="liver")[0])
+    assert ct.shape == liver.shape == (24, 96, 96)
+    assert ct.dtype == np.int16 and ct.array.min() == -1000
+    assert set(np.unique(liver.array)) == {0, 255}
+    np.testing.assert_allclose(ct.affine, liver.affine)
+
+
+def test_rescan_reads_only_what_changed(ircadb_tree, tmp_path):
+    tree = tmp_path / "tree"
+    shutil.copytree(ircadb_tree, tree)
+    path = tmp_path / "catalog.sqlite"
+    _, first = scan(tree, path, workers=1)
+    _, again = scan(tree, path, workers=1)
+    assert again.read == 0 and again.series == first.series
+    write_phantom_study(tree / "extra", patient_id="EXTRA", shape=(16, 48, 48), tumours=1)
+    shutil.rmtree(tree / "3Dircadb1.2")
+    catalog, third = scan(tree, path, workers=1)
+    assert third.read == 17  # 16 slices + the label map, nothing else
+    assert third.removed == 24 * 6  # every member of patient 2's two archives
+    assert {row["patient"] for row in catalog.patients()} == {
+        pseudonym("IRCAD-1"),
+        pseudonym("EXTRA"),
+    }
+
+
+def test_pydicom_dicomdir_tree_has_several_patients(tmp_path):
+    catalog, _ = scan(PYDICOM_FILES / "dicomdirtests", tmp_path / "c.sqlite", workers=1)
+    images = catalog.series(role="image")
+    assert len({e.patient for e in images}) >= 2
+    assert all(e.layout == "DICOMDIR" for e in images)
+    assert all(not e.patient.startswith("anon-unknown") for e in images)
+    for entry in images:
+        assert entry.shape is not None and entry.shape[1] > 0
+
+
+def test_whole_shared_data_folder(data_dir, tmp_path):
+    catalog, _ = scan(data_dir, tmp_path / "all.sqlite", workers=2)
+    by_layout = {}
+    for entry in catalog.series():
+        by_layout.setdefault(entry.layout, []).append(entry)
+    sunnybrook_images = [e for e in by_layout["Sunnybrook"] if e.role == "image"]
+    contours = [e for e in by_layout["Sunnybrook"] if e.role == "contours"]
+    assert len(sunnybrook_images) == 3 and len(contours) == 6
+    # each contour folder links (through link.csv) to the image series of its patient
+    image_keys = {e.key: e for e in sunnybrook_images}
+    for contour in contours:
+        assert contour.linked in image_keys
+        assert image_keys[contour.linked].patient == contour.patient
+    pairs = [e for e in by_layout["image + label pairs"] if e.role == "label"]
+    assert any(e.name == "brain1_label" and e.linked.endswith("brain1_image.nrrd") for e in pairs)
+    seg = catalog.series(modality="SEG", role="segmentation")
+    assert any(e.first_location.endswith("dcmqi/data/segmentations/liver.dcm") for e in seg)
+    ct = [e for e in catalog.series(modality="CT") if "dcm_qa_ct" in e.first_location]
+    assert len(ct) == 1 and ct[0].shape == (28, 512, 512) and ct[0].layout == "DICOMDIR"
+    mosaics = [p for p in catalog.problems() if "mosaic" in p[1]]
+    assert len(mosaics) == 8
+    # identifiers never reach the catalog file
+    real_id = pydicom.dcmread(
+        next((data_dir / "dcm_qa_ct/In/Philips/S21570/S2010").glob("I1*"))
+    ).PatientID
+    assert real_id.encode() not in (tmp_path / "all.sqlite").read_bytes()
+
+
+def test_exports_and_queries(ircadb_tree, tmp_path):
+    catalog, _ = scan(ircadb_tree, tmp_path / "c.sqlite", workers=1)
+    catalog.write_csv(tmp_path / "series.csv")
+    lines = (tmp_path / "series.csv").read_text().splitlines()
+    assert len(lines) == 1 + len(catalog.series())
+    document = json.loads(catalog.write_json(tmp_path / "c.json").read_text())
+    assert len(document["series"]) == len(catalog.series())
+    assert len(catalog.series(modality="CT", max_slice_thickness=2.5)) == len(catalog.series())
+    assert catalog.series(max_slice_thickness=2.0) == []
+    reopened = open_catalog(tmp_path / "c.sqlite")
+    assert len(reopened.series(role="mask")) == len(catalog.series(role="mask"))
+    with pytest.raises(DatasetError, match="no catalog here"):
+        open_catalog(tmp_path / "missing.sqlite")
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_hostile_archives_are_refused_without_writing(phantom_study, tmp_path):
+    root = tmp_path / "incoming"
+    root.mkdir()
+    good = phantom_study.files[0].read_bytes()
+    _zip(root / "traversal.zip", {"../../evil.dcm": good, "/abs/evil.dcm": good, "ok/a.dcm": good})
+    _zip(root / "bomb.zip", {"zeros.bin": b"\0" * (64 * 1024 * 1024)})
+    (root / "truncated.zip").write_bytes((root / "traversal.zip").read_bytes()[:200])
+    limits = ArchiveLimits(max_total_bytes=16 * 1024 * 1024)
+    items = list(walk_sources(root, limits=limits))
+    prefix = len(str(root)) + 1
+    reasons = {item.location[prefix:]: item.reason for item in items if isinstance(item, Problem)}
+    assert "escapes the archive" in reasons["traversal.zip::../../evil.dcm"]
+    assert "absolute path" in reasons["traversal.zip::/abs/evil.dcm"]
+    assert "expands to" in reasons["bomb.zip"]
+    assert "corrupt or truncated" in reasons["truncated.zip"]
+    sources = [item.location for item in items if not isinstance(item, Problem)]
+    assert sources == [str(root / "traversal.zip") + "::ok/a.dcm"]
+    assert not (tmp_path / "evil.dcm").exists() and not Path("/abs/evil.dcm").exists()
+    catalog, report = scan(root, tmp_path / "c.sqlite", workers=1, limits=limits)
+    assert report.problems == 4 and len(catalog.series(role="image")) == 1
+
+
+def test_broken_files_duplicates_and_loops_are_reported(phantom_study, tmp_path):
+    root = tmp_path / "tree"
+    shutil.copytree(phantom_study.series_folder, root / "a")
+    shutil.copy(phantom_study.files[0], root / "a" / "copy-of-first.dcm")
+    (root / "a" / "broken.dcm").write_bytes(b"DICM" * 10)
+    os.symlink(root, root / "a" / "loop")
+    catalog, _ = scan(root, tmp_path / "c.sqlite", workers=1)
+    reasons = " | ".join(reason for _, reason in catalog.problems())
+    assert "duplicate SOPInstanceUID" in reasons
+    assert "symbolic link loop" in reasons
+    assert catalog.series(role="image")[0].shape == phantom_study.phantom.ct.shape
+
+
+def test_dask_local_cluster_gives_the_same_catalog(ircadb_tree, tmp_path):
+    distributed = pytest.importorskip("dask.distributed")
+    local, _ = scan(ircadb_tree, tmp_path / "local.sqlite", workers=1)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        remote, _ = scan(ircadb_tree, tmp_path / "dask.sqlite", scheduler=cluster.scheduler_address)
+    assert [e.as_row() for e in remote.series()] == [e.as_row() for e in local.series()]
+
+
+def test_catalog_load_matches_direct_load(phantom_study, tmp_path):
+    catalog, _ = scan(phantom_study.folder, tmp_path / "c.sqlite", workers=1)
+    image = next(e for e in catalog.series() if e.format == "DICOM")
+    direct = radpipe.load(phantom_study.series_folder)
+    np.testing.assert_array_equal(catalog.load(image).array, direct.array)
+    label = next(e for e in catalog.series() if e.format == "NIfTI")
+    np.testing.assert_array_equal(catalog.load(label).array, phantom_study.phantom.labels.array)
