@@ -9,7 +9,7 @@ import typer
 from radpipe.cli.convert import convert
 from radpipe.cli.demo import demo
 from radpipe.cli.info import info
-from radpipe.cli.scan import catalog_app, metadata, scan_command
+from radpipe.cli.scan import catalog_app, deidentify, metadata, scan_command
 
 app = typer.Typer(
     name="radpipe",
@@ -23,6 +23,7 @@ app.command()(convert)
 app.command()(demo)
 app.command("scan")(scan_command)
 app.command()(metadata)
+app.command()(deidentify)
 app.add_typer(catalog_app, name="catalog")
 
 

@@ -209,3 +209,24 @@ def metadata(
         rows = metadata_rows(found, per_file=per_file, fields=chosen)
     write_table(rows, out, overwrite=overwrite)
     stdout.print(f"wrote {out}: {len(rows)} rows")
+
+
+def deidentify(
+    source: Annotated[Path, typer.Argument(help="DICOM folder, file or zip archive.")],
+    target: Annotated[Path, typer.Argument(help="Folder to create with the de-identified copy.")],
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace TARGET if it exists.")
+    ] = False,
+) -> None:
+    """Write a de-identified copy of SOURCE (PS3.15 basic profile; dates shifted; UIDs remapped)."""
+    from radpipe.export.deidentify import deidentify_tree
+
+    report = deidentify_tree(source, target, overwrite=overwrite)
+    stdout.print(
+        f"wrote {report.written} de-identified DICOM files to {target}; "
+        f"{len(report.skipped)} non-DICOM files not copied"
+    )
+    for location in report.burned_in:
+        stdout.print(f"[yellow]check for burned-in text:[/yellow] {location}")
+    for location, reason in report.problems:
+        stdout.print(f"[yellow]problem:[/yellow] {location}: {reason}")
