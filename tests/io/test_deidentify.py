@@ -15,6 +15,14 @@ from radpipe.cli.main import main
 from radpipe.export.deidentify import KEEP_UIDS, deidentify_tree
 
 
+def _is_identifier(element) -> bool:
+    if not element.value:
+        return False
+    if element.VR == "UI":
+        return element.keyword not in KEEP_UIDS
+    return element.keyword in ("PatientID", "AccessionNumber", "InstitutionName")
+
+
 def identifying_values(folder: Path) -> set[str]:
     """Every name, identifier, instance UID and date in the original files."""
     found: set[str] = set()
@@ -26,12 +34,7 @@ def identifying_values(folder: Path) -> set[str]:
                     collect(item)
             elif element.VR in ("PN", "DA") and str(element.value).strip():
                 found.add(str(element.value))
-            elif element.VR == "UI" and element.keyword not in KEEP_UIDS and element.value:
-                found.add(str(element.value))
-            elif (
-                element.keyword in ("PatientID", "AccessionNumber", "InstitutionName")
-                and element.value
-            ):
+            elif _is_identifier(element):
                 found.add(str(element.value))
 
     for path in folder.rglob("*"):

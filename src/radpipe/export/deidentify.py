@@ -154,7 +154,7 @@ def _output_path(source: Source, root: Path) -> PurePosixPath:
         text = text[len(prefix) :]
     elif text == str(root):
         text = root.name
-    parts = []
+    parts: list[str] = []
     for piece in text.split(SEPARATOR):
         name = piece[:-4] if piece.lower().endswith(".zip") else piece
         parts.extend(p for p in name.split("/") if p and p != "..")
