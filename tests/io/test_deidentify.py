@@ -16,8 +16,10 @@ from radpipe.export.deidentify import KEEP_UIDS, deidentify_tree
 
 
 def _is_identifier(element) -> bool:
-    if not element.value:
+    if not str(element.value).strip():
         return False
+    if element.VR in ("PN", "DA"):
+        return True
     if element.VR == "UI":
         return element.keyword not in KEEP_UIDS
     return element.keyword in ("PatientID", "AccessionNumber", "InstitutionName")
@@ -32,8 +34,6 @@ def identifying_values(folder: Path) -> set[str]:
             if element.VR == "SQ":
                 for item in element.value:
                     collect(item)
-            elif element.VR in ("PN", "DA") and str(element.value).strip():
-                found.add(str(element.value))
             elif _is_identifier(element):
                 found.add(str(element.value))
 
