@@ -19,46 +19,128 @@ from radpipe.privacy import pseudonym, pseudonym_key
 
 #: Attributes the basic profile removes (X), by keyword.
 REMOVE = frozenset(
-    """
-    AccessionNumber AcquisitionComments AcquisitionContextSequence AcquisitionDeviceProcessingDescription
-    ActualHumanPerformersSequence AdditionalPatientHistory AdmissionID AdmittingDiagnosesCodeSequence
-    AdmittingDiagnosesDescription Allergies Arbitrary AuthorObserverSequence BranchOfService
-    CommentsOnThePerformedProcedureStep ConsultingPhysicianName ContentCreatorName
-    ContributionDescription CountryOfResidence CurrentPatientLocation CustodialOrganizationSequence
-    DerivationDescription DeviceSerialNumber DischargeDiagnosisDescription EthnicGroup
-    FrameComments GantryID GeneratorID HumanPerformerName IconImageSequence IdentifyingComments
-    ImageComments ImagePresentationComments InstitutionAddress InstitutionalDepartmentName
-    InstitutionName IssuerOfAdmissionID IssuerOfPatientID MedicalAlerts MedicalRecordLocator
-    MilitaryRank ModifiedAttributesSequence NameOfPhysiciansReadingStudy Occupation
-    OperatorsName OriginalAttributesSequence OtherPatientIDs OtherPatientIDsSequence
-    OtherPatientNames PatientAddress PatientAge PatientBirthName PatientBirthTime PatientComments
-    PatientInsurancePlanCodeSequence PatientMotherBirthName PatientReligiousPreference
-    PatientSize PatientState PatientTelephoneNumbers PatientWeight PerformedLocation
-    PerformedProcedureStepDescription PerformedProcedureStepID PerformingPhysicianName
-    PerformingPhysicianIdentificationSequence PhysiciansOfRecord
-    PhysiciansOfRecordIdentificationSequence PhysiciansReadingStudyIdentificationSequence
-    ProtocolName ReasonForStudy ReferencedPatientAliasSequence ReferencedPatientSequence
-    ReferringPhysicianAddress ReferringPhysicianIdentificationSequence
-    ReferringPhysicianTelephoneNumbers RegionOfResidence RequestAttributesSequence
-    RequestedContrastAgent RequestedProcedureComments RequestedProcedureDescription
-    RequestedProcedureID RequestedProcedureLocation RequestingPhysician RequestingService
-    ResultsComments ScheduledPerformingPhysicianName ScheduledProcedureStepDescription
-    SeriesDescription ServiceEpisodeDescription ServiceEpisodeID SpecialNeeds StationName
-    StudyComments StudyDescription TextComments TextString TopicAuthor TopicKeywords
-    TopicSubject TopicTitle VisitComments
-    """.split()
+    [
+        "AccessionNumber",
+        "AcquisitionComments",
+        "AcquisitionContextSequence",
+        "AcquisitionDeviceProcessingDescription",
+        "ActualHumanPerformersSequence",
+        "AdditionalPatientHistory",
+        "AdmissionID",
+        "AdmittingDiagnosesCodeSequence",
+        "AdmittingDiagnosesDescription",
+        "Allergies",
+        "Arbitrary",
+        "AuthorObserverSequence",
+        "BranchOfService",
+        "CommentsOnThePerformedProcedureStep",
+        "ConsultingPhysicianName",
+        "ContentCreatorName",
+        "ContributionDescription",
+        "CountryOfResidence",
+        "CurrentPatientLocation",
+        "CustodialOrganizationSequence",
+        "DerivationDescription",
+        "DeviceSerialNumber",
+        "DischargeDiagnosisDescription",
+        "EthnicGroup",
+        "FrameComments",
+        "GantryID",
+        "GeneratorID",
+        "HumanPerformerName",
+        "IconImageSequence",
+        "IdentifyingComments",
+        "ImageComments",
+        "ImagePresentationComments",
+        "InstitutionAddress",
+        "InstitutionalDepartmentName",
+        "InstitutionName",
+        "IssuerOfAdmissionID",
+        "IssuerOfPatientID",
+        "MedicalAlerts",
+        "MedicalRecordLocator",
+        "MilitaryRank",
+        "ModifiedAttributesSequence",
+        "NameOfPhysiciansReadingStudy",
+        "Occupation",
+        "OperatorsName",
+        "OriginalAttributesSequence",
+        "OtherPatientIDs",
+        "OtherPatientIDsSequence",
+        "OtherPatientNames",
+        "PatientAddress",
+        "PatientAge",
+        "PatientBirthName",
+        "PatientBirthTime",
+        "PatientComments",
+        "PatientInsurancePlanCodeSequence",
+        "PatientMotherBirthName",
+        "PatientReligiousPreference",
+        "PatientSize",
+        "PatientState",
+        "PatientTelephoneNumbers",
+        "PatientWeight",
+        "PerformedLocation",
+        "PerformedProcedureStepDescription",
+        "PerformedProcedureStepID",
+        "PerformingPhysicianName",
+        "PerformingPhysicianIdentificationSequence",
+        "PhysiciansOfRecord",
+        "PhysiciansOfRecordIdentificationSequence",
+        "PhysiciansReadingStudyIdentificationSequence",
+        "ProtocolName",
+        "ReasonForStudy",
+        "ReferencedPatientAliasSequence",
+        "ReferencedPatientSequence",
+        "ReferringPhysicianAddress",
+        "ReferringPhysicianIdentificationSequence",
+        "ReferringPhysicianTelephoneNumbers",
+        "RegionOfResidence",
+        "RequestAttributesSequence",
+        "RequestedContrastAgent",
+        "RequestedProcedureComments",
+        "RequestedProcedureDescription",
+        "RequestedProcedureID",
+        "RequestedProcedureLocation",
+        "RequestingPhysician",
+        "RequestingService",
+        "ResultsComments",
+        "ScheduledPerformingPhysicianName",
+        "ScheduledProcedureStepDescription",
+        "SeriesDescription",
+        "ServiceEpisodeDescription",
+        "ServiceEpisodeID",
+        "SpecialNeeds",
+        "StationName",
+        "StudyComments",
+        "StudyDescription",
+        "TextComments",
+        "TextString",
+        "TopicAuthor",
+        "TopicKeywords",
+        "TopicSubject",
+        "TopicTitle",
+        "VisitComments",
+    ]
 )
 #: Attributes the profile keeps present but empties (Z).
 EMPTY = frozenset(
-    "ReferringPhysicianName StudyID PatientSex PatientBirthDate ContentCreatorName".split()
+    ["ReferringPhysicianName", "StudyID", "PatientSex", "PatientBirthDate", "ContentCreatorName"]
 )
 #: UIDs that name classes or syntaxes, not instances: never remapped.
 KEEP_UIDS = frozenset(
-    """
-    SOPClassUID MediaStorageSOPClassUID TransferSyntaxUID ImplementationClassUID
-    ReferencedSOPClassUID ReferencedSOPClassUIDInFile AffectedSOPClassUID
-    CodingSchemeUID ContextGroupExtensionCreatorUID MappingResourceUID
-    """.split()
+    [
+        "SOPClassUID",
+        "MediaStorageSOPClassUID",
+        "TransferSyntaxUID",
+        "ImplementationClassUID",
+        "ReferencedSOPClassUID",
+        "ReferencedSOPClassUIDInFile",
+        "AffectedSOPClassUID",
+        "CodingSchemeUID",
+        "ContextGroupExtensionCreatorUID",
+        "MappingResourceUID",
+    ]
 )
 #: PS3.16 codes stating what was done (CID 7050).
 METHOD_CODES = (
