@@ -181,8 +181,8 @@ def _strings(value: Any) -> tuple[str, ...]:
     if value is None or value == "":
         return ()
     if isinstance(value, str) or not hasattr(value, "__iter__"):
-        return (str(value),)
-    return tuple(str(v) for v in value)
+        return (str(value).strip(),)
+    return tuple(str(v).strip() for v in value)
 
 
 def open_dataset(path: str | Path, *, stop_before_pixels: bool) -> tuple[Any, int | None]:
@@ -303,17 +303,21 @@ def _is_mosaic(dataset: Any) -> bool:
     return "MOSAIC" in image_type or (0x0019, 0x100A) in dataset
 
 
-def frame_records(path: str | Path) -> list[FrameRecord] | SkippedFile:
-    """Read one file's header and describe each of its frames (see ``_frame_records``)."""
+def frame_records(path: str | Path, *, fast: bool = True) -> list[FrameRecord] | SkippedFile:
+    """Read one file's header and describe each of its frames (see ``_frame_records``).
+
+    ``fast`` tries radpipe's own header reader first (:mod:`radpipe.io.dicom_fast`), falling
+    back to pydicom for what it declines; ``fast=False`` always uses pydicom.
+    """
     try:
-        return _frame_records(path)
+        return _frame_records(path, fast=fast)
     except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
         raise ReadError(
             f"{path}: invalid DICOM header value ({exc}); fix or remove the file"
         ) from exc
 
 
-def _frame_records(path: str | Path) -> list[FrameRecord] | SkippedFile:
+def _frame_records(path: str | Path, *, fast: bool = True) -> list[FrameRecord] | SkippedFile:
     """Read one file's header and describe each of its frames.
 
     Parameters
@@ -333,8 +337,9 @@ def _frame_records(path: str | Path) -> list[FrameRecord] | SkippedFile:
         For broken headers.
     """
     name = str(path)
+    quick = _fast_header(name) if fast else None
     try:
-        dataset, offset = open_dataset(name, stop_before_pixels=True)
+        dataset, offset = quick if quick is not None else open_dataset(name, stop_before_pixels=True)
     except ReadError as exc:
         if "not a DICOM file" in str(exc):
             return SkippedFile(name, "not DICOM")
@@ -357,6 +362,17 @@ def _frame_records(path: str | Path) -> list[FrameRecord] | SkippedFile:
     return [_classic_record(name, dataset, layout)]
 
 
+def _fast_header(name: str) -> tuple[Any, int | None] | None:
+    """The fast reader's header for the common case, or None to read with pydicom."""
+    from radpipe.io.dicom_fast import read_fast_header
+
+    try:
+        with open_source(name) as handle:
+            return read_fast_header(handle)
+    except (OSError, ReadError):
+        return None
+
+
 def _has_functional_groups(dataset: Any, layout: PixelLayout) -> bool:
     """Enhanced multi-frame: one non-empty functional-group item per frame (some classic files
     carry an empty PerFrameFunctionalGroupsSequence, which must be ignored)."""
@@ -369,7 +385,8 @@ def _has_functional_groups(dataset: Any, layout: PixelLayout) -> bool:
 def _classic_record(path: str, dataset: Any, layout: PixelLayout) -> FrameRecord:
     spacing = _spacing(dataset.get("PixelSpacing")) or _spacing(dataset.get("ImagerPixelSpacing"))
     image_type = _strings(dataset.get("ImageType"))
-    echo = str(dataset.get("EchoNumbers", "") or "")
+    echo_number = _float_or_none(dataset.get("EchoNumbers"))
+    echo = f"{echo_number:g}" if echo_number else ""
     return FrameRecord(
         path=path,
         frame=0,

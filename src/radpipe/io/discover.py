@@ -109,6 +109,8 @@ def _text(dataset: Any, keyword: str) -> str | None:
     value = dataset.get(keyword)
     if value is None or value == "":
         return None
+    if not isinstance(value, str) and hasattr(value, "__iter__"):
+        return "\\".join(str(v).strip() for v in value)
     return str(value).strip()
 
 

@@ -85,8 +85,9 @@ class SeriesPlan:
     def header(self) -> Any:
         """The first frame's header (pixels not loaded), read again if the record lacks it."""
         first = self.records[0]
-        if first.header is None:
-            self.records[0] = first = dataclasses.replace(first, header=header_of(first))
+        full = header_of(first)
+        if full is not first.header:
+            self.records[0] = first = dataclasses.replace(first, header=full)
         return first.header
 
     @property
@@ -176,9 +177,11 @@ def _frame_records_without_header(path: str) -> list[FrameRecord] | SkippedFile:
 
 def header_of(record: FrameRecord) -> Any:
     """The parsed header (no pixels) of a frame's file, read again if it was dropped."""
-    if record.header is not None:
-        return record.header
     from radpipe.io.dicom import open_dataset
+    from radpipe.io.dicom_fast import FastHeader
+
+    if record.header is not None and not isinstance(record.header, FastHeader):
+        return record.header
 
     dataset, _ = open_dataset(record.path, stop_before_pixels=True)
     return dataset

@@ -1,0 +1,117 @@
+"""Dataset scan: radpipe's catalog scan against a plain pydicom walk and SimpleITK's series
+discovery, then the cached re-scan.
+
+Writes 200 phantom patients of 100 small slices (20,000 DICOM files, 50 patients zipped)
+once into bench-output/, then times each in one run.
+
+    .venv/bin/python benchmarks/bench_scan.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BENCH_DIR, report  # noqa: E402
+
+from radpipe.io.catalog import scan  # noqa: E402
+from radpipe.phantom import write_phantom_study  # noqa: E402
+
+
+def dataset(patients: int, slices: int, zipped: int) -> Path:
+    root = BENCH_DIR / f"scan_{patients}x{slices}"
+    if (root / ".complete").exists():
+        return root
+    print(f"writing {patients} patients x {slices} slices to {root} ...", flush=True)
+    shutil.rmtree(root, ignore_errors=True)
+    for number in range(patients):
+        folder = root / f"patient{number:04d}"
+        study = write_phantom_study(
+            folder, patient_id=f"BENCH-{number:04d}", shape=(slices, 32, 32),
+            spacing=(2.0, 6.0, 6.0), tumours=0, seed=number,
+        )  # fmt: skip
+        study.labels_path.unlink()
+        if number < zipped:
+            with zipfile.ZipFile(folder / "CT.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+                for path in sorted(study.series_folder.iterdir()):
+                    archive.write(path, f"CT/{path.name}")
+            shutil.rmtree(study.series_folder)
+    (root / ".complete").touch()
+    return root
+
+
+def pydicom_walk(root: Path) -> int:
+    import pydicom
+
+    count = 0
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(folder, name)
+            if name.endswith(".zip"):
+                with zipfile.ZipFile(path) as archive:
+                    for member in archive.namelist():
+                        with archive.open(member) as handle:
+                            pydicom.dcmread(handle, stop_before_pixels=True)
+                        count += 1
+            elif not name.startswith("."):
+                pydicom.dcmread(path, stop_before_pixels=True)
+                count += 1
+    return count
+
+
+def sitk_series(root: Path) -> int:
+    import SimpleITK as sitk
+
+    reader = sitk.ImageSeriesReader()
+    count = 0
+    for folder, _, names in os.walk(root):
+        if any(n.endswith(".dcm") for n in names):
+            for series in reader.GetGDCMSeriesIDs(folder):
+                count += len(reader.GetGDCMSeriesFileNames(folder, series))
+    return count
+
+
+def timed(function) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = function()
+    return time.perf_counter() - start, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--patients", type=int, default=200)
+    parser.add_argument("--slices", type=int, default=100)
+    parser.add_argument("--zipped", type=int, default=50)
+    args = parser.parse_args()
+    root = dataset(args.patients, args.slices, args.zipped)
+    files = args.patients * args.slices
+    with tempfile.TemporaryDirectory() as work:
+        catalog_path = Path(work) / "catalog.sqlite"
+        first, (_, scan_report) = timed(lambda: scan(root, catalog_path))
+        assert scan_report.files == files and scan_report.series == args.patients, scan_report
+        again, (_, rescan_report) = timed(lambda: scan(root, catalog_path))
+        assert rescan_report.read == 0
+    walk_seconds, walked = timed(lambda: pydicom_walk(root))
+    assert walked == files
+    plain_files = (args.patients - args.zipped) * args.slices
+    sitk_seconds, found = timed(lambda: sitk_series(root))
+    assert found == plain_files
+
+    print(f"\n{files} DICOM files, {args.zipped * args.slices} of them in zip archives")
+    print(f"  radpipe scan          {files / first:9.0f} files/s")
+    print(f"  pydicom walk          {files / walk_seconds:9.0f} files/s   speed-up {walk_seconds / first:4.2f}x (target >= 3x)")
+    print(f"  SimpleITK GDCM IDs    {plain_files / sitk_seconds:9.0f} files/s   (plain folders only)   speed-up {(plain_files / sitk_seconds) ** -1 * files / first:4.2f}x")
+    print(f"  radpipe cached rescan {files / again:9.0f} files/s   {first / again:5.1f}x faster than the first scan (target >= 20x)")
+    report("scan of the whole tree", first, {"pydicom walk": walk_seconds})
+    report("cached re-scan", again, {"first scan": first})
+
+
+if __name__ == "__main__":
+    main()
