@@ -18,7 +18,12 @@ PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 
 
 def _files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix not in (".txt", ".json", ".nii", ".gz", ".nrrd", ".csv", ".py", ".md"))
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.suffix not in (".txt", ".json", ".nii", ".gz", ".nrrd", ".csv", ".py", ".md")
+    )
 
 
 def _compare(path: Path) -> bool:
@@ -46,7 +51,9 @@ def _compare(path: Path) -> bool:
     return True
 
 
-@pytest.mark.parametrize("folder", ["dcm_qa_ct", "dcm_qa_nih", "dcmqi", "rt-utils", "pyCERR", "sunnybrook", "highdicom"])
+@pytest.mark.parametrize(
+    "folder", ["dcm_qa_ct", "dcm_qa_nih", "dcmqi", "rt-utils", "pyCERR", "sunnybrook", "highdicom"]
+)
 def test_fast_reader_agrees_with_pydicom_on_real_data(data_dir, folder):
     handled = [_compare(path) for path in _files(data_dir / folder)]
     assert any(handled), f"the fast reader handled no file of {folder}"

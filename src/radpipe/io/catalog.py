@@ -422,14 +422,19 @@ def scan(
                         e.size,
                         e.mtime_ns,
                         e.kind,
-                        json.dumps(e.facts),
-                        json.dumps(e.records),
+                        e.facts_json,
+                        e.records_json,
                         e.problem,
                     )
                     for e in described
                 ],
             )
-        entries = [_entry_from_row(row) for row in connection.execute("SELECT * FROM files")]
+        fresh = {entry.location for entry in described}
+        entries = described + [
+            _entry_from_row(row)
+            for row in connection.execute("SELECT * FROM files")
+            if row[0] not in fresh
+        ]
         built = build_series(entries, root_text, keep_phi=keep_phi)
         built.problems.extend((p.location, p.reason) for p in walk_problems)
         with connection:

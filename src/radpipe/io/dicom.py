@@ -339,7 +339,9 @@ def _frame_records(path: str | Path, *, fast: bool = True) -> list[FrameRecord] 
     name = str(path)
     quick = _fast_header(name) if fast else None
     try:
-        dataset, offset = quick if quick is not None else open_dataset(name, stop_before_pixels=True)
+        dataset, offset = (
+            quick if quick is not None else open_dataset(name, stop_before_pixels=True)
+        )
     except ReadError as exc:
         if "not a DICOM file" in str(exc):
             return SkippedFile(name, "not DICOM")

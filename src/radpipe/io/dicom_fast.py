@@ -16,28 +16,105 @@ from typing import Any, BinaryIO
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
 _DECLINED_SYNTAXES = {"1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"}  # big endian, deflate
-_LONG_VRS = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
+_LONG_VRS = {
+    b"OB",
+    b"OW",
+    b"OF",
+    b"OD",
+    b"OL",
+    b"OV",
+    b"SQ",
+    b"UC",
+    b"UN",
+    b"UR",
+    b"UT",
+    b"SV",
+    b"UV",
+}
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PIXEL_DATA = 0x7FE00010
 _UNDEFINED = 0xFFFFFFFF
-_TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "PN", "SH", "TM", "UI", "LT", "ST", "UT", "UC"}
+_TEXT_VRS = {
+    "AE",
+    "AS",
+    "CS",
+    "DA",
+    "DS",
+    "DT",
+    "IS",
+    "LO",
+    "PN",
+    "SH",
+    "TM",
+    "UI",
+    "LT",
+    "ST",
+    "UT",
+    "UC",
+}
 _DECODINGS = {"": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 192": "utf-8"}
 
 #: Attributes read, by keyword (top level only).
-WANTED = (
-    "SpecificCharacterSet ImageType SOPClassUID SOPInstanceUID StudyDate SeriesDate "
-    "AcquisitionDate AccessionNumber Modality Manufacturer InstitutionName StudyDescription "
-    "SeriesDescription ManufacturerModelName PatientName PatientID PatientBirthDate "
-    "ContrastBolusAgent BodyPartExamined SliceThickness KVP SpacingBetweenSlices "
-    "TriggerTime StudyInstanceUID SeriesInstanceUID StudyID SeriesNumber AcquisitionNumber "
-    "InstanceNumber ImagePositionPatient ImageOrientationPatient TemporalPositionIdentifier "
-    "SamplesPerPixel PhotometricInterpretation PlanarConfiguration NumberOfFrames Rows "
-    "Columns PixelSpacing ImagerPixelSpacing BitsAllocated BitsStored PixelRepresentation "
-    "BurnedInAnnotation WindowCenter WindowWidth RescaleIntercept RescaleSlope RescaleType "
-    "EchoNumbers GridFrameOffsetVector DoseGridScaling"
-).split()
+WANTED = [
+    "SpecificCharacterSet",
+    "ImageType",
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "StudyDate",
+    "SeriesDate",
+    "AcquisitionDate",
+    "AccessionNumber",
+    "Modality",
+    "Manufacturer",
+    "InstitutionName",
+    "StudyDescription",
+    "SeriesDescription",
+    "ManufacturerModelName",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "ContrastBolusAgent",
+    "BodyPartExamined",
+    "SliceThickness",
+    "KVP",
+    "SpacingBetweenSlices",
+    "TriggerTime",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "StudyID",
+    "SeriesNumber",
+    "AcquisitionNumber",
+    "InstanceNumber",
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "TemporalPositionIdentifier",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "PlanarConfiguration",
+    "NumberOfFrames",
+    "Rows",
+    "Columns",
+    "PixelSpacing",
+    "ImagerPixelSpacing",
+    "BitsAllocated",
+    "BitsStored",
+    "PixelRepresentation",
+    "BurnedInAnnotation",
+    "WindowCenter",
+    "WindowWidth",
+    "RescaleIntercept",
+    "RescaleSlope",
+    "RescaleType",
+    "EchoNumbers",
+    "GridFrameOffsetVector",
+    "DoseGridScaling",
+]
 #: Sequences whose presence (not content) matters.
-PRESENCE = ("DirectoryRecordSequence", "PerFrameFunctionalGroupsSequence", "ReferencedSeriesSequence")
+PRESENCE = (
+    "DirectoryRecordSequence",
+    "PerFrameFunctionalGroupsSequence",
+    "ReferencedSeriesSequence",
+)
 
 
 def _tables() -> tuple[dict[int, tuple[str, str]], dict[int, str]]:
@@ -220,7 +297,7 @@ def _skip_undefined(data: bytes, position: int, implicit: bool) -> int:
         group, element = unpack_from("<HH", data, position)
         tag = (group << 16) | element
         (length,) = unpack_from("<I", data, position + 4)
-        if tag == _SEQUENCE_END or tag == _ITEM_END:
+        if tag in (_SEQUENCE_END, _ITEM_END):
             position += 8
             if tag == _SEQUENCE_END:
                 depth -= 1

@@ -10,6 +10,7 @@ import datetime
 import hashlib
 import hmac
 import io
+import json
 import re
 import tempfile
 import warnings
@@ -43,6 +44,8 @@ class FileEntry:
     facts: dict[str, Any] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
     problem: str | None = None
+    facts_json: str = "{}"
+    records_json: str = "[]"
 
 
 @dataclass
@@ -64,13 +67,13 @@ def describe(job: tuple[Source, DescribeOptions]) -> FileEntry:
 
 def _describe(source: Source, options: DescribeOptions) -> FileEntry:
     entry = FileEntry(source.location, source.size, source.mtime_ns, kind="other")
-    name = PurePosixPath(source.location.replace(SEPARATOR, "/")).name
-    lower = name.lower()
+    path = source.location.replace(SEPARATOR, "/")
+    lower = path.rsplit("/", 1)[-1].lower()
     try:
         if lower.endswith(VOLUME_SUFFIXES):
             entry.kind = "volume"
             entry.facts = _volume_facts(source.location)
-        elif _is_contour_file(source.location):
+        elif lower.endswith(".txt") and "contour" in path.rsplit("/", 1)[0].lower():
             entry.kind = "contour"
         elif lower == "link.csv":
             entry.kind = "link-table"
@@ -81,6 +84,8 @@ def _describe(source: Source, options: DescribeOptions) -> FileEntry:
             _describe_dicom(entry, options)
     except RadpipeError as exc:
         entry.kind, entry.problem = "problem", str(exc)
+    entry.facts_json = json.dumps(entry.facts)
+    entry.records_json = json.dumps(entry.records)
     return entry
 
 
@@ -125,7 +130,7 @@ def shifted_date(value: str | None, days: int) -> str | None:
     if not value:
         return None
     try:
-        date = datetime.datetime.strptime(value[:8], "%Y%m%d").date()
+        date = datetime.date(int(value[0:4]), int(value[4:6]), int(value[6:8]))
     except ValueError:
         return None
     return (date - datetime.timedelta(days=days)).strftime("%Y%m%d")

@@ -119,9 +119,9 @@ def walk_sources(
 ) -> Iterator[Source | Problem]:
     """Every file under ``root`` (a folder, a file or a zip archive), archives read in place.
 
-    Folders are walked in natural order; symbolic links to folders are followed once (a link
+    Folders are walked in directory order; symbolic links to folders are followed once (a link
     back to a folder already visited is reported as a loop); hidden files are skipped. Zip
-    archives (by content, not name) are opened and their members listed; members that escape
+    archives (files ending in .zip) are opened and their members listed; members that escape
     the archive root, encrypted members and archives beyond ``limits`` are reported as
     :class:`Problem` and the rest of the scan goes on.
     """
@@ -130,7 +130,7 @@ def walk_sources(
     if not start.exists():
         raise ReadError(f"{start}: no such file or folder")
     if start.is_file():
-        yield from _file_sources(start, limits)
+        yield from _file_sources(str(start), None, limits)
         return
     visited: set[tuple[int, int]] = set()
     yield from _walk_folder(start, visited, limits)
@@ -150,49 +150,45 @@ def _walk_folder(
         return
     visited.add(key)
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: natural_key(e.name))
+        with os.scandir(folder) as scanner:
+            entries = list(scanner)  # directory order: the catalog sorts what it shows
     except OSError as exc:
         yield Problem(str(folder), f"unreadable folder ({exc.strerror})")
         return
     for entry in entries:
         if entry.name.startswith("."):
             continue
-        path = Path(entry.path)
         try:
             if entry.is_dir(follow_symlinks=True):
-                yield from _walk_folder(path, visited, limits)
-            elif entry.is_file(follow_symlinks=True):
-                yield from _file_sources(path, limits)
+                yield from _walk_folder(Path(entry.path), visited, limits)
+                continue
+            stat_result = entry.stat(follow_symlinks=True)
         except OSError as exc:
-            yield Problem(str(path), f"unreadable ({exc.strerror})")
+            yield Problem(entry.path, f"unreadable ({exc.strerror})")
+            continue
+        if stat.S_ISREG(stat_result.st_mode):
+            yield from _file_sources(entry.path, stat_result, limits)
 
 
-def _file_sources(path: Path, limits: ArchiveLimits) -> Iterator[Source | Problem]:
-    try:
-        info = path.stat()
-    except OSError as exc:
-        yield Problem(str(path), f"unreadable ({exc.strerror})")
-        return
+def _file_sources(
+    path: str, info: os.stat_result | None, limits: ArchiveLimits
+) -> Iterator[Source | Problem]:
+    if info is None:
+        try:
+            info = os.stat(path)
+        except OSError as exc:
+            yield Problem(path, f"unreadable ({exc.strerror})")
+            return
     if not stat.S_ISREG(info.st_mode):
         return
-    if _looks_like_zip(path):
+    if path.lower().endswith(".zip"):
         try:
             with zipfile.ZipFile(path) as archive:
-                yield from _archive_sources(archive, str(path), info.st_mtime_ns, limits, depth=1)
+                yield from _archive_sources(archive, path, info.st_mtime_ns, limits, depth=1)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            yield Problem(str(path), f"corrupt or truncated zip archive ({exc})")
+            yield Problem(path, f"corrupt or truncated zip archive ({exc})")
         return
-    yield Source(str(path), info.st_size, info.st_mtime_ns)
-
-
-def _looks_like_zip(path: Path) -> bool:
-    if path.suffix.lower() == ".zip":
-        return True
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(4) == b"PK\x03\x04"
-    except OSError:
-        return False
+    yield Source(path, info.st_size, info.st_mtime_ns)
 
 
 def _archive_sources(
