@@ -465,7 +465,17 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
         for row in rows
         if row.format == "DICOM"
     }
-    rows.extend(_volume_rows(entries, root, file_series, key, dicom_patients))
+    dicom_rows = [row for row in rows if row.format == "DICOM" and row.role == "image"]
+    volume_rows = _volume_rows(entries, root, file_series, key, dicom_patients)
+    for row in volume_rows:
+        if row.role == "label" and row.linked is None:
+            # a label map beside a DICOM series (the phantom's labels.nii.gz + CT/)
+            folder = row.first_location.rsplit("/", 1)[0] + "/"
+            beside = [r for r in dicom_rows if r.first_location.startswith(folder)]
+            if len(beside) == 1:
+                row.linked = beside[0].key
+                row.layout = "image + label pairs"
+    rows.extend(volume_rows)
     rows.extend(_contour_rows(entries, root, file_series, rows, key))
     rows.sort(key=lambda r: (r.patient, r.study_uid or "", natural_key(r.first_location)))
     return BuiltCatalog(rows, file_series, problems)
@@ -551,10 +561,16 @@ def _volume_rows(
     return rows
 
 
+LABEL_STEMS = {"label", "labels", "seg", "segmentation", "mask", "masks", "labelmap"}
+
+
 def _is_label_file(location: str) -> bool:
     parts = PurePosixPath(location.replace(SEPARATOR, "/")).parts
-    return bool(LABEL_NAME.search(_volume_stem(location))) or any(
-        p.lower() in LABEL_FOLDERS for p in parts[:-1]
+    stem = _volume_stem(location)
+    return (
+        bool(LABEL_NAME.search(stem))
+        or stem.lower() in LABEL_STEMS
+        or any(p.lower() in LABEL_FOLDERS for p in parts[:-1])
     )
 
 
