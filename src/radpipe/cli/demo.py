@@ -48,3 +48,14 @@ def demo(
         )
         summaries.append(summarize_volume(volume, key=patient_folder.name))
     print_table(summaries, title=f"radpipe demo: {folder}")
+
+    from radpipe.cli.scan import print_series
+    from radpipe.io.catalog import scan
+
+    catalog, report = scan(folder, folder / "catalog.sqlite")
+    with catalog:
+        print_series(catalog.series(), title=f"catalog of {folder} ({folder / 'catalog.sqlite'})")
+    stdout.print(
+        f"{report.files} files, {report.series} series, {report.patients} patients, "
+        f"{report.problems} problems in {report.seconds:.2f} s"
+    )

@@ -386,9 +386,11 @@ def scan(
         cached = _prepare(connection, root_text, keep_phi)
         sources: list[Source] = []
         walk_problems: list[Problem] = []
-        for item in walk_sources(root, limits=limits):
+        own_files = {str(target.resolve()), f"{target.resolve()}-journal"}
+        for item in walk_sources(root_text, limits=limits):
             if isinstance(item, Source):
-                sources.append(item)
+                if item.location not in own_files:
+                    sources.append(item)
             else:
                 walk_problems.append(item)
         if on_total is not None:
