@@ -42,15 +42,38 @@ def test_catalog_query_filters(tree, tmp_path, capsys):
     capsys.readouterr()
     assert main(["catalog", "query", str(catalog), "--role", "mask", "--json"]) == 0
     masks = json.loads(capsys.readouterr().out)
-    assert sorted(m["name"] for m in masks) == ["bone", "liver", "livertumor01", "livertumor02", "spleen"]
-    assert main(["catalog", "query", str(catalog), "--modality", "CT", "--max-slice-thickness", "2", "--json"]) == 0
+    assert sorted(m["name"] for m in masks) == [
+        "bone",
+        "liver",
+        "livertumor01",
+        "livertumor02",
+        "spleen",
+    ]
+    assert (
+        main(
+            [
+                "catalog",
+                "query",
+                str(catalog),
+                "--modality",
+                "CT",
+                "--max-slice-thickness",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out) == []
     assert main(["catalog", "query", str(tmp_path / "nothing.sqlite")]) == 1
 
 
 def test_metadata_table_per_series_and_per_file(tree, tmp_path):
     out = tmp_path / "table.csv"
-    assert main(["metadata", str(tree), "--out", str(out), "--catalog", str(tmp_path / "c.sqlite")]) == 0
+    assert (
+        main(["metadata", str(tree), "--out", str(out), "--catalog", str(tmp_path / "c.sqlite")])
+        == 0
+    )
     rows = list(csv.DictReader(open(out)))
     plain = next(r for r in rows if r["role"] == "image" and r["slices"] == "16")
     assert plain["modality"] == "CT" and plain["kvp"] == "120"

@@ -185,3 +185,22 @@ def test_catalog_load_matches_direct_load(phantom_study, tmp_path):
     np.testing.assert_array_equal(catalog.load(image).array, direct.array)
     label = next(e for e in catalog.series() if e.format == "NIfTI")
     np.testing.assert_array_equal(catalog.load(label).array, phantom_study.phantom.labels.array)
+
+
+def test_nested_and_encrypted_archive_members(phantom_study, tmp_path):
+    root = tmp_path / "incoming"
+    root.mkdir()
+    inner = tmp_path / "inner.zip"
+    with zipfile.ZipFile(inner, "w") as archive:
+        for path in phantom_study.files:
+            archive.write(path, f"CT/{path.name}")
+    with zipfile.ZipFile(root / "outer.zip", "w") as archive:
+        archive.write(inner, "bundle/inner.zip")
+        locked = zipfile.ZipInfo("locked.dcm")
+        locked.flag_bits |= 0x1  # marked encrypted
+        archive.writestr(locked, phantom_study.files[0].read_bytes())
+    catalog, _ = scan(root, tmp_path / "c.sqlite", workers=1)
+    (image,) = catalog.series(role="image")
+    assert "outer.zip::bundle/inner.zip::CT/" in image.first_location
+    np.testing.assert_array_equal(catalog.load(image).array, phantom_study.phantom.ct.array)
+    assert any("encrypted" in reason for _, reason in catalog.problems())

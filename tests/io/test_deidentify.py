@@ -105,3 +105,15 @@ def test_cli_deidentify_zip_and_refuses_existing_output(phantom_study, tmp_path)
     volume = radpipe.load(files[0].parent)
     np.testing.assert_array_equal(volume.array, phantom_study.phantom.ct.array)
     assert main(["deidentify", archive, str(tmp_path / "clean")]) == 1
+
+
+def test_burned_in_annotation_is_flagged(phantom_study, tmp_path):
+    source = tmp_path / "in"
+    shutil.copytree(phantom_study.series_folder, source)
+    flagged = sorted(source.glob("*.dcm"))[3]
+    dataset = pydicom.dcmread(flagged)
+    dataset.BurnedInAnnotation = "YES"
+    dataset.save_as(flagged)
+    report = deidentify_tree(source, tmp_path / "out", key=b"k")
+    assert report.burned_in == [str(flagged)]
+    assert report.written == len(phantom_study.files)
