@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
 from radpipe.cli.main import main
 from radpipe.phantom import write_ircadb_patient, write_phantom_study
 from radpipe.privacy import pseudonym
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +34,7 @@ def test_scan_prints_and_exports(tree, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "3D-IRCADb" in out and "livertumor01" in out and "0 problems" in out
     assert "IRCAD-1" not in out and pseudonym("IRCAD-1") in out
-    rows = list(csv.DictReader(open(tmp_path / "s.csv")))
+    rows = read_rows(tmp_path / "s.csv")
     assert {row["role"] for row in rows} == {"image", "mask", "label"}
     document = json.loads((tmp_path / "s.json").read_text())
     assert len(document["series"]) == len(rows)
@@ -74,16 +80,18 @@ def test_metadata_table_per_series_and_per_file(tree, tmp_path):
         main(["metadata", str(tree), "--out", str(out), "--catalog", str(tmp_path / "c.sqlite")])
         == 0
     )
-    rows = list(csv.DictReader(open(out)))
+    rows = read_rows(out)
     plain = next(r for r in rows if r["role"] == "image" and r["slices"] == "16")
     assert plain["modality"] == "CT" and plain["kvp"] == "120"
     assert float(plain["slice_thickness_mm"]) == pytest.approx(2.5)
     assert plain["window_center"] == "40" and plain["acquisition_day_offset"] == "0"
     assert "PLAIN-1" not in out.read_text()
     per_file = tmp_path / "files.csv"
-    assert main(["metadata", str(tree), "--out", str(per_file), "--per-file", "--fields",
-                 "patient,modality,slices", "--catalog", str(tmp_path / "c.sqlite")]) == 0  # fmt: skip
-    file_rows = list(csv.DictReader(open(per_file)))
+    catalog = str(tmp_path / "c.sqlite")
+    fields = "patient,modality,slices"
+    arguments = ["metadata", str(tree), "--out", str(per_file), "--per-file", "--fields", fields]
+    assert main([*arguments, "--catalog", catalog]) == 0
+    file_rows = read_rows(per_file)
     assert list(file_rows[0]) == ["patient", "modality", "slices", "file"]
     assert len(file_rows) == 24 * 6 + 16 + 1
     assert main(["metadata", str(tree), "--out", str(tmp_path / "x.csv"), "--fields", "nonsense",
