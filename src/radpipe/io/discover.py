@@ -364,6 +364,14 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
         e.location.rsplit("/", 1)[0] for e in entries if e.kind == "dicomdir" and "/" in e.location
     ]
 
+    places: dict[str, Placement] = {}
+
+    def place_of(location: str) -> Placement:
+        folder = location.rsplit("/", 1)[0]
+        if folder not in places:
+            places[folder] = placement(location, root)
+        return places[folder]
+
     sop_seen: dict[str, str] = {}
     records: list[FrameRecord] = []
     for entry in entries:
@@ -379,7 +387,7 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
             sop_seen[sop] = entry.location
         if entry.kind != "dicom-image":
             continue
-        place = placement(entry.location, root)
+        place = place_of(entry.location)
         for data in entry.records:
             record = FrameRecord.from_json(data)
             if place.group is not None:

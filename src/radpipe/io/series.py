@@ -4,6 +4,7 @@ assemble each into one ``Volume`` decoded straight into a preallocated array wit
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -191,10 +192,13 @@ def _worker_count(items: int) -> int:
     return max(1, min(os.cpu_count() or 1, 8, items))
 
 
+@functools.lru_cache(maxsize=4096)
+def _rounded(orientation: tuple[float, ...] | None) -> tuple[float, ...] | None:
+    return tuple(round(v, 3) for v in orientation) if orientation is not None else None
+
+
 def _stack_key(record: FrameRecord) -> tuple[Any, ...]:
-    orientation = (
-        tuple(round(v, 3) for v in record.orientation) if record.orientation is not None else None
-    )
+    orientation = _rounded(record.orientation)
     layout = record.layout
     return (
         record.series_uid,
@@ -261,9 +265,6 @@ def plan_series(
     warnings.extend(duplicate_warnings)
     time_points = len(clusters[0][1])
 
-    centres = np.array(
-        [np.mean([positions[i] for i in members], axis=0) for _, members in clusters]
-    )
     first_positions = np.array([positions[members[0]] for _, members in clusters])
     projections = np.array([projection for projection, _ in clusters])
     regular, spacing_warnings = _check_spacing(projections, folder)
@@ -274,7 +275,6 @@ def plan_series(
     else:
         thickness = first.spacing_between_slices or first.slice_thickness or 1.0
         step = normal * thickness
-    del centres
     spacing = first.pixel_spacing
     if spacing is None:
         spacing = (1.0, 1.0)
