@@ -473,15 +473,18 @@ def _prepare(
 
 def _entry_from_row(row: tuple[Any, ...]) -> FileEntry:
     location, size, mtime_ns, kind, _, facts, records, problem = row
-    return FileEntry(
+    entry = FileEntry(
         location=location,
         size=size,
         mtime_ns=mtime_ns,
         kind=kind,
-        facts=json.loads(facts),
-        records=json.loads(records),
         problem=problem,
+        facts_json=facts,
+        records_json=records,
     )
+    if kind in ("dicom-image", "dicom-seg", "dicom-rtstruct"):
+        entry.sop_uid = entry.facts.get("sop_uid")
+    return entry
 
 
 def _store(connection: sqlite3.Connection, built: BuiltCatalog) -> None:

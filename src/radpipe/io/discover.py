@@ -35,17 +35,39 @@ IGNORED_SUFFIXES = (".json", ".txt", ".md", ".csv", ".py", ".png", ".jpg", ".pdf
 @dataclass
 class FileEntry:
     """One scanned file: what it is and the facts the catalog keeps (never raw identifiers
-    unless ``keep_phi``)."""
+    unless ``keep_phi``).
+
+    Facts and frame records travel between processes and into SQLite as JSON text; the
+    dictionaries are decoded only when something reads them.
+    """
 
     location: str
     size: int
     mtime_ns: int
     kind: str
-    facts: dict[str, Any] = field(default_factory=dict)
-    records: list[dict[str, Any]] = field(default_factory=list)
     problem: str | None = None
     facts_json: str = "{}"
     records_json: str = "[]"
+    sop_uid: str | None = None
+    frames: list[FrameRecord] | None = field(default=None, repr=False)
+    _facts: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        """The file's facts (decoded from JSON on first use)."""
+        if self._facts is None:
+            self._facts = json.loads(self.facts_json)
+        return self._facts
+
+    @facts.setter
+    def facts(self, value: dict[str, Any]) -> None:
+        self._facts = value
+
+    def frame_records(self) -> list[FrameRecord]:
+        """The file's frames as records (without parsed headers)."""
+        if self.frames is None:
+            self.frames = [FrameRecord.from_json(data) for data in json.loads(self.records_json)]
+        return self.frames
 
 
 @dataclass
@@ -84,8 +106,12 @@ def _describe(source: Source, options: DescribeOptions) -> FileEntry:
             _describe_dicom(entry, options)
     except RadpipeError as exc:
         entry.kind, entry.problem = "problem", str(exc)
-    entry.facts_json = json.dumps(entry.facts)
-    entry.records_json = json.dumps(entry.records)
+    if entry._facts is not None:
+        entry.facts_json = json.dumps(entry._facts)
+        entry.sop_uid = entry._facts.get("sop_uid")
+        entry._facts = None  # the JSON travels; the parent decodes only what it needs
+    if entry.frames is not None:
+        entry.records_json = json.dumps([record.to_json() for record in entry.frames])
     return entry
 
 
@@ -107,7 +133,7 @@ def _describe_dicom(entry: FileEntry, options: DescribeOptions) -> None:
         return
     entry.kind = "dicom-image"
     entry.facts = dicom_facts(result[0].header, options)
-    entry.records = [record.to_json() for record in result]
+    entry.frames = [dataclasses.replace(record, header=None) for record in result]
 
 
 def _text(dataset: Any, keyword: str) -> str | None:
@@ -359,7 +385,7 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
     problems: list[tuple[str, str]] = [
         (e.location, e.problem) for e in entries if e.problem is not None
     ]
-    facts_by_location = {e.location: e.facts for e in entries}
+    entry_by_location = {e.location: e for e in entries}
     dicomdir_folders = [
         e.location.rsplit("/", 1)[0] for e in entries if e.kind == "dicomdir" and "/" in e.location
     ]
@@ -377,7 +403,7 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
     for entry in entries:
         if entry.kind not in ("dicom-image", "dicom-seg", "dicom-rtstruct"):
             continue
-        sop = entry.facts.get("sop_uid")
+        sop = entry.sop_uid
         if sop and sop in sop_seen:
             problems.append(
                 (entry.location, f"duplicate SOPInstanceUID {sop} (also {sop_seen[sop]})")
@@ -388,8 +414,7 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
         if entry.kind != "dicom-image":
             continue
         place = place_of(entry.location)
-        for data in entry.records:
-            record = FrameRecord.from_json(data)
+        for record in entry.frame_records():
             if place.group is not None:
                 record = dataclasses.replace(
                     record, split_key=(*record.split_key, f"folder={place.group}")
@@ -398,7 +423,8 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
 
     for series_key, stack in group_stacks(records).items():
         first = stack[0]
-        facts = facts_by_location.get(first.path, {})
+        first_entry = entry_by_location.get(first.path)
+        facts = first_entry.facts if first_entry is not None else {}
         place = placement(first.path, root)
         layout = place.layout
         if layout == "DICOM tree" and any(first.path.startswith(f + "/") for f in dicomdir_folders):
