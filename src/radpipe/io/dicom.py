@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from radpipe.errors import ReadError
+from radpipe.io.dicom_fast import LONG_VRS as _LONG_VRS
 from radpipe.io.sources import is_archive_location, open_source
 from radpipe.volume import VolumeMeta
 
@@ -23,21 +24,6 @@ _EXPLICIT_BE = "1.2.840.10008.1.2.2"
 _NATIVE_SYNTAXES = {_IMPLICIT_LE, _EXPLICIT_LE, _EXPLICIT_BE}
 _PIXEL_DATA_TAG_LE = b"\xe0\x7f\x10\x00"
 _PIXEL_DATA_TAG_BE = b"\x7f\xe0\x00\x10"
-_LONG_VRS = {
-    b"OB",
-    b"OW",
-    b"OF",
-    b"OD",
-    b"OL",
-    b"OV",
-    b"SQ",
-    b"UC",
-    b"UN",
-    b"UR",
-    b"UT",
-    b"SV",
-    b"UV",
-}
 
 #: Which package decodes which compressed transfer syntax (for error messages).
 DECODER_PACKAGES: dict[str, str] = {
