@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -40,6 +41,7 @@ def colormap_table(name: str) -> NDArray[np.uint8]:
     import matplotlib
     from matplotlib.colors import LinearSegmentedColormap
 
+    colormap: Any
     if name == "red":
         colormap = LinearSegmentedColormap.from_list("red", ["black", "red"], N=256)
     else:

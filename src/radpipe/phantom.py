@@ -380,3 +380,31 @@ def write_ircadb_patient(
         labels=LabelMap(labels, affine, labels=LABELS),
         tumours=phantom.tumours,
     )
+
+
+def tumour_heatmap(phantom: Phantom, *, spread: float = 1.5) -> NDArray[np.float32]:
+    """A simulated model output: a Gaussian blob on each tumour, peak 1 at its centre.
+
+    Parameters
+    ----------
+    phantom : Phantom
+    spread : float
+        Standard deviation of each blob as a multiple of the tumour radius.
+
+    Returns
+    -------
+    (S, R, C) float32 on the phantom's grid.
+    """
+    ct = phantom.ct
+    grid = [np.arange(n, dtype=np.float32) for n in ct.spatial_shape]
+    heat = np.zeros(ct.spatial_shape, dtype=np.float32)
+    for tumour in phantom.tumours:
+        centre = ct.world_to_index(tumour.centre_mm)
+        sigma = tumour.radius_mm * spread
+        parts = [
+            np.exp(-(((g - c) * s) ** 2) / (2 * sigma**2)).astype(np.float32)
+            for g, c, s in zip(grid, centre, ct.spacing, strict=True)
+        ]
+        blob = parts[0][:, None, None] * parts[1][None, :, None] * parts[2][None, None, :]
+        np.maximum(heat, blob, out=heat)
+    return heat

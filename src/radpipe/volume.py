@@ -290,3 +290,27 @@ class LabelMap(Volume):
 
     def __repr__(self) -> str:
         return f"{super().__repr__()[:-1]}, labels={self.labels})"
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """Model output values for an image (2-D) or a volume (3-D, slice / row / column).
+
+    Attributes
+    ----------
+    values : (R, C) or (S, R, C) float32
+        NaN or ±inf mark "no value".
+    source : str
+        Where the values came from.
+    """
+
+    values: NDArray[np.float32]
+    source: str
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """Smallest and largest finite value (NaN, NaN when there is none)."""
+        finite = self.values[np.isfinite(self.values)]
+        if finite.size == 0:
+            return (float("nan"), float("nan"))
+        return (float(finite.min()), float(finite.max()))

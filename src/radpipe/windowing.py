@@ -81,8 +81,7 @@ def parse_window(text: str) -> Window:
         except ValueError:
             pass
     raise FormatError(
-        f"unknown window {text!r}: use CENTER/WIDTH (e.g. 40/400) or one of "
-        f"{', '.join(PRESETS)}"
+        f"unknown window {text!r}: use CENTER/WIDTH (e.g. 40/400) or one of {', '.join(PRESETS)}"
     )
 
 
@@ -133,9 +132,7 @@ def resolve_window(volume: Volume, window: str | Window | tuple[float, float] | 
     return Window(float(center), float(width))
 
 
-def apply_window(
-    image: ArrayLike, window: Window, *, invert: bool = False
-) -> NDArray[np.uint8]:
+def apply_window(image: ArrayLike, window: Window, *, invert: bool = False) -> NDArray[np.uint8]:
     """Map values to 8-bit grey: ``low`` → 0, ``high`` → 255, linear in between, clipped.
 
     Parameters
@@ -159,11 +156,14 @@ def apply_window(
     if data.dtype in (np.int16, np.uint16, np.uint8, np.int8):
         # one lookup per pixel; signed values index through their unsigned view
         table = _window_table(data.dtype, window, invert)
-        unsigned = data.view(np.dtype(f"u{data.dtype.itemsize}")) if data.dtype.kind == "i" else data
-        return np.take(table, unsigned)
+        unsigned = (
+            data.view(np.dtype(f"u{data.dtype.itemsize}")) if data.dtype.kind == "i" else data
+        )
+        grey: NDArray[np.uint8] = np.take(table, unsigned)
+        return grey
     scaled = (data.astype(np.float32) - np.float32(window.low)) * np.float32(255.0 / window.width)
     np.clip(scaled, 0.0, 255.0, out=scaled)
-    result = np.rint(np.nan_to_num(scaled, nan=0.0)).astype(np.uint8)
+    result: NDArray[np.uint8] = np.rint(np.nan_to_num(scaled, nan=0.0)).astype(np.uint8)
     return 255 - result if invert else result
 
 
@@ -173,16 +173,22 @@ def _window_table(dtype: np.dtype[Any], window: Window, invert: bool) -> NDArray
     info = np.iinfo(dtype)
     bits = info.bits
     unsigned = np.arange(2**bits, dtype=np.int64)
-    values = (unsigned if info.min == 0 else np.where(unsigned > info.max, unsigned - 2**bits, unsigned))
+    values = (
+        unsigned if info.min == 0 else np.where(unsigned > info.max, unsigned - 2**bits, unsigned)
+    )
     values = values.astype(np.float32)
     scaled = np.clip((values - np.float32(window.low)) * np.float32(255.0 / window.width), 0, 255)
-    table = np.rint(scaled).astype(np.uint8)
+    table: NDArray[np.uint8] = np.rint(scaled).astype(np.uint8)
     return 255 - table if invert else table
 
 
 def to_grey(volume_or_image: Volume | ArrayLike, window: Window, *, invert: bool = False) -> Any:
     """Window a Volume's array (or any array); RGB arrays (last axis 3, uint8) pass through."""
-    data = volume_or_image.array if isinstance(volume_or_image, Volume) else np.asarray(volume_or_image)
+    data = (
+        volume_or_image.array
+        if isinstance(volume_or_image, Volume)
+        else np.asarray(volume_or_image)
+    )
     if data.ndim >= 3 and data.shape[-1] == 3 and data.dtype == np.uint8:
         return data
     return apply_window(data, window, invert=invert)

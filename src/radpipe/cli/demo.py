@@ -23,9 +23,11 @@ def demo(
 ) -> None:
     """Run radpipe end to end on built-in phantom CT studies."""
     from radpipe.cli.info import print_table
+    from radpipe.export.png import write_png
     from radpipe.io import load, save
     from radpipe.io.summary import summarize_volume
-    from radpipe.phantom import write_phantom_study
+    from radpipe.phantom import tumour_heatmap, write_phantom_study
+    from radpipe.render import HeatmapStyle, canonical, three_plane, view
 
     summaries = []
     for number in range(1, patients + 1):
@@ -47,6 +49,23 @@ def demo(
             f"liver {study.phantom.liver_volume_ml:.1f} ml, tumours {tumour_ml} ml"
         )
         summaries.append(summarize_volume(volume, key=patient_folder.name))
+        # pictures: a simulated model heatmap on the largest tumour, and masks in three planes
+        largest = max(study.phantom.tumours, key=lambda t: t.voxels)
+        k, j, i = (int(v) for v in canonical(volume).world_to_index(largest.centre_mm).round())
+        point = (k, j, i)
+        heat = tumour_heatmap(study.phantom)
+        style = HeatmapStyle(colormap="jet", opacity=0.5, threshold=0.15)
+        overlay_png = write_png(
+            view(volume, index=point[0], heatmap=heat, style=style, colorbar=True),
+            patient_folder / "overlay.png",
+            overwrite=overwrite,
+        )
+        masks_png = write_png(
+            three_plane(volume, point=point, window="liver", mask=study.phantom.labels),
+            patient_folder / "three-plane.png",
+            overwrite=overwrite,
+        )
+        stdout.print(f"    pictures: {overlay_png}, {masks_png}")
     print_table(summaries, title=f"radpipe demo: {folder}")
 
     from radpipe.cli.scan import print_series

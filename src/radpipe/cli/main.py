@@ -9,6 +9,7 @@ import typer
 from radpipe.cli.convert import convert
 from radpipe.cli.demo import demo
 from radpipe.cli.info import info
+from radpipe.cli.overlay import overlay, render
 from radpipe.cli.scan import catalog_app, deidentify, metadata, scan_command
 
 app = typer.Typer(
@@ -24,6 +25,8 @@ app.command()(demo)
 app.command("scan")(scan_command)
 app.command()(metadata)
 app.command()(deidentify)
+app.command()(overlay)
+app.command()(render)
 app.add_typer(catalog_app, name="catalog")
 
 

@@ -1,0 +1,563 @@
+"""Slices in any plane, shown the radiological way with the right aspect, heatmap and mask
+overlays, orientation letters, scale bars, colour bars, three-plane figures and lightboxes.
+
+Pure: Volumes and arrays in, (H, W, 3) uint8 RGB arrays out (PNG writing is in ``export``).
+Display convention: axial views put the patient's right on the image's left and anterior at
+the top; coronal and sagittal views put the head at the top (sagittal: anterior on the left).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from radpipe.colormaps import Normalization, blend, colormap_table, normalize
+from radpipe.errors import FormatError, GeometryError
+from radpipe.volume import Heatmap, LabelMap, Volume
+from radpipe.windowing import Window, resolve_window, to_grey
+
+log = logging.getLogger(__name__)
+
+RGB = NDArray[np.uint8]
+#: Smallest longer side, in pixels, a rendered view is enlarged to.
+MIN_DISPLAY_SIZE = 384
+
+
+class Plane(StrEnum):
+    """Anatomical viewing plane."""
+
+    AXIAL = "axial"
+    CORONAL = "coronal"
+    SAGITTAL = "sagittal"
+
+
+class Resize(StrEnum):
+    """How a heatmap of another shape is brought to the image's."""
+
+    BILINEAR = "bilinear"
+    NEAREST = "nearest"
+
+
+#: Edge letters (top, bottom, left, right) of each plane's display.
+EDGES = {
+    Plane.AXIAL: ("A", "P", "R", "L"),
+    Plane.CORONAL: ("S", "I", "R", "L"),
+    Plane.SAGITTAL: ("S", "I", "A", "P"),
+}
+
+
+def canonical(volume: Volume) -> Volume:
+    """The volume transposed / flipped so columns run to L, rows to P and slices to S."""
+    return volume if volume.orientation_code == "LPS" else volume.reoriented("LPS")
+
+
+def _axis(plane: Plane) -> int:
+    return {Plane.AXIAL: 0, Plane.CORONAL: 1, Plane.SAGITTAL: 2}[plane]
+
+
+def plane_slice(array: NDArray[Any], plane: Plane | str, index: int) -> NDArray[Any]:
+    """The display-oriented 2-D slice of an LPS-canonical (S, R, C[, N]) array."""
+    chosen = Plane(plane)
+    size = array.shape[_axis(chosen)]
+    if not 0 <= index < size:
+        raise GeometryError(f"{chosen.value} slice {index} is outside 0..{size - 1}")
+    result: NDArray[Any]
+    if chosen is Plane.AXIAL:
+        result = array[index]
+    elif chosen is Plane.CORONAL:
+        result = array[::-1, index]
+    else:
+        result = array[::-1, :, index]
+    return result
+
+
+def pixel_spacing(volume: Volume, plane: Plane | str) -> tuple[float, float]:
+    """(row, column) spacing in mm of a canonical volume's display slices in ``plane``."""
+    s, r, c = volume.spacing
+    return {Plane.AXIAL: (r, c), Plane.CORONAL: (s, c), Plane.SAGITTAL: (s, r)}[Plane(plane)]
+
+
+def slice_index(volume: Volume, plane: Plane | str, where: int | str | None) -> int:
+    """Index of a canonical volume's slice from an index, ``"mm:POSITION"`` or None (middle).
+
+    ``mm:`` positions are patient coordinates along the plane's normal (z for axial, y for
+    coronal, x for sagittal, LPS mm).
+    """
+    chosen = Plane(plane)
+    axis = _axis(chosen)
+    size = volume.spatial_shape[axis]
+    if where is None:
+        return size // 2
+    if isinstance(where, str) and where.lower().startswith("mm:"):
+        try:
+            position = float(where[3:])
+        except ValueError:
+            raise FormatError(f"bad slice position {where!r}; write mm:-41.5") from None
+        centre = volume.index_to_world([(n - 1) / 2 for n in volume.spatial_shape])
+        world_axis = {Plane.AXIAL: 2, Plane.CORONAL: 1, Plane.SAGITTAL: 0}[chosen]
+        centre[world_axis] = position
+        index = round(float(volume.world_to_index(centre)[axis]))
+        if not 0 <= index < size:
+            raise GeometryError(f"{where} lies outside the volume's {chosen.value} extent")
+        return index
+    try:
+        index = int(where)
+    except ValueError:
+        raise FormatError(f"bad slice {where!r}; give an index or mm:POSITION") from None
+    if not 0 <= index < size:
+        raise GeometryError(f"{chosen.value} slice {index} is outside 0..{size - 1}")
+    return index
+
+
+def display_size(shape: tuple[int, int], spacing: tuple[float, float]) -> tuple[int, int]:
+    """(height, width) in pixels that shows a slice with square pixels, enlarged if small."""
+    rows, columns = shape
+    unit = min(spacing)
+    height = rows * spacing[0] / unit
+    width = columns * spacing[1] / unit
+    longest = max(height, width)
+    scale = max(1.0, MIN_DISPLAY_SIZE / longest) if longest < MIN_DISPLAY_SIZE else 1.0
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _resize_rgb(image: RGB, size: tuple[int, int], *, nearest: bool = False) -> RGB:
+    from PIL import Image
+
+    if image.shape[:2] == size:
+        return image
+    method = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
+    resized = Image.fromarray(image).resize((size[1], size[0]), method)
+    return np.asarray(resized)
+
+
+def resize_values(
+    values: NDArray[Any], shape: tuple[int, ...], *, method: Resize | str
+) -> NDArray[np.float32]:
+    """Resize a 2-D or 3-D float array to ``shape`` (bilinear / trilinear or nearest)."""
+    from scipy import ndimage
+
+    order = 0 if Resize(method) is Resize.NEAREST else 1
+    data = np.asarray(values, dtype=np.float32)
+    factors = [target / current for target, current in zip(shape, data.shape, strict=True)]
+    resized = ndimage.zoom(
+        np.nan_to_num(data, nan=0.0), factors, order=order, grid_mode=True, mode="nearest"
+    )
+    if np.isnan(data).any():
+        holes = ndimage.zoom(
+            np.isnan(data).astype(np.float32), factors, order=0, grid_mode=True, mode="nearest"
+        )
+        resized[holes > 0.5] = np.nan
+    result: NDArray[np.float32] = resized.astype(np.float32)
+    return result
+
+
+def place_heatmap(
+    values: NDArray[np.float32],
+    image_shape: tuple[int, int],
+    *,
+    box: tuple[int, int, int, int] | None = None,
+    method: Resize | str = Resize.BILINEAR,
+) -> NDArray[np.float32]:
+    """Fit a 2-D heatmap to an image: resize it (with a warning) or place it in a box.
+
+    Parameters
+    ----------
+    values : (R, C) float32
+    image_shape : (rows, columns)
+    box : (row0, col0, rows, columns), optional
+        Where a heatmap computed on a crop of the image belongs; outside is "no value".
+    """
+    if box is None:
+        if values.shape != image_shape:
+            log.warning(
+                "heatmap shape %s differs from image shape %s; resized (%s)",
+                values.shape, image_shape, Resize(method).value,
+            )  # fmt: skip
+            return resize_values(values, image_shape, method=method)
+        return values
+    row0, col0, rows, columns = box
+    if (
+        rows <= 0
+        or columns <= 0
+        or row0 < 0
+        or col0 < 0
+        or row0 + rows > image_shape[0]
+        or col0 + columns > image_shape[1]
+    ):
+        raise GeometryError(f"heatmap box {box} does not fit in the image of shape {image_shape}")
+    canvas = np.full(image_shape, np.nan, dtype=np.float32)
+    fitted = (
+        values
+        if values.shape == (rows, columns)
+        else resize_values(values, (rows, columns), method=method)
+    )
+    canvas[row0 : row0 + rows, col0 : col0 + columns] = fitted
+    return canvas
+
+
+@dataclass(frozen=True)
+class HeatmapStyle:
+    """How heatmap values are shown."""
+
+    colormap: str = "jet"
+    opacity: float = 0.6
+    normalization: Normalization | str = Normalization.MINMAX
+    percentiles: tuple[float, float] = (5.0, 95.0)
+    threshold: float | None = None
+    alpha_by_value: bool = False
+    resize: Resize | str = Resize.BILINEAR
+
+
+def heatmap_volume(
+    volume: Volume,
+    heatmap: Heatmap | NDArray[Any],
+    *,
+    index: int | None = None,
+    box: tuple[int, int, int, int] | None = None,
+    resize: Resize | str = Resize.BILINEAR,
+) -> Volume:
+    """A heatmap as a float Volume on ``volume``'s geometry.
+
+    A 3-D heatmap must cover the volume (it is resized with a warning when its shape
+    differs); a 2-D heatmap belongs to the stored slice ``volume.array[index]`` (the middle
+    one by default) and the other slices get "no value".
+    """
+    values = heatmap.values if isinstance(heatmap, Heatmap) else np.asarray(heatmap, np.float32)
+    shape = volume.spatial_shape
+    if values.ndim == 3:
+        if box is not None:
+            raise FormatError("--heatmap-box applies to 2-D heatmaps")
+        if values.shape != shape:
+            log.warning(
+                "heatmap shape %s differs from volume shape %s; resized", values.shape, shape
+            )
+            values = resize_values(values, shape, method=resize)
+        return Volume(values, volume.affine)
+    if values.ndim != 2:
+        raise FormatError(f"a heatmap must be 2-D or 3-D, got shape {values.shape}")
+    k = shape[0] // 2 if index is None else index
+    if not 0 <= k < shape[0]:
+        raise GeometryError(f"slice {k} is outside 0..{shape[0] - 1}")
+    full = np.full(shape, np.nan, dtype=np.float32)
+    full[k] = place_heatmap(values, shape[1:], box=box, method=resize)
+    return Volume(full, volume.affine)
+
+
+def label_colours(labels: list[int]) -> dict[int, tuple[int, int, int]]:
+    """A distinct colour per label from matplotlib's ``tab10`` (then ``tab20``) table."""
+    import matplotlib
+
+    table = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
+    count = 10 if len(labels) <= 10 else 20
+    colours = {}
+    for number, label in enumerate(sorted(labels)):
+        r, g, b, _ = table(number % count)
+        colours[label] = (round(r * 255), round(g * 255), round(b * 255))
+    return colours
+
+
+def blend_labels(
+    image: RGB,
+    labels: NDArray[Any],
+    colours: dict[int, tuple[int, int, int]],
+    *,
+    opacity: float = 0.35,
+    outline: bool = True,
+) -> RGB:
+    """Fill each label with its colour at ``opacity`` and draw its outline fully opaque."""
+    from scipy import ndimage
+
+    result = image.astype(np.float32)
+    for label, colour in colours.items():
+        region = labels == label
+        if not region.any():
+            continue
+        result[region] = result[region] * (1 - opacity) + np.array(colour, np.float32) * opacity
+        if outline:
+            edge = region & ~ndimage.binary_erosion(region)
+            result[edge] = colour
+    return np.rint(result).astype(np.uint8)
+
+
+def _draw(image: RGB) -> Any:
+    from PIL import Image, ImageDraw
+
+    canvas = Image.fromarray(image)
+    return canvas, ImageDraw.Draw(canvas)
+
+
+def annotate(
+    image: RGB,
+    plane: Plane | str,
+    *,
+    mm_per_pixel: float | None = None,
+    title: str | None = None,
+    legend: dict[str, tuple[int, int, int]] | None = None,
+) -> RGB:
+    """Draw orientation letters on the edges, a scale bar (mm), a title and a legend."""
+    from PIL import ImageFont
+
+    canvas, draw = _draw(image)
+    font = ImageFont.load_default()
+    height, width = image.shape[:2]
+    top, bottom, left, right = EDGES[Plane(plane)]
+    white, shadow = (255, 255, 255), (0, 0, 0)
+
+    def text(xy: tuple[float, float], value: str, anchor: str) -> None:
+        draw.text((xy[0] + 1, xy[1] + 1), value, fill=shadow, font=font, anchor=anchor)
+        draw.text(xy, value, fill=white, font=font, anchor=anchor)
+
+    text((width / 2, 3), top, "mt")
+    text((width / 2, height - 3), bottom, "mb")
+    text((4, height / 2), left, "lm")
+    text((width - 4, height / 2), right, "rm")
+    if title:
+        text((4, 3), title, "lt")
+    if mm_per_pixel:
+        length_mm = _nice_length(width * mm_per_pixel / 4)
+        pixels = length_mm / mm_per_pixel
+        x1, y = width - 8, height - 14
+        draw.line([(x1 - pixels, y + 1), (x1 + 1, y + 1)], fill=shadow, width=2)
+        draw.line([(x1 - pixels, y), (x1, y)], fill=white, width=2)
+        text((x1 - pixels / 2, y - 3), f"{length_mm:g} mm", "mb")
+    if legend:
+        y = height - 14 * len(legend) - 4
+        for name, colour in legend.items():
+            draw.rectangle([(6, y), (16, y + 10)], fill=colour)
+            text((20, y + 5), name, "lm")
+            y += 14
+    return np.asarray(canvas)
+
+
+def _nice_length(limit: float) -> float:
+    """The largest 1-2-5 × 10^n length not above ``limit`` (for scale bars)."""
+    if limit <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(limit))
+    for step in (5, 2, 1):
+        if step * power <= limit:
+            return float(step * power)
+    return float(power)
+
+
+def colour_bar(
+    image: RGB, *, colormap: str, value_range: tuple[float, float], width: int = 18
+) -> RGB:
+    """Append a vertical colour bar with its value range to the right of an image."""
+    from PIL import ImageFont
+
+    height = image.shape[0]
+    table = colormap_table(colormap)
+    ramp = table[np.linspace(255, 0, height).round().astype(int)]
+    bar = np.repeat(ramp[:, None, :], width, axis=1)
+    margin = np.zeros((height, 56, 3), dtype=np.uint8)
+    combined = np.concatenate([image, np.zeros((height, 4, 3), np.uint8), bar, margin], axis=1)
+    canvas, draw = _draw(combined)
+    font = ImageFont.load_default()
+    low, high = value_range
+    x = image.shape[1] + 4 + width + 3
+    draw.text((x, 2), f"{high:.3g}", fill=(255, 255, 255), font=font, anchor="lt")
+    draw.text((x, height - 2), f"{low:.3g}", fill=(255, 255, 255), font=font, anchor="lb")
+    return np.asarray(canvas)
+
+
+def view(
+    volume: Volume,
+    *,
+    plane: Plane | str = Plane.AXIAL,
+    index: int | str | None = None,
+    window: str | Window | tuple[float, float] | None = None,
+    heatmap: Heatmap | NDArray[Any] | None = None,
+    heatmap_index: int | None = None,
+    heatmap_box: tuple[int, int, int, int] | None = None,
+    style: HeatmapStyle | None = None,
+    mask: LabelMap | None = None,
+    mask_opacity: float = 0.35,
+    outline: bool = True,
+    annotations: bool = True,
+    colorbar: bool = False,
+) -> RGB:
+    """One slice of a volume as an RGB image, with optional heatmap and mask overlays.
+
+    Parameters
+    ----------
+    volume : Volume
+        (S, R, C) grey or (S, R, C, 3) RGB; any stored orientation.
+    plane : {"axial", "coronal", "sagittal"}
+    index : int or "mm:POSITION", optional
+        Slice in the display plane (of the LPS-canonical volume); the middle by default.
+    window : preset name, "C/W", Window or (centre, width), optional
+        Default: the header's window, soft tissue for CT, 1–99 % otherwise.
+    heatmap : Heatmap or array, optional
+        3-D on the volume's grid, or 2-D for the stored slice ``heatmap_index``.
+    style : HeatmapStyle, optional
+    mask : LabelMap, optional
+        Labels on the volume's geometry, filled and outlined, with a legend.
+
+    Returns
+    -------
+    (H, W, 3) uint8
+        Square pixels (resampled for display), enlarged when small.
+
+    Examples
+    --------
+    >>> from radpipe.phantom import make_phantom
+    >>> rgb = view(make_phantom(shape=(24, 64, 64), tumours=1).ct, plane="coronal")
+    >>> rgb.shape[2], rgb.dtype
+    (3, dtype('uint8'))
+    """
+    chosen = Plane(plane)
+    shown = canonical(volume)
+    k = slice_index(shown, chosen, index)
+    grey_window = resolve_window(volume, window)
+    image = to_grey(plane_slice(shown.array, chosen, k), grey_window)
+    rows_mm, cols_mm = pixel_spacing(shown, chosen)
+    options = style or HeatmapStyle()
+    legend = None
+    base = image
+    if heatmap is not None:
+        values = heatmap_volume(
+            volume, heatmap, index=heatmap_index, box=heatmap_box, resize=options.resize
+        )
+        values_shown = plane_slice(canonical(values).array, chosen, k)
+        unit = (
+            normalize(values_shown, options.normalization, percentiles=options.percentiles)
+            if np.isfinite(values_shown).any()
+            else np.full(values_shown.shape, np.nan, np.float32)
+        )
+        base = blend(
+            base, unit, colormap=options.colormap, opacity=options.opacity,
+            threshold=options.threshold, alpha_by_value=options.alpha_by_value,
+        )  # fmt: skip
+    rgb = np.repeat(base[..., None], 3, axis=2) if base.ndim == 2 else base
+    size = display_size(rgb.shape[:2], (rows_mm, cols_mm))
+    rgb = _resize_rgb(rgb, size)
+    if mask is not None:
+        if mask.spatial_shape != volume.spatial_shape:
+            raise GeometryError(
+                f"mask shape {mask.spatial_shape} differs from volume {volume.spatial_shape}"
+            )
+        labels_shown = plane_slice(canonical(mask).array, chosen, k)
+        present = [int(v) for v in np.unique(mask.array) if v != 0]
+        colours = label_colours(present)
+        from PIL import Image
+
+        resized = np.asarray(
+            Image.fromarray(labels_shown.astype(np.int32)).resize(
+                (size[1], size[0]), Image.Resampling.NEAREST
+            )
+        )
+        rgb = blend_labels(rgb, resized, colours, opacity=mask_opacity, outline=outline)
+        legend = {mask.labels.get(label, f"label {label}"): colours[label] for label in present}
+    if annotations:
+        mm_per_pixel = cols_mm * rgb_width_ratio(shown, chosen, size)
+        rgb = annotate(
+            rgb, chosen, mm_per_pixel=mm_per_pixel, title=f"{chosen.value} {k}", legend=legend
+        )
+    if colorbar and heatmap is not None:
+        source = heatmap.values if isinstance(heatmap, Heatmap) else np.asarray(heatmap, np.float32)
+        finite = source[np.isfinite(source)]
+        rgb = colour_bar(
+            rgb, colormap=options.colormap, value_range=(float(finite.min()), float(finite.max()))
+        )
+    return rgb
+
+
+def rgb_width_ratio(volume: Volume, plane: Plane, size: tuple[int, int]) -> float:
+    """Stored columns per displayed pixel along the width (for the scale bar)."""
+    columns = {
+        Plane.AXIAL: volume.spatial_shape[2],
+        Plane.CORONAL: volume.spatial_shape[2],
+        Plane.SAGITTAL: volume.spatial_shape[1],
+    }[plane]
+    return columns / size[1]
+
+
+def overlay(
+    volume: Volume,
+    heatmap: Heatmap | NDArray[Any],
+    *,
+    colormap: str = "jet",
+    opacity: float = 0.6,
+    normalization: Normalization | str = Normalization.MINMAX,
+    **options: Any,
+) -> RGB:
+    """A slice with a heatmap blended on it: ``view`` with the heatmap options up front.
+
+    Examples
+    --------
+    >>> from radpipe.phantom import make_phantom
+    >>> ct = make_phantom(shape=(24, 64, 64), tumours=1).ct
+    >>> heat = np.random.default_rng(0).random((64, 64))
+    >>> overlay(ct, heat, heatmap_index=12, index=12, colormap="hot", opacity=0.5).shape[2]
+    3
+    """
+    style = HeatmapStyle(
+        colormap=colormap,
+        opacity=opacity,
+        normalization=normalization,
+        percentiles=options.pop("percentiles", (5.0, 95.0)),
+        threshold=options.pop("threshold", None),
+        alpha_by_value=options.pop("alpha_by_value", False),
+        resize=options.pop("resize", Resize.BILINEAR),
+    )
+    return view(volume, heatmap=heatmap, style=style, **options)
+
+
+def three_plane(
+    volume: Volume, *, point: tuple[int, int, int] | None = None, **options: Any
+) -> RGB:
+    """Axial, coronal and sagittal views through one voxel, side by side.
+
+    Parameters
+    ----------
+    point : (k, j, i) of the LPS-canonical volume, optional
+        The centre by default.
+    **options
+        Passed to :func:`view` (window, heatmap, style, mask …).
+    """
+    shown = canonical(volume)
+    k, j, i = point if point is not None else tuple(n // 2 for n in shown.spatial_shape)
+    panels = [
+        view(volume, plane=Plane.AXIAL, index=k, **options),
+        view(volume, plane=Plane.CORONAL, index=j, **options),
+        view(volume, plane=Plane.SAGITTAL, index=i, **options),
+    ]
+    return _row(panels)
+
+
+def _row(panels: list[RGB], gap: int = 4) -> RGB:
+    height = max(p.shape[0] for p in panels)
+    padded = []
+    for panel in panels:
+        pad = height - panel.shape[0]
+        padded.append(np.pad(panel, ((pad // 2, pad - pad // 2), (0, 0), (0, 0))))
+        padded.append(np.zeros((height, gap, 3), np.uint8))
+    return np.concatenate(padded[:-1], axis=1)
+
+
+def lightbox(
+    volume: Volume, *, count: int = 16, plane: Plane | str = Plane.AXIAL, **options: Any
+) -> RGB:
+    """A grid of ``count`` evenly spaced slices in one plane."""
+    chosen = Plane(plane)
+    shown = canonical(volume)
+    size = shown.spatial_shape[_axis(chosen)]
+    count = max(1, min(count, size))
+    indices = (
+        np.linspace(0, size - 1, count + 2)[1:-1].round().astype(int)
+        if count < size
+        else np.arange(size)
+    )
+    tiles = [view(volume, plane=chosen, index=int(n), **options) for n in indices]
+    columns = math.ceil(math.sqrt(len(tiles)))
+    rows = [_row(tiles[start : start + columns]) for start in range(0, len(tiles), columns)]
+    width = max(r.shape[1] for r in rows)
+    rows = [np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0))) for r in rows]
+    return np.concatenate(rows, axis=0)
