@@ -38,10 +38,15 @@ def write_png(
     return target
 
 
-def _render_chunk(job: tuple[Volume, list[int], str, dict[str, Any], str, int]) -> list[str]:
+#: Volumes handed to forked workers without pickling (set just before the pool forks).
+_FORK_SHARED: dict[str, Any] = {}
+
+
+def _render_chunk(job: tuple[Any, list[int], str, dict[str, Any], str, int]) -> list[str]:
     from radpipe.render import view
 
-    volume, indices, plane, options, folder, digits = job
+    shared, indices, plane, options, folder, digits = job
+    volume, options = _FORK_SHARED[shared] if isinstance(shared, str) else (shared, options)
     written = []
     for index in indices:
         image = view(volume, plane=plane, index=index, **options)
@@ -74,10 +79,20 @@ def write_all_slices(
     digits = max(3, len(str(count - 1)))
     parts = max(1, min(workers or default_workers(), count))
     chunks = [list(range(count))[start::parts] for start in range(parts)]
-    jobs = [(volume, chunk, chosen.value, options, str(target), digits) for chunk in chunks]
-    written: list[Path] = []
-    for paths in run_map(_render_chunk, jobs, workers=parts, chunksize=1):
-        written.extend(Path(p) for p in paths)
-        if progress is not None:
-            progress(len(paths))
+    import multiprocessing
+
+    token = f"slices-{id(volume)}"
+    forked = "fork" in multiprocessing.get_all_start_methods()
+    shared: Any = token if forked else volume
+    _FORK_SHARED[token] = (volume, options)  # inherited by forked workers, never pickled
+    try:
+        sent = {} if forked else options
+        jobs = [(shared, chunk, chosen.value, sent, str(target), digits) for chunk in chunks]
+        written: list[Path] = []
+        for paths in run_map(_render_chunk, jobs, workers=parts, chunksize=1):
+            written.extend(Path(p) for p in paths)
+            if progress is not None:
+                progress(len(paths))
+    finally:
+        _FORK_SHARED.pop(token, None)
     return sorted(written)
