@@ -21,9 +21,9 @@ def test_overlay_demo_and_real_heatmap(phantom_study, tmp_path):
     heat[10:20, 10:20] = 1.0
     (tmp_path / "h.bin").write_bytes(struct.pack("<II", rows, columns) + heat.tobytes())
     out = tmp_path / "overlay.png"
-    code = main(["overlay", "-i", str(phantom_study.series_folder), "--heatmap", str(tmp_path / "h.bin"),
-                 "-o", str(out), "--colormap", "red", "--opacity", "1.0", "--slice", "5",
-                 "--window", "abdomen"])  # fmt: skip
+    series, heatmap = str(phantom_study.series_folder), str(tmp_path / "h.bin")
+    style = ["--colormap", "red", "--opacity", "1.0", "--slice", "5", "--window", "abdomen"]
+    code = main(["overlay", "-i", series, "--heatmap", heatmap, "-o", str(out), *style])
     assert code == 0
     pixels = np.asarray(Image.open(out))
     red = (pixels[..., 0] > 200) & (pixels[..., 1] < 50)
@@ -51,7 +51,7 @@ def test_overlay_errors_are_clear(phantom_study, tmp_path, capsys):
                 "1.5",
             ],
             "opacity must be between 0.0 and 1.0",
-        ),  # fmt: skip
+        ),
         (
             [
                 "overlay",
@@ -65,7 +65,7 @@ def test_overlay_errors_are_clear(phantom_study, tmp_path, capsys):
                 "nope",
             ],
             "unknown colormap",
-        ),  # fmt: skip
+        ),
         (
             [
                 "overlay",
@@ -77,7 +77,7 @@ def test_overlay_errors_are_clear(phantom_study, tmp_path, capsys):
                 str(tmp_path / "d.png"),
             ],
             "no such heatmap",
-        ),  # fmt: skip
+        ),
     ]
     for arguments, message in cases:
         assert main(arguments) == 1
