@@ -50,6 +50,9 @@ def overlay(
     normalization: Annotated[
         str, typer.Option("--normalization", help="minmax, zscore, percentile or none.")
     ] = "minmax",
+    percentiles: Annotated[
+        str, typer.Option("--percentiles", help="LOW,HIGH clipping for --normalization percentile.")
+    ] = "5,95",
     threshold: Annotated[
         float | None, typer.Option("--threshold", help="Hide normalised values below this (0–1).")
     ] = None,
@@ -114,8 +117,13 @@ def overlay(
         if volume.orientation_code != "LPS" and slice_ is not None:
             stored_index = int(slice_) if not str(slice_).startswith("mm:") else stored_index
         index = stored_index if plane == "axial" else slice_
+    try:
+        low, high = (float(v) for v in percentiles.split(","))
+    except ValueError:
+        raise typer.BadParameter("write LOW,HIGH, e.g. 5,95", param_hint="--percentiles") from None
     image = compose(
         volume, values, colormap=colormap, opacity=opacity, normalization=normalization,
+        percentiles=(low, high),
         threshold=threshold, alpha_by_value=alpha_by_value, resize=resize,
         heatmap_box=_box(heatmap_box), heatmap_index=stored_index, plane=plane, index=index,
         window=window, mask=labels, colorbar=colorbar,
