@@ -1,0 +1,223 @@
+"""Masks as arrays: polygons rasterised at pixel centres (even-odd rule), contour checks, and
+label maps put on an image's geometry by nearest-neighbour resampling. Pure NumPy / SciPy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from radpipe import geometry
+from radpipe.errors import GeometryError
+from radpipe.volume import LabelMap, Volume
+
+#: A contour covering more than this fraction of its image is suspicious (often a frame).
+LARGE_CONTOUR_FRACTION = 0.9
+
+
+def rasterize_polygon(points: ArrayLike, shape: tuple[int, int]) -> NDArray[np.bool_]:
+    """Pixels whose centre lies inside a closed polygon.
+
+    Parameters
+    ----------
+    points : (N, 2) array_like
+        Vertices as ``(x, y)`` = (column, row) in pixel units; pixel (r, c) has its centre at
+        ``x = c, y = r``. The polygon is closed implicitly.
+    shape : (rows, columns)
+
+    Returns
+    -------
+    (rows, columns) bool
+        A crossing-number (even-odd) test per pixel centre, the rule of ``pnpoly`` and of
+        scikit-image's ``draw.polygon``: a centre is inside when a ray to +x crosses the
+        boundary an odd number of times.
+
+    Examples
+    --------
+    >>> rasterize_polygon([(0.5, 0.5), (3.5, 0.5), (3.5, 2.5), (0.5, 2.5)], (4, 5)).sum()
+    np.int64(6)
+    """
+    vertices = np.asarray(points, dtype=np.float64)
+    rows, columns = shape
+    mask = np.zeros(shape, dtype=bool)
+    if vertices.ndim != 2 or vertices.shape[0] < 3:
+        return mask
+    x0, y0 = vertices[:, 0], vertices[:, 1]
+    x1, y1 = np.roll(x0, -1), np.roll(y0, -1)
+    low = max(0, int(np.floor(y0.min())))
+    high = min(rows - 1, int(np.ceil(y0.max())))
+    centres = np.arange(columns, dtype=np.float64)
+    for row in range(low, high + 1):
+        y = float(row)
+        crossing = (y0 > y) != (y1 > y)
+        if not crossing.any():
+            continue
+        xa, ya, xb, yb = x0[crossing], y0[crossing], x1[crossing], y1[crossing]
+        x_cross = np.sort((xb - xa) * (y - ya) / (yb - ya) + xa)
+        # inside when the number of crossings strictly right of the centre is odd
+        right = x_cross.size - np.searchsorted(x_cross, centres, side="right")
+        mask[row] = (right % 2) == 1
+    return mask
+
+
+def rasterize_contours(polygons: list[NDArray[np.float64]], shape: tuple[int, int]) -> NDArray[np.bool_]:
+    """Several closed contours of one slice combined by the even-odd rule (holes, nesting)."""
+    mask = np.zeros(shape, dtype=bool)
+    for polygon in polygons:
+        mask ^= rasterize_polygon(polygon, shape)
+    return mask
+
+
+@dataclass(frozen=True)
+class ContourProblem:
+    """Something wrong with a contour, and where."""
+
+    where: str
+    reason: str
+
+
+def check_contour(points: ArrayLike, shape: tuple[int, int], where: str) -> list[ContourProblem]:
+    """Problems of one contour: too few points, outside the image, self-crossing, too large."""
+    vertices = np.asarray(points, dtype=np.float64)
+    problems: list[ContourProblem] = []
+    if vertices.ndim != 2 or vertices.shape[0] < 3:
+        return [ContourProblem(where, f"{len(vertices)} point(s); a contour needs at least 3")]
+    rows, columns = shape
+    outside = (
+        (vertices[:, 0] < -0.5)
+        | (vertices[:, 0] > columns - 0.5)
+        | (vertices[:, 1] < -0.5)
+        | (vertices[:, 1] > rows - 0.5)
+    )
+    if outside.any():
+        problems.append(ContourProblem(where, f"{int(outside.sum())} point(s) lie outside the image"))
+    if len(vertices) <= 2000 and _self_intersects(vertices):
+        problems.append(ContourProblem(where, "the contour crosses itself"))
+    area = rasterize_polygon(vertices, shape).mean()
+    if area > LARGE_CONTOUR_FRACTION:
+        problems.append(ContourProblem(where, f"covers {area:.0%} of the image"))
+    return problems
+
+
+def _self_intersects(vertices: NDArray[np.float64]) -> bool:
+    """Whether two non-adjacent edges of a closed polygon properly intersect."""
+    a = vertices
+    b = np.roll(vertices, -1, axis=0)
+    n = len(a)
+
+    def orient(p: NDArray[np.float64], q: NDArray[np.float64], r: NDArray[np.float64]) -> NDArray[np.float64]:
+        return (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (q[..., 1] - p[..., 1]) * (r[..., 0] - p[..., 0])
+
+    for i in range(n):
+        j = np.arange(i + 2, n)
+        if i == 0:
+            j = j[j != n - 1]
+        if j.size == 0:
+            continue
+        d1 = orient(a[i], b[i], a[j])
+        d2 = orient(a[i], b[i], b[j])
+        d3 = orient(a[j], b[j], a[i][None, :])
+        d4 = orient(a[j], b[j], b[i][None, :])
+        if np.any((d1 * d2 < 0) & (d3 * d4 < 0)):
+            return True
+    return False
+
+
+def same_grid(affine_a: ArrayLike, shape_a: tuple[int, ...], affine_b: ArrayLike, shape_b: tuple[int, ...]) -> bool:
+    """Whether two grids are the same voxels (shape equal, affines within 1e-3 mm)."""
+    return tuple(shape_a[:3]) == tuple(shape_b[:3]) and bool(
+        np.allclose(np.asarray(affine_a), np.asarray(affine_b), atol=1e-3)
+    )
+
+
+def resample_nearest(
+    values: NDArray[np.generic], affine: ArrayLike, target: Volume, *, name: str = "mask"
+) -> NDArray[np.generic]:
+    """Put an (S, R, C) array on ``target``'s grid by nearest neighbour (world positions).
+
+    Raises
+    ------
+    GeometryError
+        If the two grids do not overlap at all (the message gives both geometries).
+    """
+    from scipy import ndimage
+
+    source_affine = geometry.check_affine(affine)
+    if same_grid(source_affine, values.shape, target.affine, target.spatial_shape):
+        return values
+    mapping = np.linalg.inv(source_affine) @ target.affine
+    # a zero border lets positions a rounding error past the last voxel still round onto it
+    padded = np.pad(values, 1)
+    resampled = ndimage.affine_transform(
+        padded, mapping[:3, :3], offset=mapping[:3, 3] + 1.0, output_shape=target.spatial_shape,
+        order=0, mode="constant", cval=0,
+    )  # fmt: skip
+    corners = np.array([[k, j, i] for k in (0, target.spatial_shape[0] - 1) for j in (0, target.spatial_shape[1] - 1) for i in (0, target.spatial_shape[2] - 1)], dtype=float)
+    inside = geometry.world_to_index(source_affine, target.index_to_world(corners))
+    lows, highs = inside.min(axis=0), inside.max(axis=0)
+    if np.any(highs < -0.5) or np.any(lows > np.array(values.shape[:3]) - 0.5):
+        raise GeometryError(
+            f"the {name} (shape {values.shape}, spacing {geometry.spacing_of(source_affine)}, "
+            f"origin {np.round(source_affine[:3, 3], 2).tolist()}) does not overlap the image "
+            f"(shape {target.spatial_shape}, spacing {target.spacing}, origin "
+            f"{np.round(target.affine[:3, 3], 2).tolist()})"
+        )
+    return resampled
+
+
+def on_image(labels: Volume, image: Volume, *, name: str = "mask") -> LabelMap:
+    """A label map on ``image``'s geometry: as is when the grids match, else resampled.
+
+    Non-zero values of 0/255-style masks become label 1 when the volume holds two values.
+    """
+    values = labels.array
+    if values.ndim == 4:
+        raise GeometryError(f"the {name} has a fourth axis {values.shape}; expected (S, R, C)")
+    if not np.issubdtype(values.dtype, np.integer):
+        values = np.rint(values).astype(np.int32)
+    present = np.unique(values)
+    if present.size == 2 and present[0] == 0 and present[1] != 1:
+        values = (values != 0).astype(np.uint8)
+    names = labels.labels if isinstance(labels, LabelMap) else {}
+    resampled = resample_nearest(values, labels.affine, image, name=name)
+    return LabelMap(resampled, image.affine, labels=names)
+
+
+@dataclass
+class MaskSet:
+    """Named binary masks on one image's geometry (they may overlap), and what went wrong.
+
+    Attributes
+    ----------
+    affine : (4, 4) float64
+        The image's affine; every mask is (S, R, C) on it.
+    masks : dict of str to (S, R, C) bool
+    problems : list of ContourProblem
+    """
+
+    affine: NDArray[np.float64]
+    masks: dict[str, NDArray[np.bool_]]
+    problems: list[ContourProblem]
+
+    def voxel_counts(self) -> dict[str, int]:
+        """Voxels in each mask."""
+        return {name: int(mask.sum()) for name, mask in self.masks.items()}
+
+    def to_labelmap(self) -> LabelMap:
+        """One label per mask in order (1, 2, …); later masks win where they overlap."""
+        shape = next(iter(self.masks.values())).shape if self.masks else (1, 1, 1)
+        labels = np.zeros(shape, dtype=np.uint16 if len(self.masks) > 255 else np.uint8)
+        names = {}
+        for number, (name, mask) in enumerate(self.masks.items(), start=1):
+            labels[mask] = number
+            names[number] = name
+        return LabelMap(labels, self.affine, labels=names)
+
+
+def masks_from_labelmap(labels: LabelMap) -> MaskSet:
+    """One binary mask per non-zero label, named by the label map's names."""
+    masks = {}
+    for value in (int(v) for v in np.unique(labels.array) if v != 0):
+        masks[labels.labels.get(value, f"label {value}")] = labels.array == value
+    return MaskSet(labels.affine.copy(), masks, [])
