@@ -55,7 +55,9 @@ class Lesion:
         """Flat dictionary for tables."""
         values = asdict(self)
         intensity = values.pop("intensity") or {}
-        values["centroid_x_mm"], values["centroid_y_mm"], values["centroid_z_mm"] = values.pop("centroid_mm")
+        values["centroid_x_mm"], values["centroid_y_mm"], values["centroid_z_mm"] = values.pop(
+            "centroid_mm"
+        )
         values["bbox"] = " ".join(map(str, self.bbox))
         for name in ("mean", "std", "min", "max"):
             values[f"hu_{name}"] = intensity.get(name)
@@ -95,8 +97,12 @@ class PatientReport:
             "patient": self.patient,
             "tumour_count": self.tumour_count,
             "total_tumour_volume_ml": round(self.total_tumour_volume_ml, 4),
-            "tumour_burden_percent": None if self.tumour_burden_percent is None else round(self.tumour_burden_percent, 4),
-            "largest_lesion_ml": None if self.largest_lesion_ml is None else round(self.largest_lesion_ml, 4),
+            "tumour_burden_percent": None
+            if self.tumour_burden_percent is None
+            else round(self.tumour_burden_percent, 4),
+            "largest_lesion_ml": None
+            if self.largest_lesion_ml is None
+            else round(self.largest_lesion_ml, 4),
             "reference_organ": self.reference_organ,
             "small_lesions": len(self.small_lesions),
         }
@@ -143,10 +149,13 @@ def _feret(points: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
 def _boundary(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
     from scipy import ndimage
 
-    return mask & ~ndimage.binary_erosion(mask)
+    edge: NDArray[np.bool_] = mask & ~ndimage.binary_erosion(mask)
+    return edge
 
 
-def axial_diameters(mask: NDArray[np.bool_], spacing: tuple[float, float, float]) -> tuple[float, float, int]:
+def axial_diameters(
+    mask: NDArray[np.bool_], spacing: tuple[float, float, float]
+) -> tuple[float, float, int]:
     """RECIST-style longest in-plane diameter (mm, between voxel centres), the lesion's width
     perpendicular to it on the same slice, and that slice's index within ``mask``."""
     best = (0.0, 0.0, 0)
@@ -161,7 +170,9 @@ def axial_diameters(mask: NDArray[np.bool_], spacing: tuple[float, float, float]
     return best
 
 
-def surface_and_sphericity(mask: NDArray[np.bool_], spacing: tuple[float, float, float], volume_mm3: float) -> tuple[float, float]:
+def surface_and_sphericity(
+    mask: NDArray[np.bool_], spacing: tuple[float, float, float], volume_mm3: float
+) -> tuple[float, float]:
     """Surface area (mm², marching cubes on the mask) and sphericity π^⅓ (6V)^⅔ / A."""
     from skimage import measure
 
@@ -213,8 +224,10 @@ def find_lesions(
     number = 0
     for source, mask in tumours.items():
         if mask.shape != image.spatial_shape:
-            raise GeometryError(f"tumour mask {source!r} has shape {mask.shape}, the image {image.spatial_shape}")
-        labels = cc3d.connected_components(mask.astype(np.uint8), connectivity=connectivity)
+            raise GeometryError(
+                f"tumour mask {source!r} has shape {mask.shape}, the image {image.spatial_shape}"
+            )
+        labels = cc3d.connected_components(mask.astype(np.uint8), connectivity=connectivity)  # type: ignore[call-overload]
         stats = cc3d.statistics(labels)
         boxes = stats["bounding_boxes"]
         counts = stats["voxel_counts"]
@@ -243,7 +256,14 @@ def find_lesions(
                 voxels=voxels,
                 volume_ml=volume_ml,
                 centroid_mm=tuple(float(v) for v in image.index_to_world(centroids[component])),  # type: ignore[arg-type]
-                bbox=(box[0].start, box[0].stop, box[1].start, box[1].stop, box[2].start, box[2].stop),
+                bbox=(
+                    box[0].start,
+                    box[0].stop,
+                    box[1].start,
+                    box[1].stop,
+                    box[2].start,
+                    box[2].stop,
+                ),
                 longest_axial_diameter_mm=longest,
                 perpendicular_diameter_mm=perpendicular,
                 axial_slice=box[0].start + axial,
@@ -298,7 +318,11 @@ def analyse_patient(
     report.largest_lesion_ml = lesions[0].volume_ml if lesions else None
     if report.reference_organ is None and organs:
         homes = [lesion.organ for lesion in lesions if lesion.organ]
-        report.reference_organ = max(set(homes), key=homes.count) if homes else ("liver" if "liver" in organs else next(iter(organs)))
+        report.reference_organ = (
+            max(set(homes), key=homes.count)
+            if homes
+            else ("liver" if "liver" in organs else next(iter(organs)))
+        )
     if report.reference_organ in organs:
         union = organs[report.reference_organ].copy()
         for mask in tumours.values():
@@ -307,7 +331,9 @@ def analyse_patient(
         if organ_ml > 0:
             report.tumour_burden_percent = 100.0 * report.total_tumour_volume_ml / organ_ml
     elif report.reference_organ is not None:
-        report.warnings.append(f"no organ mask named {report.reference_organ!r}; burden not computed")
+        report.warnings.append(
+            f"no organ mask named {report.reference_organ!r}; burden not computed"
+        )
     return report
 
 
@@ -315,7 +341,7 @@ def _filled_hull(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
     """The organ with its holes filled slice by slice (tumours cut out of a liver mask)."""
     from scipy import ndimage
 
-    filled = np.zeros_like(mask)
+    filled: NDArray[np.bool_] = np.zeros_like(mask)
     for k in np.nonzero(mask.any(axis=(1, 2)))[0]:
         filled[k] = ndimage.binary_fill_holes(mask[k])
     return filled
@@ -340,6 +366,8 @@ def cohort_summary(reports: list[PatientReport]) -> dict[str, Any]:
         "patients": len(reports),
         "tumour_count": describe([float(r.tumour_count) for r in reports]),
         "total_tumour_volume_ml": describe([r.total_tumour_volume_ml for r in reports]),
-        "tumour_burden_percent": describe([r.tumour_burden_percent for r in reports if r.tumour_burden_percent is not None]),
+        "tumour_burden_percent": describe(
+            [r.tumour_burden_percent for r in reports if r.tumour_burden_percent is not None]
+        ),
         "lesion_volume_ml": describe([lesion.volume_ml for r in reports for lesion in r.lesions]),
     }

@@ -61,7 +61,9 @@ def rasterize_polygon(points: ArrayLike, shape: tuple[int, int]) -> NDArray[np.b
     return mask
 
 
-def rasterize_contours(polygons: list[NDArray[np.float64]], shape: tuple[int, int]) -> NDArray[np.bool_]:
+def rasterize_contours(
+    polygons: list[NDArray[np.float64]], shape: tuple[int, int]
+) -> NDArray[np.bool_]:
     """Several closed contours of one slice combined by the even-odd rule (holes, nesting)."""
     mask = np.zeros(shape, dtype=bool)
     for polygon in polygons:
@@ -91,7 +93,9 @@ def check_contour(points: ArrayLike, shape: tuple[int, int], where: str) -> list
         | (vertices[:, 1] > rows - 0.5)
     )
     if outside.any():
-        problems.append(ContourProblem(where, f"{int(outside.sum())} point(s) lie outside the image"))
+        problems.append(
+            ContourProblem(where, f"{int(outside.sum())} point(s) lie outside the image")
+        )
     if len(vertices) <= 2000 and _self_intersects(vertices):
         problems.append(ContourProblem(where, "the contour crosses itself"))
     area = rasterize_polygon(vertices, shape).mean()
@@ -106,8 +110,12 @@ def _self_intersects(vertices: NDArray[np.float64]) -> bool:
     b = np.roll(vertices, -1, axis=0)
     n = len(a)
 
-    def orient(p: NDArray[np.float64], q: NDArray[np.float64], r: NDArray[np.float64]) -> NDArray[np.float64]:
-        return (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (q[..., 1] - p[..., 1]) * (r[..., 0] - p[..., 0])
+    def orient(
+        p: NDArray[np.float64], q: NDArray[np.float64], r: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        return (q[..., 0] - p[..., 0]) * (r[..., 1] - p[..., 1]) - (q[..., 1] - p[..., 1]) * (
+            r[..., 0] - p[..., 0]
+        )
 
     for i in range(n):
         j = np.arange(i + 2, n)
@@ -124,7 +132,9 @@ def _self_intersects(vertices: NDArray[np.float64]) -> bool:
     return False
 
 
-def same_grid(affine_a: ArrayLike, shape_a: tuple[int, ...], affine_b: ArrayLike, shape_b: tuple[int, ...]) -> bool:
+def same_grid(
+    affine_a: ArrayLike, shape_a: tuple[int, ...], affine_b: ArrayLike, shape_b: tuple[int, ...]
+) -> bool:
     """Whether two grids are the same voxels (shape equal, affines within 1e-3 mm)."""
     return tuple(shape_a[:3]) == tuple(shape_b[:3]) and bool(
         np.allclose(np.asarray(affine_a), np.asarray(affine_b), atol=1e-3)
@@ -153,7 +163,15 @@ def resample_nearest(
         padded, mapping[:3, :3], offset=mapping[:3, 3] + 1.0, output_shape=target.spatial_shape,
         order=0, mode="constant", cval=0,
     )  # fmt: skip
-    corners = np.array([[k, j, i] for k in (0, target.spatial_shape[0] - 1) for j in (0, target.spatial_shape[1] - 1) for i in (0, target.spatial_shape[2] - 1)], dtype=float)
+    corners = np.array(
+        [
+            [k, j, i]
+            for k in (0, target.spatial_shape[0] - 1)
+            for j in (0, target.spatial_shape[1] - 1)
+            for i in (0, target.spatial_shape[2] - 1)
+        ],
+        dtype=float,
+    )
     inside = geometry.world_to_index(source_affine, target.index_to_world(corners))
     lows, highs = inside.min(axis=0), inside.max(axis=0)
     if np.any(highs < -0.5) or np.any(lows > np.array(values.shape[:3]) - 0.5):
@@ -163,7 +181,8 @@ def resample_nearest(
             f"(shape {target.spatial_shape}, spacing {target.spacing}, origin "
             f"{np.round(target.affine[:3, 3], 2).tolist()})"
         )
-    return resampled
+    result: NDArray[np.generic] = resampled
+    return result
 
 
 def on_image(labels: Volume, image: Volume, *, name: str = "mask") -> LabelMap:

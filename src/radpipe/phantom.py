@@ -3,6 +3,7 @@ written as real DICOM with the matching label map. Behind ``radpipe demo`` and m
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -278,6 +279,9 @@ def write_phantom_study(
         uid_seed=seed_text,
     )
     labels_path = write_nifti(phantom.labels, root / "labels.nii.gz", overwrite=overwrite)
+    names = root / "labels.json"  # label names beside the label map (NIfTI has no place)
+    if overwrite or not names.exists():
+        names.write_text(json.dumps({str(k): v for k, v in LABELS.items()}))
     return PhantomStudy(
         folder=root,
         series_folder=series_folder,

@@ -65,7 +65,7 @@ def test_rescan_reads_only_what_changed(ircadb_tree, tmp_path):
     write_phantom_study(tree / "extra", patient_id="EXTRA", shape=(16, 48, 48), tumours=1)
     shutil.rmtree(tree / "3Dircadb1.2")
     catalog, third = scan(tree, path, workers=1)
-    assert third.read == 17  # 16 slices + the label map, nothing else
+    assert third.read == 18  # 16 slices, the label map and its names, nothing else
     assert third.removed == 24 * 6  # every member of patient 2's two archives
     assert {row["patient"] for row in catalog.patients()} == {
         pseudonym("IRCAD-1"),

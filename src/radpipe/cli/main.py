@@ -6,6 +6,7 @@ import sys
 
 import typer
 
+from radpipe.cli.analyze import analyze, masks_app
 from radpipe.cli.convert import convert
 from radpipe.cli.demo import demo
 from radpipe.cli.info import info
@@ -28,6 +29,8 @@ app.command()(deidentify)
 app.command()(overlay)
 app.command()(render)
 app.add_typer(catalog_app, name="catalog")
+app.command()(analyze)
+app.add_typer(masks_app, name="masks")
 
 
 def main(argv: list[str] | None = None) -> int:

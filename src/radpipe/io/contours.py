@@ -130,7 +130,9 @@ def read_rtstruct(path: str | Path, image: Volume, *, strict: bool = False) -> M
             f"{source}: references series {', '.join(referenced)}, not the image's "
             f"{image.meta.series_uid}; load the referenced images"
         )
-    names = {int(roi.ROINumber): str(roi.ROIName) for roi in dataset.get("StructureSetROISequence", [])}
+    names = {
+        int(roi.ROINumber): str(roi.ROIName) for roi in dataset.get("StructureSetROISequence", [])
+    }
     slices, rows, columns = image.spatial_shape
     masks: dict[str, NDArray[np.bool_]] = {}
     problems: list[ContourProblem] = []
@@ -142,13 +144,19 @@ def read_rtstruct(path: str | Path, image: Volume, *, strict: bool = False) -> M
             data = np.asarray(contour.ContourData, dtype=np.float64).reshape(-1, 3)
             kind = str(contour.get("ContourGeometricType", "CLOSED_PLANAR"))
             if kind not in ("CLOSED_PLANAR",):
-                problems.append(ContourProblem(where, f"{kind} contour skipped (not closed planar)"))
+                problems.append(
+                    ContourProblem(where, f"{kind} contour skipped (not closed planar)")
+                )
                 continue
             indices = image.world_to_index(data)
             k_mean = float(indices[:, 0].mean())
             k = round(k_mean)
             if abs(k_mean - k) > SLICE_TOLERANCE or np.ptp(indices[:, 0]) > 2 * SLICE_TOLERANCE:
-                problems.append(ContourProblem(where, f"lies {abs(k_mean - k):.2f} slices off the nearest image plane"))
+                problems.append(
+                    ContourProblem(
+                        where, f"lies {abs(k_mean - k):.2f} slices off the nearest image plane"
+                    )
+                )
             if not 0 <= k < slices:
                 problems.append(ContourProblem(where, "lies outside the image's slices; skipped"))
                 continue

@@ -37,7 +37,12 @@ def read_seg(path: str | Path, image: Volume | None = None) -> MaskSet:
     except Exception as exc:  # highdicom raises many types for files that are not SEG
         raise ReadError(f"{source}: not a readable DICOM SEG ({exc})") from exc
     referenced = {uid[1] for uid in segmentation.get_source_image_uids()}
-    if image is not None and image.meta.series_uid and referenced and image.meta.series_uid not in referenced:
+    if (
+        image is not None
+        and image.meta.series_uid
+        and referenced
+        and image.meta.series_uid not in referenced
+    ):
         raise SeriesError(
             f"{source}: segments series {', '.join(sorted(referenced))}, not the image's "
             f"{image.meta.series_uid}"
@@ -62,7 +67,9 @@ def read_seg(path: str | Path, image: Volume | None = None) -> MaskSet:
     affine = np.asarray(volume.affine, dtype=np.float64)
     if image is not None:
         masks = {
-            name: resample_nearest(mask.astype(np.uint8), affine, image, name=f"SEG {source.name}").astype(bool)
+            name: resample_nearest(
+                mask.astype(np.uint8), affine, image, name=f"SEG {source.name}"
+            ).astype(bool)
             for name, mask in masks.items()
         }
         affine = image.affine.copy()
@@ -95,20 +102,32 @@ def write_seg(
 
     datasets = sorted(
         (pydicom.dcmread(p) for p in source_files),
-        key=lambda ds: float(np.dot(np.cross(ds.ImageOrientationPatient[:3], ds.ImageOrientationPatient[3:]), ds.ImagePositionPatient)),
+        key=lambda ds: float(
+            np.dot(
+                np.cross(ds.ImageOrientationPatient[:3], ds.ImageOrientationPatient[3:]),
+                ds.ImagePositionPatient,
+            )
+        ),
     )
     if not datasets:
         raise FormatError("write_seg needs the source images' files")
+    for dataset in datasets:  # an empty character set (seen in the wild) trips highdicom
+        if "SpecificCharacterSet" in dataset and not str(dataset.SpecificCharacterSet).strip():
+            del dataset.SpecificCharacterSet
     shape = (len(datasets), int(datasets[0].Rows), int(datasets[0].Columns))
     if labels.spatial_shape != shape:
-        raise FormatError(f"label map shape {labels.spatial_shape} differs from the images' {shape}")
+        raise FormatError(
+            f"label map shape {labels.spatial_shape} differs from the images' {shape}"
+        )
     present = [int(v) for v in np.unique(labels.array) if v != 0]
     if not present:
         raise FormatError("the label map is empty; nothing to write")
     descriptions = []
     for number, value in enumerate(present, start=1):
         name = labels.labels.get(value, f"label {value}")
-        kind = (categories or {}).get(value) or ("tumor" if "tum" in name.lower() or "lesion" in name.lower() else "organ")
+        kind = (categories or {}).get(value) or (
+            "tumor" if "tum" in name.lower() or "lesion" in name.lower() else "organ"
+        )
         category, property_type = (
             (codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Neoplasm)
             if kind == "tumor"

@@ -1,0 +1,167 @@
+"""Masks for an image from any source — label-map files, DICOM mask series, DICOM SEG,
+RTSTRUCT — and the patients of a catalog with their image and masks, ready to analyse."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from radpipe.errors import FormatError, ReadError
+from radpipe.masks import MaskSet, masks_from_labelmap, on_image
+from radpipe.volume import LabelMap, Volume
+
+#: Mask names that mean a tumour (everything else is an organ or tissue).
+TUMOUR_NAME = re.compile(r"tum|lesion|gtv|metast|nodule|cancer|mass", re.IGNORECASE)
+
+
+def is_tumour(name: str) -> bool:
+    """Whether a mask name denotes a tumour (``tumor``, ``livertumor01``, ``GTV-1`` …)."""
+    return bool(TUMOUR_NAME.search(name))
+
+
+def label_names_from_sidecar(path: str | Path) -> dict[int, str]:
+    """Label names from ``<file stem>.json`` beside a label map (``{"1": "liver"}``), if any."""
+    source = Path(path)
+    stem = source.name.split(".")[0]
+    sidecar = source.with_name(f"{stem}.json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        names = json.loads(sidecar.read_text())
+        return {int(k): str(v) for k, v in names.items()}
+    except (ValueError, AttributeError) as exc:
+        raise FormatError(
+            f'{sidecar}: label names must be a JSON object {{"1": "liver"}} ({exc})'
+        ) from exc
+
+
+def parse_label_names(text: str | None) -> dict[int, str]:
+    """``"1=liver,2=tumor"`` → ``{1: "liver", 2: "tumor"}``."""
+    if not text:
+        return {}
+    names = {}
+    for part in text.split(","):
+        value, _, name = part.partition("=")
+        try:
+            names[int(value)] = name.strip()
+        except ValueError:
+            raise FormatError(f"bad label name {part!r}; write VALUE=NAME, e.g. 1=liver") from None
+    return names
+
+
+def load_mask_file(
+    path: str | Path,
+    image: Volume,
+    *,
+    name: str | None = None,
+    label_names: dict[int, str] | None = None,
+    strict: bool = False,
+) -> MaskSet:
+    """Masks from one file or folder, put on ``image``'s geometry.
+
+    DICOM SEG → one mask per segment; RTSTRUCT → one per ROI; a NIfTI / NRRD label map → one
+    per label (named by ``label_names``, a ``.json`` sidecar, or ``name`` when it holds one
+    label); a DICOM mask series (0/255 images, 3D-IRCADb) → one mask named ``name``.
+    """
+    from radpipe.io import load
+
+    source = Path(path)
+    if not source.exists():
+        raise ReadError(f"{source}: no such mask file or folder")
+    if source.is_file() and not source.name.lower().endswith(
+        (".nii", ".nii.gz", ".nrrd", ".mha", ".mnc")
+    ):
+        kind = _dicom_kind(source)
+        if kind == "SEG":
+            from radpipe.io.seg import read_seg
+
+            return read_seg(source, image)
+        if kind == "RTSTRUCT":
+            from radpipe.io.contours import read_rtstruct
+
+            return read_rtstruct(source, image, strict=strict)
+    volume = load(source)
+    labels = on_image(volume, image, name=f"mask {source}")
+    names = dict(label_names or {}) or label_names_from_sidecar(source)
+    present = [int(v) for v in np.unique(labels.array) if v != 0]
+    if name and len(present) <= 1:
+        names = {value: name for value in present} or {1: name}
+    labels = LabelMap(labels.array, labels.affine, labels=names)
+    result = masks_from_labelmap(labels)
+    if name and len(present) <= 1 and not result.masks:
+        result.masks[name] = np.zeros(image.spatial_shape, dtype=bool)
+    return result
+
+
+def _dicom_kind(path: Path) -> str | None:
+    from radpipe.io.dicom import open_dataset
+
+    try:
+        dataset, _ = open_dataset(path, stop_before_pixels=True)
+    except ReadError:
+        return None
+    modality = str(dataset.get("Modality", ""))
+    return modality if modality in ("SEG", "RTSTRUCT") else None
+
+
+def split_masks(masks: MaskSet) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(organs, tumours) by mask name."""
+    organs = {n: m for n, m in masks.masks.items() if not is_tumour(n)}
+    tumours = {n: m for n, m in masks.masks.items() if is_tumour(n)}
+    return organs, tumours
+
+
+def patients_from_catalog(
+    catalog: object, *, strict: bool = False
+) -> Iterator[tuple[str, Volume, MaskSet]]:
+    """Each patient of a catalog with its main image and every mask that belongs to it.
+
+    The image is the patient's largest DICOM image series (role ``image``); masks are its
+    3D-IRCADb mask series, label maps linked to it or beside it, and SEG / RTSTRUCT objects
+    that reference it. Patients without masks are skipped.
+    """
+    from radpipe.io.catalog import Catalog
+    from radpipe.io.discover import _local_copy
+
+    assert isinstance(catalog, Catalog)
+    for row in catalog.patients():
+        patient = row["patient"]
+        series = catalog.series(patient=patient)
+        images = [s for s in series if s.role == "image" and s.format == "DICOM"]
+        if not images:
+            continue
+        main = max(
+            images, key=lambda s: (s.shape or (0,))[0] * (s.shape or (0, 0))[1] if s.shape else 0
+        )
+        image = catalog.load(main)
+        found = MaskSet(image.affine.copy(), {}, [])
+        for entry in series:
+            if entry.role == "mask" and entry.format == "DICOM":
+                volume = catalog.load(entry)
+                name = entry.name or f"mask {entry.key}"
+                found.masks[name] = on_image(volume, image, name=name).array != 0
+            elif entry.role == "label":
+                with _local_copy(entry.first_location) as path:
+                    names = (
+                        label_names_from_sidecar(entry.first_location)
+                        if "::" not in entry.first_location
+                        else {}
+                    )
+                    part = load_mask_file(path, image, label_names=names)
+                found.masks.update(part.masks)
+            elif entry.role in ("segmentation", "contours") and entry.format in (
+                "DICOM SEG",
+                "RTSTRUCT",
+            ):
+                if entry.linked and main.series_uid and entry.linked != main.series_uid:
+                    continue
+                with _local_copy(entry.first_location) as path:
+                    part = load_mask_file(path, image, strict=strict)
+                found.masks.update(part.masks)
+                found.problems.extend(part.problems)
+        if found.masks:
+            yield patient, image, found

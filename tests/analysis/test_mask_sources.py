@@ -1,0 +1,156 @@
+"""Masks from SEG, RTSTRUCT, contour files and label maps against their references."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pydicom
+import pytest
+from skimage.draw import polygon as skimage_polygon
+
+import radpipe
+from radpipe.errors import FormatError, GeometryError, SeriesError
+from radpipe.io.contours import read_polygon_file, read_rtstruct, sunnybrook_masks
+from radpipe.io.mask_sources import load_mask_file
+from radpipe.io.seg import read_seg, write_seg
+from radpipe.masks import rasterize_polygon
+from radpipe.volume import LabelMap
+
+
+def test_polygon_rule_matches_scikit_image():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        points = rng.uniform(-3, 40, size=(rng.integers(3, 12), 2))
+        ours = rasterize_polygon(points, (36, 38))
+        rows, columns = skimage_polygon(points[:, 1], points[:, 0], shape=(36, 38))
+        theirs = np.zeros((36, 38), bool)
+        theirs[rows, columns] = True
+        assert (ours != theirs).sum() <= 2  # only centres exactly on an edge may differ
+    square = rasterize_polygon([(0.5, 0.5), (3.5, 0.5), (3.5, 2.5), (0.5, 2.5)], (5, 5))
+    assert np.argwhere(square).tolist() == [[1, 1], [1, 2], [1, 3], [2, 1], [2, 2], [2, 3]]
+
+
+def test_dcmqi_seg_equals_the_nrrd_voxel_for_voxel(data_dir):
+    folder = data_dir / "dcmqi/data/segmentations"
+    image = radpipe.load(folder / "ct-3slice")
+    liver = read_seg(folder / "liver.dcm", image)
+    reference = radpipe.load(folder / "liver_seg.nrrd")
+    assert liver.voxel_counts() == {"Liver": 107_098}
+    np.testing.assert_array_equal(liver.masks["Liver"], reference.array != 0)
+    overlaps = read_seg(folder / "partial_overlaps.dcm", image).voxel_counts()
+    assert sorted(overlaps.values()) == sorted([9602, 11888, 10743, 6693, 4713])
+
+
+def test_seg_of_another_series_is_refused(data_dir):
+    image = radpipe.load(data_dir / "dcm_qa_ct/In/Philips/S21570/S2010")
+    with pytest.raises(SeriesError, match=r"liver\.dcm: segments series .*not the image's"):
+        read_seg(data_dir / "dcmqi/data/segmentations/liver.dcm", image)
+
+
+def test_seg_written_by_radpipe_reads_back_through_highdicom(phantom_study, tmp_path):
+    import highdicom as hd
+
+    image = radpipe.load(phantom_study.series_folder)
+    labels = LabelMap(
+        phantom_study.phantom.labels.array,
+        image.affine,
+        labels={1: "liver", 2: "tumor", 3: "spleen"},
+    )
+    path = write_seg(labels, image.meta.source_files, tmp_path / "seg.dcm")
+    segmentation = hd.seg.segread(str(path))
+    assert [
+        segmentation.get_segment_description(n).segment_label
+        for n in segmentation.get_segment_numbers()
+    ] == ["liver", "tumor", "spleen"]
+    back = read_seg(path, image)
+    for value, name in labels.labels.items():
+        np.testing.assert_array_equal(back.masks[name], labels.array == value)
+
+
+def test_rtstruct_matches_an_independent_rasterisation(data_dir):
+    for patient in ("pat_2", "pat_3"):
+        folder = data_dir / "pyCERR/radiomics_phantom_dicom" / patient
+        structure = next(folder.glob("*RS*"))
+        image = radpipe.load(folder)
+        masks = read_rtstruct(structure, image)
+        ours = masks.masks["GTV-1"]
+        dataset = pydicom.dcmread(structure)
+        theirs = np.zeros(image.spatial_shape, bool)
+        area_mm2 = 0.0
+        for roi in dataset.ROIContourSequence:
+            for contour in roi.ContourSequence:
+                points = np.asarray(contour.ContourData, float).reshape(-1, 3)
+                index = image.world_to_index(points)
+                k = round(float(index[:, 0].mean()))
+                rows, columns = skimage_polygon(
+                    index[:, 1], index[:, 2], shape=image.spatial_shape[1:]
+                )
+                plane = np.zeros(image.spatial_shape[1:], bool)
+                plane[rows, columns] = True
+                theirs[k] ^= plane
+                x, y = points[:, 0], points[:, 1]
+                area_mm2 += 0.5 * abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1)))
+        assert int(ours.sum()) == int(theirs.sum())
+        volume_mm3 = ours.sum() * image.voxel_volume_mm3
+        assert volume_mm3 == pytest.approx(area_mm2 * image.spacing[0], rel=0.02)
+
+
+def test_rtstruct_without_its_images_is_refused(data_dir):
+    image = radpipe.load(data_dir / "pyCERR/radiomics_phantom_dicom/pat_2")
+    other = next((data_dir / "pyCERR/radiomics_phantom_dicom/pat_3").glob("*RS*"))
+    with pytest.raises(SeriesError, match="references series"):
+        read_rtstruct(other, image)
+
+
+def test_sunnybrook_contours_make_masks_inner_inside_outer(data_dir):
+    with open(data_dir / "sunnybrook/link.csv") as handle:
+        link = {row[1]: row[0] for row in csv.reader(handle) if len(row) == 2}
+    total = 0
+    for contours, images in link.items():
+        found = sunnybrook_masks(
+            data_dir / "sunnybrook/dicoms" / images, data_dir / "sunnybrook/contourfiles" / contours
+        )
+        for _, (image, masks) in found.items():
+            assert image.spatial_shape[0] == 1
+            inner, outer = masks.masks.get("endocardium"), masks.masks.get("epicardium")
+            if inner is not None:
+                assert inner.sum() > 0
+                total += 1
+            if inner is not None and outer is not None:
+                # manual contours may touch: at most 0.5 % of the cavity pokes through (1 pixel
+                # of 1043 in SC-HF-I-1 image 59)
+                assert (inner & ~outer).sum() <= 0.005 * inner.sum()
+                ring = masks.masks["myocardium"]
+                assert not (ring & inner).any() and not (ring & ~outer).any()
+    files = list((data_dir / "sunnybrook/contourfiles").rglob("*-icontour-manual.txt"))
+    assert total == len(files)
+
+
+def test_contour_file_with_text_and_mask_of_another_size(tmp_path, phantom_study):
+    bad = tmp_path / "IM-0001-0001-icontour-manual.txt"
+    bad.write_text("10.0 12.0\nnot numbers\n")
+    with pytest.raises(FormatError, match="line 2 is not two numbers"):
+        read_polygon_file(bad)
+    image = radpipe.load(phantom_study.series_folder)
+    elsewhere = np.eye(4)
+    elsewhere[:3, 3] = (5000.0, 5000.0, 5000.0)
+    radpipe.save(radpipe.Volume(np.ones((4, 8, 8), np.uint8), elsewhere), tmp_path / "far.nii.gz")
+    with pytest.raises(GeometryError, match="does not overlap the image"):
+        load_mask_file(tmp_path / "far.nii.gz", image, name="liver")
+
+
+def test_label_map_on_another_grid_is_resampled(phantom_study, tmp_path):
+    image = radpipe.load(phantom_study.series_folder)
+    labels = phantom_study.phantom.labels
+    coarse = LabelMap(
+        labels.array[::2, ::2, ::2].copy(), labels.affine @ np.diag([2.0, 2.0, 2.0, 1.0])
+    )
+    radpipe.save(coarse, tmp_path / "coarse.nii.gz")
+    masks = load_mask_file(
+        tmp_path / "coarse.nii.gz", image, label_names={1: "liver", 2: "tumor", 3: "spleen"}
+    )
+    liver = masks.masks["liver"]
+    assert liver.shape == image.spatial_shape
+    agreement = (liver == (labels.array == 1)).mean()
+    assert agreement > 0.97
