@@ -112,9 +112,15 @@ class PatientReport:
 
 
 def intensity(values: NDArray[Any]) -> Intensity | None:
-    """Statistics of the values (None when empty)."""
+    """Statistics of the values (None when empty).
+
+    Percentiles follow ``numpy.percentile`` (linear); large integer regions (organs) take them
+    from a histogram of the values, which gives the same order statistics without sorting.
+    """
     if values.size == 0:
         return None
+    if np.issubdtype(values.dtype, np.integer) and values.size > 100_000:
+        return _integer_intensity(values)
     data = values.astype(np.float64)
     quantiles = np.percentile(data, PERCENTILES)
     return Intensity(
@@ -123,6 +129,31 @@ def intensity(values: NDArray[Any]) -> Intensity | None:
         min=float(data.min()),
         max=float(data.max()),
         percentiles={f"p{p}": float(q) for p, q in zip(PERCENTILES, quantiles, strict=True)},
+    )
+
+
+def _integer_intensity(values: NDArray[Any]) -> Intensity:
+    low = int(values.min())
+    counts = np.bincount((values.astype(np.int64) - low).ravel())
+    levels = np.arange(low, low + counts.size, dtype=np.float64)
+    total = int(counts.sum())
+    mean = float(np.dot(counts, levels) / total)
+    std = float(np.sqrt(max(0.0, np.dot(counts, (levels - mean) ** 2) / total)))
+    cumulative = np.cumsum(counts)
+
+    def order_statistic(rank: int) -> float:  # the rank-th smallest value, 0-based
+        return float(levels[int(np.searchsorted(cumulative, rank, side="right"))])
+
+    quantiles = {}
+    for p in PERCENTILES:
+        position = p / 100 * (total - 1)
+        below = math.floor(position)
+        fraction = position - below
+        lower = order_statistic(below)
+        upper = order_statistic(min(below + 1, total - 1))
+        quantiles[f"p{p}"] = lower + (upper - lower) * fraction
+    return Intensity(
+        mean=mean, std=std, min=float(low), max=float(levels[-1]), percentiles=quantiles
     )
 
 
@@ -308,7 +339,10 @@ def analyse_patient(
         )
         for name, mask in organs.items()
     ]
-    filled = {name: _filled_hull(mask) for name, mask in organs.items()}
+    tumour_slices = np.zeros(image.spatial_shape[0], dtype=bool)
+    for mask in tumours.values():
+        tumour_slices |= mask.any(axis=(1, 2))
+    filled = {name: _filled_hull(mask, tumour_slices) for name, mask in organs.items()}
     lesions, small = find_lesions(
         image, tumours, organs=filled, connectivity=connectivity, min_volume_ml=min_volume_ml
     )
@@ -337,12 +371,13 @@ def analyse_patient(
     return report
 
 
-def _filled_hull(mask: NDArray[np.bool_]) -> NDArray[np.bool_]:
-    """The organ with its holes filled slice by slice (tumours cut out of a liver mask)."""
+def _filled_hull(mask: NDArray[np.bool_], slices: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """The organ with its holes filled slice by slice (tumours cut out of a liver mask), on
+    the slices that hold tumours (the only ones where it is used)."""
     from scipy import ndimage
 
-    filled: NDArray[np.bool_] = np.zeros_like(mask)
-    for k in np.nonzero(mask.any(axis=(1, 2)))[0]:
+    filled: NDArray[np.bool_] = mask.copy()
+    for k in np.nonzero(slices & mask.any(axis=(1, 2)))[0]:
         filled[k] = ndimage.binary_fill_holes(mask[k])
     return filled
 

@@ -124,3 +124,28 @@ def test_masks_convert_to_nifti_and_seg(data_dir, tmp_path):
     assert read_seg(tmp_path / "liver.dcm", radpipe.load(folder / "ct-3slice")).voxel_counts() == {
         "Liver": 107_098
     }
+
+
+def test_histogram_statistics_equal_numpys():
+    from radpipe.analysis import _integer_intensity
+
+    values = np.random.default_rng(3).normal(40, 300, 300_001).astype(np.int16)
+    fast = _integer_intensity(values)
+    data = values.astype(np.float64)
+    assert fast.mean == pytest.approx(data.mean()) and fast.std == pytest.approx(data.std())
+    for name, value in fast.percentiles.items():
+        assert value == pytest.approx(np.percentile(data, float(name[1:])), abs=1e-9)
+
+
+def test_ircadb_tumour_folders_counted_each(tmp_path, capsys):
+    from radpipe.phantom import write_ircadb_patient
+
+    phantom = write_ircadb_patient(
+        tmp_path / "3Dircadb1.1", patient_id="IRCAD-1", tumours=2, seed=3
+    )
+    assert main(["analyze", str(tmp_path), "--out", str(tmp_path / "report"), "--no-pictures"]) == 0
+    with open(tmp_path / "report" / "lesions.csv") as handle:
+        lesions = list(csv.DictReader(handle))
+    assert sorted(row["source"] for row in lesions) == ["livertumor01", "livertumor02"]
+    assert all(row["organ"] == "liver" for row in lesions)
+    del phantom

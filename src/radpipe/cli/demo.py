@@ -78,3 +78,8 @@ def demo(
         f"{report.files} files, {report.series} series, {report.patients} patients, "
         f"{report.problems} problems in {report.seconds:.2f} s"
     )
+
+    from radpipe.cli.analyze import analyze
+
+    stdout.print("[bold]analysis[/bold] (the phantom's tumour volumes are known; compare above)")
+    analyze(path=folder, out=folder / "report", catalog=folder / "catalog.sqlite")
