@@ -11,9 +11,10 @@ from skimage.draw import polygon as skimage_polygon
 
 import radpipe
 from radpipe.errors import FormatError, GeometryError, SeriesError
+from radpipe.export.seg import write_seg
 from radpipe.io.contours import read_polygon_file, read_rtstruct, sunnybrook_masks
 from radpipe.io.mask_sources import load_mask_file
-from radpipe.io.seg import read_seg, write_seg
+from radpipe.io.seg import read_seg
 from radpipe.masks import rasterize_polygon
 from radpipe.volume import LabelMap
 

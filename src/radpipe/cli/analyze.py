@@ -192,7 +192,7 @@ def convert_masks(
     masks = load_mask_file(source, volume, name=name, label_names=parse_label_names(labels))
     labelmap = masks.to_labelmap()
     if output.name.lower().endswith(".dcm"):
-        from radpipe.io.seg import write_seg
+        from radpipe.export.seg import write_seg
 
         files = [
             f

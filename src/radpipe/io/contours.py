@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from radpipe.errors import FormatError, GeometryError, ReadError, SeriesError
+from radpipe.errors import FormatError, ReadError, SeriesError
 from radpipe.masks import ContourProblem, MaskSet, check_contour, rasterize_contours
 from radpipe.volume import Volume
 
@@ -182,11 +182,3 @@ def _referenced_series(dataset: Any) -> list[str]:
                 if "SeriesInstanceUID" in series:
                     found.append(str(series.SeriesInstanceUID))
     return found
-
-
-def referenced_image_folder(path: str | Path) -> Path:
-    """The folder an RTSTRUCT's images usually sit in (its own)."""
-    return Path(path).parent
-
-
-_ = GeometryError
