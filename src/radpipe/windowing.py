@@ -159,7 +159,13 @@ def apply_window(image: ArrayLike, window: Window, *, invert: bool = False) -> N
         unsigned = (
             data.view(np.dtype(f"u{data.dtype.itemsize}")) if data.dtype.kind == "i" else data
         )
-        grey: NDArray[np.uint8] = np.take(table, unsigned)
+        if unsigned.ndim == 3 and unsigned.size > 4_000_000:
+            # whole volumes: look up a few slices at a time into one output (no big temporaries)
+            grey: NDArray[np.uint8] = np.empty(unsigned.shape, dtype=np.uint8)
+            for start in range(0, unsigned.shape[0], 8):
+                np.take(table, unsigned[start : start + 8], out=grey[start : start + 8])
+            return grey
+        grey = table[unsigned]
         return grey
     scaled = (data.astype(np.float32) - np.float32(window.low)) * np.float32(255.0 / window.width)
     np.clip(scaled, 0.0, 255.0, out=scaled)

@@ -28,6 +28,7 @@ def demo(
     from radpipe.io.summary import summarize_volume
     from radpipe.phantom import tumour_heatmap, write_phantom_study
     from radpipe.render import HeatmapStyle, canonical, three_plane, view
+    from radpipe.windowing import parse_window
 
     summaries = []
     for number in range(1, patients + 1):
@@ -80,6 +81,20 @@ def demo(
     )
 
     from radpipe.cli.analyze import analyze
+    from radpipe.export.nerf import export_nerf
+
+    first = load(folder / "patient01" / "CT")
+    nerf = export_nerf(
+        first,
+        folder / "patient01" / "nerf",
+        mode="window",
+        window=parse_window("abdomen"),
+        overwrite=True,
+    )
+    stdout.print(
+        f"NeRF export: {len(nerf.files)} slices + transforms.json in {nerf.folder} "
+        f"(z-step {nerf.z_step:.4f} units)"
+    )
 
     stdout.print("[bold]analysis[/bold] (the phantom's tumour volumes are known; compare above)")
     analyze(path=folder, out=folder / "report", catalog=folder / "catalog.sqlite")

@@ -9,6 +9,7 @@ import typer
 from radpipe.cli.analyze import analyze, masks_app
 from radpipe.cli.convert import convert
 from radpipe.cli.demo import demo
+from radpipe.cli.export import export_app
 from radpipe.cli.info import info
 from radpipe.cli.overlay import overlay, render
 from radpipe.cli.scan import catalog_app, deidentify, metadata, scan_command
@@ -31,6 +32,7 @@ app.command()(render)
 app.add_typer(catalog_app, name="catalog")
 app.command()(analyze)
 app.add_typer(masks_app, name="masks")
+app.add_typer(export_app, name="export")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,150 @@
+"""``radpipe export nerf``: numbered PNG slices and transforms.json for 3D-reconstruction models."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from radpipe.cli.console import progress_bar, stdout
+
+export_app = typer.Typer(help="Export volumes for other tools.", no_args_is_help=True)
+
+
+def _range(text: str | None) -> tuple[int | None, int | None]:
+    if not text:
+        return (None, None)
+    start, sep, stop = text.partition(":")
+    if not sep:
+        raise typer.BadParameter("write START:STOP (either may be empty)", param_hint="--range")
+    try:
+        return (int(start) if start else None, int(stop) if stop else None)
+    except ValueError:
+        raise typer.BadParameter("START and STOP must be integers", param_hint="--range") from None
+
+
+def _split(text: str | None) -> tuple[float, float, float] | None:
+    if not text:
+        return None
+    try:
+        train, val, test = (float(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(
+            "write TRAIN,VAL,TEST fractions, e.g. 0.8,0.1,0.1", param_hint="--split"
+        ) from None
+    return (train, val, test)
+
+
+@export_app.command("nerf")
+def nerf(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="DICOM series folder, NIfTI / NRRD file, or a dataset root with --all."
+        ),
+    ],
+    output: Annotated[Path, typer.Argument(help="Output folder (001.png …, transforms.json).")],
+    normalization: Annotated[
+        str, typer.Option("--normalization", help="minmax, window or percentile.")
+    ] = "minmax",
+    window: Annotated[
+        str | None, typer.Option("--window", help="Preset name or CENTER/WIDTH (implies window).")
+    ] = None,
+    window_center: Annotated[
+        float | None, typer.Option("--window-center", help="Window centre in HU.")
+    ] = None,
+    window_width: Annotated[
+        float | None, typer.Option("--window-width", help="Window width in HU.")
+    ] = None,
+    bit_depth: Annotated[int, typer.Option("--bit-depth", help="8 or 16-bit PNG.")] = 8,
+    plane: Annotated[
+        str, typer.Option("--plane", help="axial, coronal or sagittal (patient terms).")
+    ] = "axial",
+    axis: Annotated[
+        int | None,
+        typer.Option("--axis", help="0, 1 or 2 in the input's array order (overrides --plane)."),
+    ] = None,
+    range_: Annotated[str | None, typer.Option("--range", help="START:STOP slice subset.")] = None,
+    every: Annotated[int, typer.Option("--every", help="Keep every N-th slice.")] = 1,
+    focal_length: Annotated[
+        float | None, typer.Option("--focal-length", help="Pixels (default: image width).")
+    ] = None,
+    scale: Annotated[float, typer.Option("--scale", help="Scene units per mm.")] = 0.001,
+    split: Annotated[
+        str | None, typer.Option("--split", help="TRAIN,VAL,TEST fractions, e.g. 0.8,0.1,0.1.")
+    ] = None,
+    camera_model: Annotated[
+        str, typer.Option("--camera-model", help="OPENCV or PINHOLE.")
+    ] = "OPENCV",
+    all_series: Annotated[
+        bool, typer.Option("--all", help="Every image series under SOURCE (one folder each).")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace a non-empty OUTPUT.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Print nothing but errors.")] = False,
+) -> None:
+    """Write numbered PNG slices and a nerfstudio / instant-ngp transforms.json."""
+    from radpipe.errors import FormatError
+    from radpipe.export.nerf import export_nerf
+    from radpipe.io import load
+    from radpipe.windowing import Window, parse_window
+
+    chosen_window = None
+    mode = normalization
+    if window is not None:
+        chosen_window, mode = parse_window(window), "window"
+    elif window_center is not None or window_width is not None:
+        if window_center is None or window_width is None:
+            raise FormatError("give both --window-center and --window-width")
+        chosen_window, mode = Window(window_center, window_width), "window"
+    if camera_model not in ("OPENCV", "PINHOLE"):
+        raise FormatError(f"--camera-model must be OPENCV or PINHOLE, got {camera_model!r}")
+    options: dict[str, Any] = {
+        "plane": plane, "axis": axis, "mode": mode, "window": chosen_window, "bit_depth": bit_depth,
+        "focal_length": focal_length, "scale": scale, "selection": _range(range_), "every": every,
+        "split": _split(split), "camera_model": camera_model, "overwrite": overwrite,
+    }  # fmt: skip
+    if all_series:
+        from radpipe.io.catalog import scan
+
+        with tempfile.TemporaryDirectory() as work:
+            catalog, _ = scan(source, Path(work) / "catalog.sqlite")
+            with catalog:
+                entries = [e for e in catalog.series(role="image") if e.shape and len(e.shape) == 3]
+                for number, entry in enumerate(entries, start=1):
+                    folder = output / f"{entry.patient}_{number:03d}"
+                    result = export_nerf(catalog.load(entry), folder, **options)
+                    if not quiet:
+                        stdout.print(
+                            f"{folder}: {len(result.files)} slices "
+                            f"{result.image_shape[1]}×{result.image_shape[0]}"
+                        )
+        return
+    if not quiet:
+        stdout.print(f"Loading {source}...")
+    volume = load(source)
+    with progress_bar("Saving slices") as (advance, set_total):
+        set_total(volume.spatial_shape[0])
+        result = export_nerf(volume, output, progress=advance, **options)
+    if quiet:
+        return
+    low, high = result.original_range
+    stdout.print(f"  Volume shape: {result.volume_shape}")
+    stdout.print(f"  Voxel spacing: ({', '.join(f'{v:.4g}' for v in result.spacing_mm)}) mm")
+    stdout.print(f"  Slice thickness: {result.slice_spacing_mm:.2f} mm")
+    stdout.print(f"Normalizing intensity using method: {mode}")
+    stdout.print(f"  Original range: [{low:.2f}, {high:.2f}]")
+    stdout.print(
+        f"  Normalized range: [{result.normalized_range[0]}, {result.normalized_range[1]}]"
+    )
+    stdout.print(f"Saved {len(result.files)} slices to {result.folder}")
+    stdout.print(f"  Image shape: {result.image_shape[1]} x {result.image_shape[0]}")
+    stdout.print(f"  Focal length: {result.focal_length:.2f}")
+    stdout.print(
+        f"  Principal point: ({result.principal_point[0]:.2f}, {result.principal_point[1]:.2f})"
+    )
+    stdout.print(f"  Z-step (camera translation): {result.z_step:.6f} units")
+    stdout.print(f"✓ Conversion complete! Output directory: {result.folder}")
