@@ -317,7 +317,7 @@ def _split(names: list[str], fractions: tuple[float, float, float]) -> dict[str,
     val = round(count * fractions[1])
     test = round(count * fractions[2])
     spread = np.linspace(0, count - 1, val + test + 2)[1:-1] if val + test else np.empty(0)
-    held = list(dict.fromkeys(int(round(float(p))) for p in spread))
+    held = list(dict.fromkeys(round(float(p)) for p in spread))
     val_set = set(held[::2][:val]) if test else set(held[:val])
     test_set = set(held) - val_set
     return {
