@@ -139,3 +139,36 @@ def test_cli_prints_the_summary(volumes, tmp_path, capsys, data_dir):
     ):
         assert text in out
     assert len(list((tmp_path / "out").glob("*.png"))) == 28
+
+
+def test_mvsplat_chunks_load_with_torch(volumes, tmp_path, data_dir):
+    torch = pytest.importorskip("torch")
+    folder = data_dir / "dcm_qa_ct/In/Philips/S21570/S2010"
+    code = main(
+        [
+            "export",
+            "nerf",
+            str(folder),
+            str(tmp_path / "mv"),
+            "--format",
+            "mvsplat",
+            "--window",
+            "brain",
+        ]
+    )
+    assert code == 0
+    index = json.loads((tmp_path / "mv" / "index.json").read_text())
+    (chunk_name,) = set(index.values())
+    examples = torch.load(tmp_path / "mv" / chunk_name, weights_only=False)
+    (example,) = examples
+    assert example["cameras"].shape == (28, 18) and example["cameras"].dtype == torch.float32
+    assert example["timestamps"].shape == (28,) and len(example["images"]) == 28
+    first = Image.open(__import__("io").BytesIO(example["images"][0].numpy().tobytes()))
+    assert first.size == (512, 512)
+    extrinsics = example["cameras"][:, 6:].reshape(28, 3, 4).numpy().astype(np.float64)
+    rotation = extrinsics[0, :, :3]
+    np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-5)
+    # OpenCV world-to-camera: consecutive camera centres one slice (5 mm × 0.001) apart
+    centres = np.array([-e[:, :3].T @ e[:, 3] for e in extrinsics])
+    np.testing.assert_allclose(np.linalg.norm(np.diff(centres, axis=0), axis=1), 0.005, rtol=1e-4)
+    assert example["cameras"][0, :4].tolist() == pytest.approx([1.0, 1.0, 0.5, 0.5])

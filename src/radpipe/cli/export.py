@@ -37,6 +37,22 @@ def _split(text: str | None) -> tuple[float, float, float] | None:
     return (train, val, test)
 
 
+def _volumes(source: Path, all_series: bool) -> list[tuple[str, Any]]:
+    from radpipe.io import load
+
+    if not all_series:
+        return [(source.name, load(source))]
+    from radpipe.io.catalog import scan
+
+    with tempfile.TemporaryDirectory() as work:
+        catalog, _ = scan(source, Path(work) / "catalog.sqlite")
+        with catalog:
+            entries = [e for e in catalog.series(role="image") if e.shape and len(e.shape) == 3]
+            return [
+                (f"{e.patient}_{n:03d}", catalog.load(e)) for n, e in enumerate(entries, start=1)
+            ]
+
+
 @export_app.command("nerf")
 def nerf(
     source: Annotated[
@@ -81,6 +97,10 @@ def nerf(
     all_series: Annotated[
         bool, typer.Option("--all", help="Every image series under SOURCE (one folder each).")
     ] = False,
+    output_format: Annotated[
+        str,
+        typer.Option("--format", help="nerf (PNG + transforms.json) or mvsplat (.torch chunks)."),
+    ] = "nerf",
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a non-empty OUTPUT.")
     ] = False,
@@ -107,6 +127,21 @@ def nerf(
         "focal_length": focal_length, "scale": scale, "selection": _range(range_), "every": every,
         "split": _split(split), "camera_model": camera_model, "overwrite": overwrite,
     }  # fmt: skip
+    if output_format not in ("nerf", "mvsplat"):
+        raise FormatError(f"--format must be nerf or mvsplat, got {output_format!r}")
+    if output_format == "mvsplat":
+        from radpipe.export.nerf import export_mvsplat
+
+        volumes = _volumes(source, all_series)
+        chunks = export_mvsplat(
+            volumes, output, plane=plane, axis=axis, mode=mode, window=chosen_window,
+            focal_length=focal_length, scale=scale, overwrite=overwrite,
+        )  # fmt: skip
+        if not quiet:
+            stdout.print(
+                f"wrote {len(volumes)} example(s), {len(chunks)} chunk(s) + index.json: {output}"
+            )
+        return
     if all_series:
         from radpipe.io.catalog import scan
 

@@ -327,3 +327,90 @@ def _split(names: list[str], fractions: tuple[float, float, float]) -> dict[str,
         "val_filenames": [n for i, n in enumerate(names) if i in val_set],
         "test_filenames": [n for i, n in enumerate(names) if i in test_set],
     }
+
+
+def export_mvsplat(
+    volumes: list[tuple[str, Volume]],
+    folder: str | Path,
+    *,
+    plane: str | None = "axial",
+    axis: int | None = None,
+    mode: IntensityMode | str = IntensityMode.MINMAX,
+    window: Window | None = None,
+    focal_length: float | None = None,
+    scale: float = DEFAULT_SCALE,
+    chunk_size: int = 16,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write volumes in MVSplat's RealEstate10K dataset layout (``*.torch`` chunks + index.json).
+
+    Each volume is one example: ``key``, ``url``, ``timestamps`` (V,) int64, ``cameras``
+    (V, 18) float32 — normalised ``fx, fy, cx, cy``, two zeros, then the 3×4 world-to-camera
+    matrix row by row in the OpenCV convention (x right, y down, z forward) — and ``images``, a
+    list of V uint8 tensors holding encoded PNGs. Needs ``pip install 'radpipe[torch]'``.
+    """
+    import io
+
+    from PIL import Image
+
+    from radpipe._optional import import_optional
+
+    torch = import_optional("torch", extra="torch")
+    target = Path(folder)
+    if target.exists() and any(target.iterdir()) and not overwrite:
+        raise OutputExistsError(
+            f"{target}: exists and is not empty; pass --overwrite to replace it"
+        )
+    opengl_to_opencv = np.diag([1.0, -1.0, -1.0, 1.0])
+    examples = []
+    for key, volume in volumes:
+        stack = slice_stack(volume, plane=plane, axis=axis)
+        levels, _ = to_grey_levels(stack.values, mode=mode, window=window)
+        count, height, width = levels.shape
+        focal = float(focal_length or width)
+        corners = np.array([[0, 0, 0], [count - 1, height - 1, width - 1]], float)
+        centre = (corners @ stack.affine[:3, :3].T + stack.affine[:3, 3]).mean(axis=0)
+        cameras = np.zeros((count, 18), dtype=np.float32)
+        images = []
+        for k in range(count):
+            camera = (
+                camera_to_world(stack.affine, k, (height, width), centre, scale) @ opengl_to_opencv
+            )
+            world_to_camera = np.linalg.inv(camera)
+            cameras[k, :4] = (focal / width, focal / height, 0.5, 0.5)
+            cameras[k, 6:] = world_to_camera[:3].reshape(-1)
+            buffer = io.BytesIO()
+            Image.fromarray(levels[k]).convert("RGB").save(buffer, format="PNG", compress_level=1)
+            images.append(torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8))
+        examples.append(
+            {
+                "key": key,
+                "url": "",
+                "timestamps": torch.arange(count, dtype=torch.int64),
+                "cameras": torch.from_numpy(cameras),
+                "images": images,
+            }
+        )
+    staging = Path(
+        tempfile.mkdtemp(
+            prefix=f".{target.name}.", dir=target.parent if target.parent.exists() else None
+        )
+    )
+    try:
+        index: dict[str, str] = {}
+        written = []
+        for number, start in enumerate(range(0, len(examples), chunk_size)):
+            name = f"{number:06d}.torch"
+            chunk = examples[start : start + chunk_size]
+            torch.save(chunk, staging / name)
+            index.update({example["key"]: name for example in chunk})
+            written.append(target / name)
+        (staging / "index.json").write_text(json.dumps(index, indent=2))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.move(str(staging), target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return written
