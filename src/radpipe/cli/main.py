@@ -8,6 +8,7 @@ import typer
 
 from radpipe.cli.analyze import analyze, masks_app
 from radpipe.cli.convert import convert
+from radpipe.cli.dataset import dataset_app, preprocess_command
 from radpipe.cli.demo import demo
 from radpipe.cli.export import export_app
 from radpipe.cli.info import info
@@ -33,6 +34,8 @@ app.add_typer(catalog_app, name="catalog")
 app.command()(analyze)
 app.add_typer(masks_app, name="masks")
 app.add_typer(export_app, name="export")
+app.command("preprocess")(preprocess_command)
+app.add_typer(dataset_app, name="dataset")
 
 
 def main(argv: list[str] | None = None) -> int:

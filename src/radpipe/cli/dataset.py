@@ -1,0 +1,336 @@
+"""``radpipe preprocess`` and ``radpipe dataset build | inspect | batches``."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from radpipe.cli.console import progress_bar, stdout
+
+dataset_app = typer.Typer(
+    help="Build, inspect and sample training datasets (HDF5).", no_args_is_help=True
+)
+
+
+def _floats(text: str | None) -> list[float] | None:
+    if text in (None, ""):
+        return None
+    try:
+        return [float(v) for v in str(text).split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"expected numbers separated by commas, got {text!r}") from None
+
+
+def _ints(text: str | None) -> list[int] | None:
+    values = _floats(text)
+    return None if values is None else [int(v) for v in values]
+
+
+def preprocess_command(
+    source: Annotated[Path, typer.Argument(help="Image: DICOM folder or file, NIfTI, NRRD.")],
+    output: Annotated[Path, typer.Argument(help="Output .nii / .nii.gz / .nrrd.")],
+    spacing: Annotated[
+        str | None, typer.Option("--spacing", help="mm: one value or SLICE,ROW,COLUMN.")
+    ] = None,
+    orient: Annotated[
+        str | None, typer.Option("--orient", help="LPS, RAS or another 3-letter code.")
+    ] = None,
+    n4: Annotated[bool, typer.Option("--n4", help="N4 bias-field correction (MR).")] = False,
+    normalization: Annotated[
+        str, typer.Option("--normalization", help="none, window, zscore or percentile.")
+    ] = "none",
+    window: Annotated[
+        str | None,
+        typer.Option("--window", help="Preset or CENTER/WIDTH for window normalisation."),
+    ] = None,
+    crop_body: Annotated[
+        bool, typer.Option("--crop-body", help="Crop to the body with a margin.")
+    ] = False,
+    size: Annotated[str | None, typer.Option("--size", help="Pad / crop to S,R,C voxels.")] = None,
+    mask: Annotated[
+        Path | None, typer.Option("--mask", help="Label map to carry along (nearest neighbour).")
+    ] = None,
+    mask_output: Annotated[
+        Path | None, typer.Option("--mask-output", help="Where to write the processed label map.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace outputs.")] = False,
+) -> None:
+    """Resample, reorient, correct, normalise, crop and pad an image (and its label map)."""
+    from radpipe.errors import FormatError
+    from radpipe.io import load, save
+    from radpipe.io.atomic import check_writable
+    from radpipe.preprocess import preprocess
+    from radpipe.volume import LabelMap
+    from radpipe.windowing import parse_window
+
+    check_writable(output, overwrite=overwrite)
+    if mask is not None and mask_output is None:
+        raise FormatError("--mask needs --mask-output")
+    image = load(source)
+    labels = None
+    if mask is not None:
+        from radpipe.masks import on_image
+
+        labels = on_image(load(mask), image, name=str(mask))
+    values = _floats(spacing)
+    chosen = None if values is None else (values[0] if len(values) == 1 else values)
+    out_image, out_labels = preprocess(
+        image, labels=labels, spacing=chosen, orient=orient, n4=n4, normalization=normalization,
+        window=parse_window(window) if window else None, crop_to_body=crop_body, size=_ints(size),
+    )  # fmt: skip
+    save(out_image, output, overwrite=overwrite)
+    if out_labels is not None and mask_output is not None:
+        save(LabelMap(out_labels.array, out_labels.affine), mask_output, overwrite=overwrite)
+    stdout.print(
+        f"wrote {output}: {out_image.shape}, spacing {tuple(round(v, 4) for v in out_image.spacing)} mm, {out_image.orientation_code}"
+    )
+
+
+@dataset_app.command("build")
+def build_command(
+    source: Annotated[
+        Path | None, typer.Argument(help="Folder or dataset root with images and masks.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", "--output-filename", help="HDF5 file to write.")
+    ] = None,
+    data_directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-directory", help="Sunnybrook-layout folder (dicoms/, contourfiles/, link.csv)."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML or INI file with any of these options.")
+    ] = None,
+    mode: Annotated[str | None, typer.Option("--mode", help="2d slices or 3d volumes.")] = None,
+    spacing: Annotated[
+        str | None, typer.Option("--spacing", help="mm: ROW,COLUMN (2d) or SLICE,ROW,COLUMN.")
+    ] = None,
+    size: Annotated[
+        str | None, typer.Option("--size", help="Voxels: ROWS,COLUMNS (2d) or S,R,C.")
+    ] = None,
+    normalization: Annotated[
+        str | None, typer.Option("--normalization", help="none, window, zscore, percentile.")
+    ] = None,
+    window: Annotated[str | None, typer.Option("--window", help="Preset or CENTER/WIDTH.")] = None,
+    labelled_only: Annotated[
+        bool, typer.Option("--labelled-only", help="Keep only samples with a mask.")
+    ] = False,
+    append: Annotated[
+        bool, typer.Option("--append", help="Add patients to an existing file.")
+    ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing file.")
+    ] = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Processes (default: all cores).")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Dask scheduler address.")
+    ] = None,
+    print_random_image: Annotated[
+        bool,
+        typer.Option("--print-random-image", help="Write a PNG of a random sample with its mask."),
+    ] = False,
+    keep_phi: Annotated[
+        bool, typer.Option("--keep-phi", help="Keep real patient identifiers.")
+    ] = False,
+) -> None:
+    """Build an HDF5 dataset of images and masks."""
+    from radpipe.dataset.build import BuildOptions, PatientJob, build, load_config, sunnybrook_jobs
+    from radpipe.errors import DatasetError
+
+    settings: dict[str, Any] = load_config(config) if config else {}
+    options = BuildOptions(
+        mode=mode or settings.get("mode", "2d"),
+        spacing=_floats(spacing) or _floats(settings.get("spacing")),
+        size=_ints(size) or _ints(settings.get("size")),
+        normalization=normalization or settings.get("normalization", "none"),
+        window=window or settings.get("window"),
+        labelled_only=labelled_only
+        or str(settings.get("labelled_only", "false")).lower() in ("1", "true", "yes"),
+        keep_phi=keep_phi,
+    )
+    if options.mode not in ("2d", "3d"):
+        raise DatasetError(f"--mode must be 2d or 3d, got {options.mode!r}")
+    output = output or (
+        Path(settings["output_filename"]) if "output_filename" in settings else None
+    )
+    data_directory = data_directory or (
+        Path(settings["data_directory"]) if "data_directory" in settings else None
+    )
+    if output is None:
+        raise DatasetError("give the output file with -o/--output-filename")
+    label_names: dict[int, str] = {}
+    with tempfile.TemporaryDirectory() as work:
+        if data_directory is not None:
+            jobs = sunnybrook_jobs(data_directory, options)
+            label_names = {1: "endocardium", 2: "myocardium"}
+            if options.spacing is None:
+                options.spacing = _first_spacing(jobs[0].sources[0])
+            if options.size is None:
+                options.size = [256, 256]
+        elif source is not None:
+            from radpipe.io.catalog import scan
+            from radpipe.io.mask_sources import patients_from_catalog
+
+            catalog_path = Path(work) / "catalog.sqlite"
+            catalog, _ = scan(source, catalog_path, keep_phi=keep_phi)
+            with catalog:
+                patients = [p for p, _, _ in patients_from_catalog(catalog)]
+            if not patients:
+                raise DatasetError(f"{source}: no patient with an image and masks found")
+            jobs = [PatientJob(p, "catalog", (str(catalog_path),), options) for p in patients]
+        else:
+            raise DatasetError("give a folder, or --data-directory for the Sunnybrook layout")
+        with progress_bar("Building") as (advance, set_total):
+            set_total(len(jobs))
+            path, written, rejected, errors = build(
+                jobs, output, options=options, label_names=label_names, append=append,
+                overwrite=overwrite, workers=workers, scheduler=scheduler, progress=advance,
+            )  # fmt: skip
+    stdout.print(
+        f"wrote {path}: {written} samples from {len(jobs)} patient(s), {len(rejected)} rejected"
+    )
+    for item in rejected[:10]:
+        stdout.print(
+            f"[yellow]rejected:[/yellow] {item['patient']} slice {item['slice_index']}: {item['reason']}"
+        )
+    for error in errors:
+        stdout.print(f"[yellow]skipped patient:[/yellow] {error}")
+    if print_random_image:
+        png = path.with_name(path.stem + "_random.png")
+        _random_png(path, png)
+        stdout.print(f"wrote {png}")
+
+
+def _first_spacing(image_folder: str) -> list[float]:
+    from radpipe.io import load
+
+    first = sorted(Path(image_folder).glob("*.dcm"))[0]
+    spacing = load(first).spacing
+    return [spacing[1], spacing[2]]
+
+
+def _random_png(path: Path, png: Path, seed: int | None = None) -> None:
+    import numpy as np
+
+    from radpipe.colormaps import blend
+    from radpipe.dataset.schema import DatasetReader
+    from radpipe.export.png import write_png
+    from radpipe.windowing import apply_window, auto_window
+
+    reader = DatasetReader(path)
+    index = int(np.random.default_rng(seed).integers(len(reader)))
+    images, masks = reader.read([index])
+    image, mask = images[0], masks[0]
+    if image.ndim == 3:
+        image, mask = image[image.shape[0] // 2], mask[mask.shape[0] // 2]
+    grey = apply_window(image, auto_window(image))
+    unit = np.where(mask > 0, mask / max(int(mask.max()), 1), np.nan).astype(np.float32)
+    write_png(blend(grey, unit, colormap="autumn", opacity=0.4), png, overwrite=True)
+
+
+@dataset_app.command("inspect")
+def inspect_command(
+    path: Annotated[Path, typer.Argument(help="Dataset file.")],
+    montage: Annotated[
+        Path | None,
+        typer.Option(
+            "--montage", help="PNG montage of the first samples (default: FILE.montage.png)."
+        ),
+    ] = None,
+) -> None:
+    """Counts, shapes, spacing, class balance and a montage of a dataset."""
+    import json
+
+    import numpy as np
+
+    from radpipe.dataset.schema import DatasetReader
+
+    reader = DatasetReader(path)
+    attrs = reader.attrs
+    names = json.loads(attrs.get("label_names", "{}"))
+    rejected = json.loads(attrs.get("rejected", "[]"))
+    meta = reader.meta
+    stdout.print(
+        f"{path}: {len(reader)} samples of shape {reader.sample_shape} ({attrs.get('mode')})"
+    )
+    stdout.print(
+        f"  patients: {len(np.unique(meta['patient']))}, with a mask: {int(meta['has_mask'].sum())}, rejected: {len(rejected)}"
+    )
+    spacings = np.unique(np.round(meta["spacing_mm"], 4), axis=0)
+    stdout.print(f"  spacing (mm): {', '.join(str(tuple(s)) for s in spacings[:5])}")
+    stdout.print(f"  preprocessing: {attrs.get('preprocessing')}")
+    step = max(1, len(reader) // 500)
+    _, masks = reader.read(list(range(0, len(reader), step)))
+    counts = np.bincount(masks.ravel(), minlength=max(2, int(masks.max()) + 1))
+    total = counts.sum()
+    for value, count in enumerate(counts):
+        stdout.print(
+            f"  label {value} ({names.get(str(value), 'background' if value == 0 else '?')}): {count / total:.3%}"
+        )
+    target = montage or path.with_suffix(".montage.png")
+    _montage(reader, target)
+    stdout.print(f"  montage: {target}")
+
+
+def _montage(reader: Any, target: Path) -> None:
+    import numpy as np
+
+    from radpipe.colormaps import blend
+    from radpipe.export.png import write_png
+    from radpipe.windowing import apply_window, auto_window
+
+    count = min(16, len(reader))
+    images, masks = reader.read(list(range(count)))
+    tiles = []
+    for image, mask in zip(images, masks, strict=True):
+        if image.ndim == 3:
+            image, mask = image[image.shape[0] // 2], mask[mask.shape[0] // 2]
+        grey = apply_window(image, auto_window(image))
+        unit = np.where(mask > 0, mask / max(int(mask.max()), 1), np.nan).astype(np.float32)
+        tiles.append(blend(grey, unit, colormap="autumn", opacity=0.4))
+    columns = int(np.ceil(np.sqrt(count)))
+    rows = []
+    for start in range(0, count, columns):
+        row = tiles[start : start + columns]
+        row += [np.zeros_like(tiles[0])] * (columns - len(row))
+        rows.append(np.concatenate(row, axis=1))
+    write_png(np.concatenate(rows, axis=0), target, overwrite=True)
+
+
+@dataset_app.command("batches")
+def batches_command(
+    path: Annotated[Path, typer.Argument(help="Dataset file.")],
+    batchsize: Annotated[int, typer.Option("--batchsize", "--batch-size", min=1)] = 16,
+    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    print_batch_indices: Annotated[
+        bool, typer.Option("--print-batch-indices", help="Print each batch's sample indices.")
+    ] = False,
+    val_fraction: Annotated[
+        float, typer.Option("--val-fraction", help="Hold out this fraction of patients.")
+    ] = 0.0,
+) -> None:
+    """Show how samples are drawn: batch indices per epoch, reproducible from the seed."""
+    from radpipe.dataset.loader import BatchLoader, split_by_patient
+    from radpipe.dataset.schema import DatasetReader
+
+    reader = DatasetReader(path)
+    train, val = split_by_patient(reader.meta["patient"], val_fraction, seed=seed)
+    loader = BatchLoader(
+        path, batch_size=batchsize, epochs=epochs, seed=seed, indices=train, prefetch=0
+    )
+    batches = 0
+    for epoch, indices in loader.batch_indices():
+        batches += 1
+        if print_batch_indices:
+            typer.echo(f"epoch {epoch} batch: {' '.join(map(str, indices.tolist()))}")
+    stdout.print(
+        f"{batches} batches over {epochs} epoch(s); train {train.size} samples, validation {val.size}"
+    )

@@ -1,0 +1,306 @@
+"""Building a dataset: patients (images + masks from any source) preprocessed in parallel,
+cut into 2-D slices or kept as 3-D volumes, checked, and written by one writer."""
+
+from __future__ import annotations
+
+import configparser
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from radpipe.dataset.schema import DatasetWriter, Sample
+from radpipe.errors import DatasetError, FormatError, RadpipeError
+from radpipe.volume import LabelMap, Volume
+
+#: A mask covering more than this fraction of its sample is rejected as implausible.
+MAX_MASK_FRACTION = 0.5
+
+
+@dataclass
+class BuildOptions:
+    """Everything a build can be told (CLI flags, or a TOML / INI config)."""
+
+    mode: str = "2d"
+    spacing: list[float] | None = None
+    size: list[int] | None = None
+    normalization: str = "none"
+    window: str | None = None
+    labelled_only: bool = False
+    max_mask_fraction: float = MAX_MASK_FRACTION
+    keep_phi: bool = False
+    compression: str | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """What goes in the file's ``preprocessing`` attribute."""
+        return {k: v for k, v in self.__dict__.items() if k != "keep_phi"}
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Options from a TOML file (``[dataset]`` table or top level) or an INI file (any section).
+
+    Raises
+    ------
+    FormatError
+        If the file cannot be parsed.
+    """
+    source = Path(path)
+    try:
+        if source.suffix.lower() == ".toml":
+            document = tomllib.loads(source.read_text())
+            table = document.get("dataset", document)
+            return {str(k).replace("-", "_"): v for k, v in table.items()}
+        parser = configparser.ConfigParser()
+        parser.read_string(source.read_text())
+        values: dict[str, Any] = {}
+        for section in parser.sections():
+            for key, value in parser.items(section):
+                values[key.replace("-", "_")] = value
+        return values
+    except (tomllib.TOMLDecodeError, configparser.Error, OSError) as exc:
+        raise FormatError(f"{source}: cannot read the config ({exc})") from exc
+
+
+@dataclass
+class PatientJob:
+    """Where one patient's data is: a Sunnybrook pair or a catalog patient."""
+
+    patient: str
+    kind: str
+    sources: tuple[str, ...]
+    options: BuildOptions
+    label_names: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class PatientResult:
+    """Samples and rejections of one patient."""
+
+    samples: list[Sample]
+    rejected: list[tuple[str, int, str]]
+    error: str | None = None
+
+
+def _check(
+    sample: Sample, inside: np.ndarray, options: BuildOptions, contoured: bool
+) -> str | None:
+    mask = sample.mask != 0
+    if (mask & ~inside).any():
+        return "mask extends outside the image"
+    if mask.mean() > options.max_mask_fraction:
+        return (
+            f"mask covers {mask.mean():.0%} of the sample (limit {options.max_mask_fraction:.0%})"
+        )
+    if contoured and not mask.any():
+        return "a contour exists but the mask is empty"
+    return None
+
+
+def _samples_from_volume(
+    patient: str,
+    series: str,
+    image: Volume,
+    labels: LabelMap,
+    options: BuildOptions,
+    contoured_slices: set[int] | None = None,
+) -> PatientResult:
+    """Preprocess one image + label map and cut it into samples with sanity checks."""
+    from radpipe.preprocess import pad_or_crop, preprocess
+    from radpipe.windowing import parse_window
+
+    window = parse_window(options.window) if options.window else None
+    inside_volume = LabelMap(np.ones(image.spatial_shape, np.uint8), image.affine)
+    spacing = None
+    if options.spacing:
+        spacing = (
+            options.spacing
+            if len(options.spacing) == 3
+            else [image.spacing[0], *options.spacing[-2:]]
+        )
+    processed, mask = preprocess(
+        image, labels=labels, spacing=spacing, normalization=options.normalization, window=window
+    )
+    assert mask is not None
+    inside = inside_volume
+    if spacing is not None:
+        from radpipe.preprocess import resample
+
+        inside = LabelMap(resample(inside_volume, reference=processed).array, processed.affine)
+    if options.size:
+        size = (
+            options.size
+            if len(options.size) == 3
+            else [processed.spatial_shape[0], *options.size[-2:]]
+        )
+        processed = pad_or_crop(processed, size)
+        mask = LabelMap(pad_or_crop(mask, size).array, processed.affine)
+        inside = LabelMap(pad_or_crop(inside, size).array, processed.affine)
+    result = PatientResult([], [])
+    original_slices = image.spatial_shape[0]
+    if options.mode == "3d":
+        sample = Sample(
+            image=processed.array, mask=mask.array.astype(np.uint8), patient=patient, series=series,
+            slice_index=-1, position_mm=processed.origin, spacing_mm=processed.spacing,
+            has_mask=bool(mask.array.any()),
+        )  # fmt: skip
+        reason = _check(sample, inside.array != 0, options, contoured=bool(contoured_slices))
+        (result.rejected.append((patient, -1, reason)) if reason else result.samples.append(sample))
+        return result
+    for k in range(processed.spatial_shape[0]):
+        slice_mask = mask.array[k].astype(np.uint8)
+        has_mask = bool(slice_mask.any())
+        source_slice = k if processed.spatial_shape[0] == original_slices else -1
+        contoured = contoured_slices is not None and source_slice in contoured_slices
+        if options.labelled_only and not (has_mask or contoured):
+            continue
+        sample = Sample(
+            image=processed.array[k], mask=slice_mask, patient=patient, series=series,
+            slice_index=k, position_mm=tuple(float(v) for v in processed.index_to_world([k, 0, 0])),  # type: ignore[arg-type]
+            spacing_mm=processed.spacing, has_mask=has_mask or contoured,
+        )  # fmt: skip
+        reason = _check(sample, inside.array[k] != 0, options, contoured)
+        if reason:
+            result.rejected.append((patient, k, reason))
+        else:
+            result.samples.append(sample)
+    return result
+
+
+def run_job(job: PatientJob) -> PatientResult:
+    """Process one patient (module-level: runs in worker processes and on Dask)."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # pydicom's value-format complaints
+            if job.kind == "sunnybrook":
+                return _sunnybrook_patient(job)
+            return _catalog_patient(job)
+    except RadpipeError as exc:
+        return PatientResult([], [], error=f"{job.patient}: {exc}")
+
+
+def _sunnybrook_patient(job: PatientJob) -> PatientResult:
+    from radpipe.io.contours import sunnybrook_masks
+    from radpipe.privacy import pseudonym
+
+    image_folder, contour_folder = job.sources
+    patient = job.patient
+    combined = PatientResult([], [])
+    for name, (image, masks) in sunnybrook_masks(image_folder, contour_folder).items():
+        labels = np.zeros(image.spatial_shape, dtype=np.uint8)
+        if "endocardium" in masks.masks:
+            labels[masks.masks["endocardium"]] = 1
+        if "myocardium" in masks.masks:
+            labels[masks.masks["myocardium"]] = 2
+        label_map = LabelMap(labels, image.affine, labels={1: "endocardium", 2: "myocardium"})
+        series = image.meta.series_uid or name
+        if not job.options.keep_phi and image.meta.patient_id:
+            patient = pseudonym(image.meta.patient_id)
+        part = _samples_from_volume(
+            patient, series, image, label_map, job.options, contoured_slices={0}
+        )
+        for sample in part.samples:
+            sample.slice_index = int(Path(name).stem)
+        combined.samples.extend(part.samples)
+        combined.rejected.extend((p, int(Path(name).stem), r) for p, _, r in part.rejected)
+    return combined
+
+
+def _catalog_patient(job: PatientJob) -> PatientResult:
+    from radpipe.io.catalog import open_catalog
+    from radpipe.io.mask_sources import patients_from_catalog
+
+    (catalog_path,) = job.sources
+    with open_catalog(catalog_path) as catalog:
+        for patient, image, masks in patients_from_catalog(catalog):
+            if patient != job.patient:
+                continue
+            names = list(masks.masks)
+            labels = masks.to_labelmap()
+            if job.label_names:
+                remap = {name: value for value, name in job.label_names.items()}
+                array = np.zeros(image.spatial_shape, np.uint8)
+                for number, name in enumerate(names, start=1):
+                    array[labels.array == number] = remap.get(name, number)
+                labels = LabelMap(array, image.affine, labels=job.label_names)
+            return _samples_from_volume(
+                patient, image.meta.series_uid or "", image, labels, job.options
+            )
+    raise DatasetError(f"{job.patient}: not found in the catalog")
+
+
+def sunnybrook_jobs(data_directory: str | Path, options: BuildOptions) -> list[PatientJob]:
+    """One job per ``link.csv`` row of a Sunnybrook-layout folder."""
+    import csv
+
+    root = Path(data_directory)
+    link = root / "link.csv"
+    if not link.is_file():
+        raise DatasetError(f"{root}: no link.csv (expected dicoms/, contourfiles/ and link.csv)")
+    jobs = []
+    with open(link, newline="") as handle:
+        for row in csv.reader(handle):
+            if len(row) < 2 or row[0].strip().lower() in ("patient_id", "patient"):
+                continue
+            images, contours = row[0].strip(), row[1].strip()
+            jobs.append(
+                PatientJob(
+                    patient=images,
+                    kind="sunnybrook",
+                    sources=(str(root / "dicoms" / images), str(root / "contourfiles" / contours)),
+                    options=options,
+                )
+            )
+    if not jobs:
+        raise DatasetError(f"{link}: lists no patient")
+    return jobs
+
+
+def build(
+    jobs: list[PatientJob],
+    output: str | Path,
+    *,
+    options: BuildOptions,
+    label_names: dict[int, str],
+    append: bool = False,
+    overwrite: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: Any = None,
+) -> tuple[Path, int, list[dict[str, Any]], list[str]]:
+    """Process patients in parallel and write them with one writer.
+
+    Returns
+    -------
+    path, samples written (this run), rejected samples (all), patient errors
+    """
+    from radpipe.parallel import run_map
+
+    writer = DatasetWriter(
+        output, mode=options.mode, preprocessing=options.settings(), label_names=label_names,
+        append=append, overwrite=overwrite, compression=options.compression,
+    )  # fmt: skip
+    written = 0
+    errors: list[str] = []
+    try:
+        for result in run_map(run_job, jobs, workers=workers, scheduler=scheduler, chunksize=1):
+            if result.error:
+                errors.append(result.error)
+            writer.write(result.samples)
+            written += len(result.samples)
+            for patient, index, reason in result.rejected:
+                writer.reject(patient, index, reason)
+            if progress is not None:
+                progress(1)
+        if written == 0 and not append:
+            raise DatasetError(
+                "no sample was written" + (f": {errors[0]}" if errors else "; check the inputs")
+            )
+        path = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return path, written, writer.rejected, errors

@@ -1,0 +1,236 @@
+"""The HDF5 dataset schema (version 1), its single writer and its lazy reader.
+
+Layout::
+
+    /images   (N, H, W) or (N, D, H, W)  image dtype, one chunk per sample, resizable
+    /masks    same shape                  uint8 labels, one chunk per sample
+    /meta     (N,) compound               patient, series, slice_index, position_mm[3],
+                                          spacing_mm[3], has_mask
+    attrs     schema, schema_version, mode ("2d" | "3d"), preprocessing (JSON), label_names
+              (JSON), rejected (JSON list of {patient, slice_index, reason})
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from radpipe.errors import DatasetError
+
+SCHEMA = "radpipe-dataset"
+SCHEMA_VERSION = 1
+META_DTYPE = np.dtype(
+    [
+        ("patient", "S32"),
+        ("series", "S80"),
+        ("slice_index", "<i4"),
+        ("position_mm", "<f8", (3,)),
+        ("spacing_mm", "<f8", (3,)),
+        ("has_mask", "?"),
+    ]
+)
+
+
+@dataclass
+class Sample:
+    """One training sample: image, mask and where it came from."""
+
+    image: NDArray[Any]
+    mask: NDArray[np.uint8]
+    patient: str
+    series: str
+    slice_index: int
+    position_mm: tuple[float, float, float]
+    spacing_mm: tuple[float, float, float]
+    has_mask: bool
+
+
+def meta_record(sample: Sample) -> tuple[Any, ...]:
+    """The sample's row of the ``meta`` compound dataset."""
+    return (
+        sample.patient.encode()[:32],
+        sample.series.encode()[:80],
+        sample.slice_index,
+        sample.position_mm,
+        sample.spacing_mm,
+        sample.has_mask,
+    )
+
+
+class DatasetWriter:
+    """The one writer of a dataset file: appends samples; the file appears (or is replaced)
+    only when :meth:`close` succeeds, so a failed run leaves the previous file intact."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        mode: str,
+        preprocessing: dict[str, Any],
+        label_names: dict[int, str],
+        append: bool = False,
+        overwrite: bool = False,
+        compression: str | None = None,
+    ) -> None:
+        import h5py
+
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise DatasetError(f"{self.path}: the folder {self.path.parent} does not exist")
+        if self.path.exists() and not (append or overwrite):
+            raise DatasetError(f"{self.path}: exists; pass --append to add patients or --overwrite")
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".h5", dir=self.path.parent
+        )
+        os.close(descriptor)
+        self.temporary = Path(temporary)
+        self.compression = compression
+        self.rejected: list[dict[str, Any]] = []
+        if append and self.path.exists():
+            check_file(self.path)
+            shutil.copyfile(self.path, self.temporary)
+            self.file = h5py.File(self.temporary, "r+")
+            if self.file.attrs["mode"] != mode:
+                self.abort()
+                raise DatasetError(
+                    f"{self.path}: is a {self.file.attrs['mode']} dataset, not {mode}"
+                )
+            self.rejected = json.loads(self.file.attrs.get("rejected", "[]"))
+        else:
+            self.file = h5py.File(self.temporary, "w")
+            self.file.attrs["schema"] = SCHEMA
+            self.file.attrs["schema_version"] = SCHEMA_VERSION
+            self.file.attrs["mode"] = mode
+            self.file.attrs["preprocessing"] = json.dumps(preprocessing)
+            self.file.attrs["label_names"] = json.dumps({str(k): v for k, v in label_names.items()})
+
+    def _create(self, sample: Sample) -> None:
+        shape = sample.image.shape
+        self.file.create_dataset(
+            "images", shape=(0, *shape), maxshape=(None, *shape), dtype=sample.image.dtype,
+            chunks=(1, *shape), compression=self.compression,
+        )  # fmt: skip
+        self.file.create_dataset(
+            "masks", shape=(0, *shape), maxshape=(None, *shape), dtype=np.uint8,
+            chunks=(1, *shape), compression=self.compression,
+        )  # fmt: skip
+        self.file.create_dataset(
+            "meta", shape=(0,), maxshape=(None,), dtype=META_DTYPE, chunks=(1024,)
+        )
+
+    def write(self, samples: list[Sample]) -> None:
+        """Append samples (all of one image shape)."""
+        if not samples:
+            return
+        if "images" not in self.file:
+            self._create(samples[0])
+        images, masks, meta = self.file["images"], self.file["masks"], self.file["meta"]
+        expected = images.shape[1:]
+        for sample in samples:
+            if sample.image.shape != expected:
+                raise DatasetError(
+                    f"sample {sample.patient} slice {sample.slice_index} has shape "
+                    f"{sample.image.shape}, the dataset {expected}; set a fixed --size"
+                )
+        start = images.shape[0]
+        count = len(samples)
+        for dataset in (images, masks, meta):
+            dataset.resize(start + count, axis=0)
+        images[start:] = np.stack([s.image for s in samples]).astype(images.dtype, copy=False)
+        masks[start:] = np.stack([s.mask for s in samples])
+        meta[start:] = np.array([meta_record(s) for s in samples], dtype=META_DTYPE)
+
+    def reject(self, patient: str, slice_index: int, reason: str) -> None:
+        """Record a sample that failed a sanity check."""
+        self.rejected.append({"patient": patient, "slice_index": slice_index, "reason": reason})
+
+    def close(self) -> Path:
+        """Finish the file and rename it into place."""
+        self.file.attrs["rejected"] = json.dumps(self.rejected)
+        self.file.close()
+        os.replace(self.temporary, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the temporary file; the previous dataset (if any) stays as it was."""
+        try:
+            self.file.close()
+        finally:
+            self.temporary.unlink(missing_ok=True)
+
+
+def check_file(path: str | Path) -> None:
+    """Raise DatasetError unless ``path`` is a readable radpipe dataset."""
+    import h5py
+
+    source = Path(path)
+    try:
+        with h5py.File(source, "r") as handle:
+            if handle.attrs.get("schema") != SCHEMA:
+                raise DatasetError(
+                    f"{source}: not a radpipe dataset (schema {handle.attrs.get('schema')!r})"
+                )
+            version = int(handle.attrs.get("schema_version", 0))
+            if version != SCHEMA_VERSION:
+                raise DatasetError(
+                    f"{source}: dataset schema {version}; this radpipe reads {SCHEMA_VERSION}"
+                )
+    except OSError as exc:
+        raise DatasetError(f"{source}: not a readable HDF5 file ({exc}); rebuild it") from exc
+
+
+class DatasetReader:
+    """Lazy, process-safe access: the HDF5 file opens on first use in each process."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        check_file(self.path)
+        self._file: Any = None
+        self._pid = -1
+        with self._open() as handle:
+            self.length = int(handle["images"].shape[0]) if "images" in handle else 0
+            self.sample_shape = tuple(handle["images"].shape[1:]) if "images" in handle else ()
+            self.meta = handle["meta"][:] if "meta" in handle else np.zeros(0, META_DTYPE)
+            self.attrs = {k: handle.attrs[k] for k in handle.attrs}
+
+    def _open(self) -> Any:
+        import h5py
+
+        return h5py.File(self.path, "r")
+
+    @property
+    def file(self) -> Any:
+        """The open file of this process (reopened after a fork)."""
+        if self._file is None or self._pid != os.getpid():
+            self._file = self._open()
+            self._pid = os.getpid()
+        return self._file
+
+    def __len__(self) -> int:
+        return self.length
+
+    def read(
+        self, indices: list[int] | NDArray[np.integer]
+    ) -> tuple[NDArray[Any], NDArray[np.uint8]]:
+        """Images and masks of some samples (one read per sample: faster than fancy indexing)."""
+        images_ds, masks_ds = self.file["images"], self.file["masks"]
+        count = len(indices)
+        images = np.empty((count, *self.sample_shape), dtype=images_ds.dtype)
+        masks = np.empty((count, *self.sample_shape), dtype=np.uint8)
+        for position, index in enumerate(indices):
+            images_ds.read_direct(images, np.s_[int(index)], np.s_[position])
+            masks_ds.read_direct(masks, np.s_[int(index)], np.s_[position])
+        return images, masks
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_file"] = None
+        return state
