@@ -85,7 +85,8 @@ def preprocess_command(
     if out_labels is not None and mask_output is not None:
         save(LabelMap(out_labels.array, out_labels.affine), mask_output, overwrite=overwrite)
     stdout.print(
-        f"wrote {output}: {out_image.shape}, spacing {tuple(round(v, 4) for v in out_image.spacing)} mm, {out_image.orientation_code}"
+        f"wrote {output}: {out_image.shape}, spacing "
+        f"{tuple(round(v, 4) for v in out_image.spacing)} mm, {out_image.orientation_code}"
     )
 
 
@@ -198,7 +199,8 @@ def build_command(
     )
     for item in rejected[:10]:
         stdout.print(
-            f"[yellow]rejected:[/yellow] {item['patient']} slice {item['slice_index']}: {item['reason']}"
+            f"[yellow]rejected:[/yellow] {item['patient']} slice {item['slice_index']}: "
+            f"{item['reason']}"
         )
     for error in errors:
         stdout.print(f"[yellow]skipped patient:[/yellow] {error}")
@@ -261,7 +263,8 @@ def inspect_command(
         f"{path}: {len(reader)} samples of shape {reader.sample_shape} ({attrs.get('mode')})"
     )
     stdout.print(
-        f"  patients: {len(np.unique(meta['patient']))}, with a mask: {int(meta['has_mask'].sum())}, rejected: {len(rejected)}"
+        f"  patients: {len(np.unique(meta['patient']))}, with a mask: "
+        f"{int(meta['has_mask'].sum())}, rejected: {len(rejected)}"
     )
     spacings = np.unique(np.round(meta["spacing_mm"], 4), axis=0)
     stdout.print(f"  spacing (mm): {', '.join(str(tuple(s)) for s in spacings[:5])}")
@@ -272,7 +275,8 @@ def inspect_command(
     total = counts.sum()
     for value, count in enumerate(counts):
         stdout.print(
-            f"  label {value} ({names.get(str(value), 'background' if value == 0 else '?')}): {count / total:.3%}"
+            f"  label {value} ({names.get(str(value), 'background' if value == 0 else '?')}): "
+            f"{count / total:.3%}"
         )
     target = montage or path.with_suffix(".montage.png")
     _montage(reader, target)
@@ -332,5 +336,6 @@ def batches_command(
         if print_batch_indices:
             typer.echo(f"epoch {epoch} batch: {' '.join(map(str, indices.tolist()))}")
     stdout.print(
-        f"{batches} batches over {epochs} epoch(s); train {train.size} samples, validation {val.size}"
+        f"{batches} batches over {epochs} epoch(s); "
+        f"train {train.size} samples, validation {val.size}"
     )

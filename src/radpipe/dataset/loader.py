@@ -26,7 +26,7 @@ def split_by_patient(
     names = np.unique(patients)
     rng = np.random.default_rng(seed)
     shuffled = names[rng.permutation(len(names))]
-    count = int(round(len(names) * val_fraction))
+    count = round(len(names) * val_fraction)
     if val_fraction > 0 and count == 0 and len(names) > 1:
         count = 1
     held = set(shuffled[:count].tolist())

@@ -1,4 +1,4 @@
-"""PyTorch adapter: a map-style Dataset over a radpipe dataset file (``pip install 'radpipe[torch]'``).
+"""PyTorch adapter: a map-style Dataset over a dataset file (``pip install 'radpipe[torch]'``).
 
 The HDF5 file opens lazily in each DataLoader worker process.
 """
@@ -18,7 +18,7 @@ torch = import_optional("torch", extra="torch")
 
 
 class TorchDataset(torch.utils.data.Dataset):  # type: ignore[misc,name-defined]
-    """Samples as dicts of channel-first tensors: ``image`` (1, H, W) float32, ``mask`` (1, H, W)."""
+    """Samples as dicts of channel-first tensors: ``image`` (1, H, W) float32, ``mask``."""
 
     def __init__(
         self,
