@@ -40,7 +40,7 @@ class Augment:
     gamma: float = 0.0
     noise: float = 0.0
     intensity_strength: float = 0.1
-    order: Sequence[str] = field(default=("flip", "rotate90", "rotate", "crop_zoom", "intensity"))
+    order: Sequence[str] = field(default=("flip", "rotate90", "rotate", "intensity"))
 
     @classmethod
     def standard(cls) -> Augment:
@@ -60,12 +60,12 @@ class Augment:
             elif step == "rotate90" and rng.random() < self.rotate90:
                 turns = int(rng.integers(1, 4))
                 image, mask = np.rot90(image, turns), np.rot90(mask, turns)
-            elif step == "rotate" and rng.random() < self.rotate:
-                image, mask = _rotate(
-                    image, mask, float(rng.uniform(-self.max_angle, self.max_angle))
-                )
-            elif step == "crop_zoom" and rng.random() < self.crop_zoom:
-                image, mask = _crop_zoom(image, mask, rng, self.zoom_range)
+            elif step == "rotate":
+                # rotation and crop-and-zoom are one resampling (one interpolation, not two)
+                transform = _combined(image.shape, rng, self)
+                if transform is not None:
+                    pair = (np.ascontiguousarray(image), np.ascontiguousarray(mask))
+                    image, mask = _affine_pair(*pair, *transform)
             elif step == "intensity":
                 image = self._intensity(image, rng)
         return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(mask)
@@ -101,29 +101,75 @@ def _affine_pair(
     matrix: NDArray[np.float64],
     offset: NDArray[np.float64],
 ) -> Pair:
-    from scipy import ndimage
+    """Warp both with one coordinate map: output pixel p reads the input at ``matrix @ p + offset``
+    (bilinear with edge clamping for the image, nearest with zero outside for the mask)."""
+    rows, columns = image.shape
+    grid_rows, grid_columns = np.meshgrid(
+        np.arange(rows, dtype=np.float32), np.arange(columns, dtype=np.float32), indexing="ij"
+    )
+    m = matrix.astype(np.float32)
+    source_rows = m[0, 0] * grid_rows + m[0, 1] * grid_columns + np.float32(offset[0])
+    source_columns = m[1, 0] * grid_rows + m[1, 1] * grid_columns + np.float32(offset[1])
+    # mask: nearest neighbour, zero outside
+    nearest_rows = np.rint(source_rows).astype(np.int32)
+    nearest_columns = np.rint(source_columns).astype(np.int32)
+    valid = (
+        (nearest_rows >= 0)
+        & (nearest_rows < rows)
+        & (nearest_columns >= 0)
+        & (nearest_columns < columns)
+    )
+    flat = np.clip(nearest_rows, 0, rows - 1) * columns + np.clip(nearest_columns, 0, columns - 1)
+    labels = np.where(valid, np.take(mask.ravel(), flat), 0).astype(mask.dtype)
+    # image: bilinear, coordinates clamped to the edge
+    np.clip(source_rows, 0, rows - 1, out=source_rows)
+    np.clip(source_columns, 0, columns - 1, out=source_columns)
+    top = (
+        np.minimum(source_rows.astype(np.int32), rows - 2)
+        if rows > 1
+        else np.zeros_like(nearest_rows)
+    )
+    left = (
+        np.minimum(source_columns.astype(np.int32), columns - 2)
+        if columns > 1
+        else np.zeros_like(nearest_columns)
+    )
+    down = source_rows - top
+    across = source_columns - left
+    pixels = image.ravel()
+    corner = top * columns + left
+    step_down = columns if rows > 1 else 0
+    step_across = 1 if columns > 1 else 0
+    upper = np.take(pixels, corner) * (1 - across) + np.take(pixels, corner + step_across) * across
+    lower = (
+        np.take(pixels, corner + step_down) * (1 - across)
+        + np.take(pixels, corner + step_down + step_across) * across
+    )
+    warped = upper * (1 - down) + lower * down
+    return warped.astype(np.float32), labels
 
-    rotated = ndimage.affine_transform(image, matrix, offset=offset, order=1, mode="nearest")
-    labels = ndimage.affine_transform(mask, matrix, offset=offset, order=0, mode="constant", cval=0)
-    return rotated.astype(np.float32), labels
 
-
-def _rotate(image: NDArray[np.float32], mask: NDArray[np.uint8], degrees: float) -> Pair:
-    angle = np.radians(degrees)
-    matrix = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-    centre = (np.array(image.shape, dtype=np.float64) - 1) / 2
-    return _affine_pair(image, mask, matrix, centre - matrix @ centre)
-
-
-def _crop_zoom(
-    image: NDArray[np.float32],
-    mask: NDArray[np.uint8],
-    rng: np.random.Generator,
-    zoom_range: tuple[float, float],
-) -> Pair:
-    fraction = float(rng.uniform(*zoom_range))
-    shape = np.array(image.shape, dtype=np.float64)
-    window = shape * fraction
-    start = rng.uniform(0, shape - window)
-    matrix = np.diag(window / shape)
-    return _affine_pair(image, mask, matrix, start)
+def _combined(
+    image_shape: tuple[int, ...], rng: np.random.Generator, augment: Augment
+) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """One affine for the rotation and the crop-and-zoom (drawn in that order), or None."""
+    shape = np.array(image_shape, dtype=np.float64)
+    centre = (shape - 1) / 2
+    matrix = np.eye(2)
+    offset = np.zeros(2)
+    changed = False
+    if rng.random() < augment.rotate:
+        angle = np.radians(float(rng.uniform(-augment.max_angle, augment.max_angle)))
+        rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        matrix, offset = rotation, centre - rotation @ centre
+        changed = True
+    if rng.random() < augment.crop_zoom:
+        fraction = float(rng.uniform(*augment.zoom_range))
+        window = shape * fraction
+        start = rng.uniform(0, shape - window)
+        zoom = np.diag(window / shape)
+        # output p → zoomed point zoom @ p + start → rotated source matrix @ (...) + offset
+        offset = matrix @ start + offset
+        matrix = matrix @ zoom
+        changed = True
+    return (matrix, offset) if changed else None

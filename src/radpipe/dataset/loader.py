@@ -100,6 +100,16 @@ class BatchLoader:
         rng = np.random.default_rng([self.seed, epoch])
         return self.indices[rng.permutation(self.indices.size)]
 
+    def _pool(self) -> Any:
+        from concurrent.futures import ThreadPoolExecutor
+
+        if getattr(self, "_executor", None) is None:
+            from radpipe.parallel import default_workers
+
+            workers = max(1, default_workers())
+            self._executor = ThreadPoolExecutor(workers, thread_name_prefix="radpipe-augment")
+        return self._executor
+
     def batch_indices(self) -> Iterator[tuple[int, NDArray[np.int64]]]:
         """(epoch, indices) of every batch, without reading anything."""
         epoch = 0
@@ -113,19 +123,20 @@ class BatchLoader:
             epoch += 1
 
     def _load(self, epoch: int, chunk: NDArray[np.int64]) -> dict[str, Any]:
-        order = np.argsort(chunk)  # read in file order, return in batch order
-        images, masks = self.reader.read(chunk[order])
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(order.size)
-        images, masks = images[inverse].astype(np.float32, copy=False), masks[inverse]
+        images, masks = self.reader.read(chunk)  # one direct chunk read per sample
+        images = images.astype(np.float32, copy=False)
         if self.augment is not None:
             out_images = np.empty_like(images)
             out_masks = np.empty_like(masks)
-            for position, index in enumerate(chunk):
-                rng = np.random.default_rng([self.seed, epoch, int(index)])
-                out_images[position], out_masks[position] = self.augment(
-                    images[position], masks[position], rng
-                )
+            augment = self.augment
+
+            def one(position: int) -> None:
+                rng = np.random.default_rng([self.seed, epoch, int(chunk[position])])
+                pair = augment(images[position], masks[position], rng)
+                out_images[position], out_masks[position] = pair
+
+            # NumPy releases the GIL in the warps: the batch is spread over the cores
+            list(self._pool().map(one, range(len(chunk))))
             images, masks = out_images, out_masks
         return {
             "image": images[:, None],
