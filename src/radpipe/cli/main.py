@@ -14,6 +14,7 @@ from radpipe.cli.export import export_app
 from radpipe.cli.info import info
 from radpipe.cli.overlay import overlay, render
 from radpipe.cli.scan import catalog_app, deidentify, metadata, scan_command
+from radpipe.cli.view import view
 
 app = typer.Typer(
     name="radpipe",
@@ -36,6 +37,7 @@ app.add_typer(masks_app, name="masks")
 app.add_typer(export_app, name="export")
 app.command("preprocess")(preprocess_command)
 app.add_typer(dataset_app, name="dataset")
+app.command()(view)
 
 
 def main(argv: list[str] | None = None) -> int:

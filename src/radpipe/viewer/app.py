@@ -1,0 +1,188 @@
+"""The viewer's ASGI app (Starlette): the static page, rendered slices as PNG and JSON endpoints
+for metadata, values, the catalog and the analysis; every request needs the session token."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from radpipe._optional import import_optional
+from radpipe.errors import RadpipeError
+from radpipe.viewer.state import (
+    Scan,
+    ViewRequest,
+    pane_geometry,
+    png_bytes,
+    presets,
+    render_pane,
+    three_pane_picture,
+)
+from radpipe.windowing import Window
+
+STATIC = Path(__file__).parent / "static"
+
+
+class Session:
+    """The scans a viewer serves: one, or a dataset's patients opened on demand."""
+
+    def __init__(
+        self,
+        scan: Scan | None = None,
+        *,
+        patients: list[dict[str, Any]] | None = None,
+        opener: Callable[[str], Scan] | None = None,
+        token: str | None = None,
+    ) -> None:
+        self.scan = scan
+        self.patients = patients or []
+        self.opener = opener
+        self.token = token or secrets.token_urlsafe(16)
+
+    def open(self, patient: str) -> Scan:
+        """Load a patient of the dataset (only patients the catalog lists)."""
+        if self.opener is None or patient not in {p["patient"] for p in self.patients}:
+            raise KeyError(patient)
+        self.scan = self.opener(patient)
+        return self.scan
+
+
+def create_app(session: Session) -> Any:
+    """The Starlette application for ``session``."""
+    starlette = import_optional("starlette", extra="viewer")
+    del starlette
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import (
+        FileResponse,
+        HTMLResponse,
+        JSONResponse,
+        PlainTextResponse,
+        Response,
+    )
+    from starlette.routing import Route
+
+    def allowed(request: Request) -> bool:
+        given = request.query_params.get("token") or request.headers.get("x-token", "")
+        return secrets.compare_digest(given, session.token)
+
+    def guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        async def wrapper(request: Request) -> Any:
+            if not allowed(request):
+                return PlainTextResponse("forbidden: missing or wrong token", status_code=403)
+            try:
+                return handler(request)
+            except (ValueError, KeyError, RadpipeError) as exc:
+                return PlainTextResponse(f"bad request: {exc}", status_code=400)
+
+        return wrapper
+
+    def need_scan() -> Scan:
+        if session.scan is None:
+            raise KeyError("no scan is open; choose a patient")
+        return session.scan
+
+    def request_from(request: Request, scan: Scan) -> ViewRequest:
+        query = request.query_params
+        from radpipe.render import Plane
+
+        plane = Plane(query.get("plane", "axial"))
+        count = pane_geometry(scan)[plane.value]["count"]
+        index = int(query.get("index", count // 2))
+        if not 0 <= index < count:
+            raise ValueError(f"{plane.value} slice {index} is outside 0..{count - 1}")
+        window = Window(
+            float(query.get("center", scan.window.center)),
+            float(query.get("width", scan.window.width)),
+        )
+        labels = tuple(int(v) for v in query.get("labels", "").split(",") if v.strip())
+        threshold = query.get("threshold")
+        return ViewRequest(
+            plane=plane, index=index, window=window, labels=labels,
+            label_opacity=float(query.get("label_opacity", 0.4)), heatmap=query.get("heatmap") == "1",
+            colormap=query.get("colormap", "jet"), heat_opacity=float(query.get("heat_opacity", 0.5)),
+            threshold=float(threshold) if threshold not in (None, "") else None,
+        )  # fmt: skip
+
+    def index_page(request: Request) -> Any:
+        page = (STATIC / "index.html").read_text().replace("TOKEN", session.token)
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+    def static_file(request: Request) -> Any:
+        name = request.path_params["name"]
+        path = (STATIC / name).resolve()
+        if path.parent != STATIC.resolve() or not path.is_file():
+            return PlainTextResponse("not found", status_code=404)
+        return FileResponse(path)
+
+    def info(request: Request) -> Any:
+        scan = session.scan
+        document: dict[str, Any] = {"patients": session.patients, "presets": presets()}
+        if scan is not None:
+            document.update(
+                {
+                    "meta": scan.meta,
+                    "window": [scan.window.center, scan.window.width],
+                    "panes": pane_geometry(scan),
+                    "labels": [
+                        {
+                            "value": value,
+                            "name": name,
+                            "colour": list(scan.colours.get(value, (255, 0, 0))),
+                        }
+                        for value, name in scan.label_names.items()
+                    ],
+                    "heatmap": scan.heat is not None,
+                    "lesions": scan.lesions,
+                    "summary": scan.summary,
+                }
+            )
+        return JSONResponse(document)
+
+    def slice_png(request: Request) -> Any:
+        scan = need_scan()
+        picture = render_pane(scan, request_from(request, scan))
+        return Response(
+            png_bytes(picture), media_type="image/png", headers={"Cache-Control": "no-store"}
+        )
+
+    def value(request: Request) -> Any:
+        scan = need_scan()
+        k, j, i = (int(request.query_params[name]) for name in ("k", "j", "i"))
+        shape = scan.image.spatial_shape
+        if not (0 <= k < shape[0] and 0 <= j < shape[1] and 0 <= i < shape[2]):
+            raise ValueError(f"voxel ({k}, {j}, {i}) is outside {shape}")
+        position = scan.image.index_to_world([k, j, i])
+        return JSONResponse(
+            {
+                "value": float(scan.image.array[k, j, i]),
+                "position_mm": [round(float(v), 2) for v in position],
+                "units": scan.meta.get("units"),
+            }  # fmt: skip
+        )
+
+    def snapshot(request: Request) -> Any:
+        scan = need_scan()
+        base = request_from(request, scan)
+        point = tuple(int(request.query_params[name]) for name in ("k", "j", "i"))
+        picture = three_pane_picture(scan, (point[0], point[1], point[2]), base)
+        return Response(
+            png_bytes(picture), media_type="image/png",
+            headers={"Content-Disposition": 'attachment; filename="radpipe-view.png"'},
+        )  # fmt: skip
+
+    def open_patient(request: Request) -> Any:
+        session.open(request.query_params["patient"])
+        return info(request)
+
+    routes = [
+        Route("/", guarded(index_page)),
+        Route("/static/{name}", guarded(static_file)),
+        Route("/api/info", guarded(info)),
+        Route("/api/slice.png", guarded(slice_png)),
+        Route("/api/value", guarded(value)),
+        Route("/api/snapshot.png", guarded(snapshot)),
+        Route("/api/open", guarded(open_patient)),
+    ]
+    return Starlette(routes=routes)

@@ -1,0 +1,210 @@
+"""What the viewer shows: one scan in display (LPS-canonical) orientation with its masks,
+heatmap, metadata and analysis, and the rendering of its slices. No web code here."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from radpipe.errors import FormatError, GeometryError
+from radpipe.masks import MaskSet
+from radpipe.privacy import pseudonym
+from radpipe.render import (
+    Plane,
+    annotate,
+    blend_labels,
+    canonical,
+    display_size,
+    label_colours,
+    pixel_spacing,
+    plane_slice,
+)
+from radpipe.volume import Volume
+from radpipe.windowing import PRESETS, Window, apply_window, default_window
+
+
+@dataclass
+class Scan:
+    """A scan ready to view."""
+
+    image: Volume
+    labels: NDArray[np.uint16] | None = None
+    label_names: dict[int, str] = field(default_factory=dict)
+    colours: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    heat: NDArray[np.float32] | None = None
+    window: Window = field(default_factory=lambda: Window(40, 400))
+    meta: dict[str, Any] = field(default_factory=dict)
+    lesions: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def make_scan(
+    volume: Volume,
+    *,
+    masks: MaskSet | None = None,
+    heatmap: NDArray[Any] | None = None,
+    keep_phi: bool = False,
+) -> Scan:
+    """Prepare a volume (and its masks / heatmap on its grid) for viewing; analyse tumours."""
+    if volume.array.ndim != 3:
+        raise GeometryError(f"the viewer shows grey (S, R, C) volumes, got shape {volume.shape}")
+    shown = canonical(volume)
+    scan = Scan(image=shown, window=default_window(volume))
+    meta = volume.meta
+    scan.meta = {
+        "patient": (meta.patient_id if keep_phi else pseudonym(meta.patient_id)),
+        "modality": meta.modality,
+        "description": meta.series_description,
+        "shape": list(shown.spatial_shape),
+        "spacing_mm": [round(v, 4) for v in shown.spacing],
+        "stored_orientation": volume.orientation_code,
+        "units": meta.units,
+    }
+    if masks is not None and masks.masks:
+        labelmap = masks.to_labelmap()
+        scan.labels = canonical(Volume(labelmap.array.astype(np.uint16), volume.affine)).array
+        scan.label_names = dict(labelmap.labels)
+        scan.colours = label_colours(list(labelmap.labels))
+        _analyse(scan, volume, masks)
+    if heatmap is not None:
+        values = np.asarray(heatmap, dtype=np.float32)
+        if values.shape != volume.spatial_shape:
+            raise FormatError(
+                f"heatmap shape {values.shape} differs from the scan's {volume.spatial_shape}"
+            )
+        from radpipe.colormaps import normalize
+
+        scan.heat = canonical(Volume(normalize(values), volume.affine)).array
+    return scan
+
+
+def _analyse(scan: Scan, volume: Volume, masks: MaskSet) -> None:
+    from radpipe.analysis import analyse_patient
+    from radpipe.io.mask_sources import split_masks
+
+    organs, tumours = split_masks(masks)
+    if not tumours:
+        return
+    report = analyse_patient(
+        scan.meta["patient"] or "patient", volume, organs=organs, tumours=tumours
+    )
+    scan.summary = {
+        "tumour_count": report.tumour_count,
+        "total_tumour_volume_ml": round(report.total_tumour_volume_ml, 3),
+        "tumour_burden_percent": None
+        if report.tumour_burden_percent is None
+        else round(report.tumour_burden_percent, 3),
+        "reference_organ": report.reference_organ,
+    }
+    shown = scan.image
+    for lesion in report.lesions:
+        index = [int(round(float(v))) for v in shown.world_to_index(lesion.centroid_mm)]
+        scan.lesions.append(
+            {
+                "id": lesion.lesion_id,
+                "source": lesion.source,
+                "volume_ml": round(lesion.volume_ml, 3),
+                "diameter_mm": round(lesion.longest_axial_diameter_mm, 1),
+                "index": index,
+            }
+        )
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    """One pane's rendering parameters."""
+
+    plane: Plane
+    index: int
+    window: Window
+    labels: tuple[int, ...] = ()
+    label_opacity: float = 0.4
+    heatmap: bool = False
+    colormap: str = "jet"
+    heat_opacity: float = 0.5
+    threshold: float | None = None
+
+
+def pane_geometry(scan: Scan) -> dict[str, Any]:
+    """Per plane: slice count, slice shape and display size (square pixels)."""
+    geometry = {}
+    for plane in Plane:
+        shape = plane_slice(scan.image.array, plane, 0).shape
+        spacing = pixel_spacing(scan.image, plane)
+        height, width = display_size(shape, spacing)
+        count = scan.image.spatial_shape[
+            {Plane.AXIAL: 0, Plane.CORONAL: 1, Plane.SAGITTAL: 2}[plane]
+        ]
+        geometry[plane.value] = {
+            "count": count,
+            "rows": shape[0],
+            "columns": shape[1],
+            "height": height,
+            "width": width,
+        }
+    return geometry
+
+
+def render_pane(scan: Scan, request: ViewRequest) -> NDArray[np.uint8]:
+    """The RGB picture of one pane (display size, square pixels)."""
+    from PIL import Image
+
+    from radpipe.colormaps import blend
+
+    grey = apply_window(plane_slice(scan.image.array, request.plane, request.index), request.window)
+    rgb: NDArray[np.uint8]
+    if request.heatmap and scan.heat is not None:
+        values = np.ascontiguousarray(plane_slice(scan.heat, request.plane, request.index))
+        rgb = blend(
+            grey,
+            values,
+            colormap=request.colormap,
+            opacity=request.heat_opacity,
+            threshold=request.threshold,
+        )
+    else:
+        rgb = np.repeat(grey[..., None], 3, axis=2)
+    if request.labels and scan.labels is not None:
+        labels = plane_slice(scan.labels, request.plane, request.index)
+        chosen = {value: scan.colours[value] for value in request.labels if value in scan.colours}
+        rgb = blend_labels(rgb, labels, chosen, opacity=request.label_opacity, outline=True)
+    spacing = pixel_spacing(scan.image, request.plane)
+    height, width = display_size(rgb.shape[:2], spacing)
+    if (height, width) != rgb.shape[:2]:
+        rgb = np.asarray(Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR))
+    return rgb
+
+
+def png_bytes(image: NDArray[np.uint8]) -> bytes:
+    """PNG encoding (zlib level 1: fast, the viewer is interactive)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def three_pane_picture(
+    scan: Scan, point: tuple[int, int, int], base: ViewRequest
+) -> NDArray[np.uint8]:
+    """The three panes through ``point`` side by side, annotated (the "save view" picture)."""
+    from radpipe.render import _row
+
+    panes = []
+    for plane, index in zip(Plane, point, strict=True):
+        request = ViewRequest(
+            plane=plane, index=index, window=base.window, labels=base.labels,
+            label_opacity=base.label_opacity, heatmap=base.heatmap, colormap=base.colormap,
+            heat_opacity=base.heat_opacity, threshold=base.threshold,
+        )  # fmt: skip
+        panes.append(annotate(render_pane(scan, request), plane, title=f"{plane.value} {index}"))
+    return _row(panes)
+
+
+def presets() -> dict[str, list[float]]:
+    """Window presets as name → [centre, width]."""
+    return {name: [window.center, window.width] for name, window in PRESETS.items()}
