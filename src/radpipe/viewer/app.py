@@ -99,11 +99,16 @@ def create_app(session: Session) -> Any:
         labels = tuple(int(v) for v in query.get("labels", "").split(",") if v.strip())
         threshold = query.get("threshold")
         return ViewRequest(
-            plane=plane, index=index, window=window, labels=labels,
-            label_opacity=float(query.get("label_opacity", 0.4)), heatmap=query.get("heatmap") == "1",
-            colormap=query.get("colormap", "jet"), heat_opacity=float(query.get("heat_opacity", 0.5)),
+            plane=plane,
+            index=index,
+            window=window,
+            labels=labels,
+            label_opacity=float(query.get("label_opacity", 0.4)),
+            heatmap=query.get("heatmap") == "1",
+            colormap=query.get("colormap", "jet"),
+            heat_opacity=float(query.get("heat_opacity", 0.5)),
             threshold=float(threshold) if threshold not in (None, "") else None,
-        )  # fmt: skip
+        )
 
     def index_page(request: Request) -> Any:
         page = (STATIC / "index.html").read_text().replace("TOKEN", session.token)
@@ -159,7 +164,7 @@ def create_app(session: Session) -> Any:
                 "value": float(scan.image.array[k, j, i]),
                 "position_mm": [round(float(v), 2) for v in position],
                 "units": scan.meta.get("units"),
-            }  # fmt: skip
+            }
         )
 
     def snapshot(request: Request) -> Any:

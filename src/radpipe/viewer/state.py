@@ -102,7 +102,7 @@ def _analyse(scan: Scan, volume: Volume, masks: MaskSet) -> None:
     }
     shown = scan.image
     for lesion in report.lesions:
-        index = [int(round(float(v))) for v in shown.world_to_index(lesion.centroid_mm)]
+        index = [round(float(v)) for v in shown.world_to_index(lesion.centroid_mm)]
         scan.lesions.append(
             {
                 "id": lesion.lesion_id,
