@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# dcm2niix is the reference converter the tests and benchmarks compare against.
+# dcm2niix is the reference converter the tests and benchmarks compare against; Chromium runs
+# the viewer's browser tests (driven by Playwright, no browser download).
 system-deps:
-	@command -v dcm2niix >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dcm2niix; }
+	@command -v dcm2niix >/dev/null && command -v chromium >/dev/null || { \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dcm2niix chromium; }
 
 demo: $(STAMP)
 	$(VENV)/bin/radpipe demo demo-output --overwrite
