@@ -129,3 +129,31 @@ def test_real_head_ct_coronal_is_head_up(data_dir):
     expected = view(volume, plane="coronal", index=256, window=Window(40, 80), annotations=False)
     assert served.shape == expected.shape
     assert np.abs(served.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_dataset_root_lists_patients_and_opens_one(tmp_path):
+    from starlette.testclient import TestClient
+
+    from radpipe.cli.view import build_session
+    from radpipe.phantom import write_phantom_study
+
+    for number in (1, 2):
+        write_phantom_study(
+            tmp_path / f"p{number}",
+            patient_id=f"P-{number}",
+            shape=(16, 48, 48),
+            tumours=1,
+            seed=number,
+        )
+    session = build_session(tmp_path, [], None)
+    client = TestClient(create_app(session))
+    info = client.get("/api/info", params={"token": session.token}).json()
+    assert len(info["patients"]) == 2 and "panes" not in info
+    assert client.get("/api/slice.png", params={"token": session.token}).status_code == 400
+    patient = info["patients"][0]["patient"]
+    opened = client.get("/api/open", params={"token": session.token, "patient": patient}).json()
+    assert opened["panes"]["axial"]["count"] == 16 and opened["summary"]["tumour_count"] == 1
+    assert (
+        client.get("/api/open", params={"token": session.token, "patient": "../../etc"}).status_code
+        == 400
+    )
