@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -18,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from radpipe.errors import FormatError, GeometryError, OutputExistsError
+from radpipe.export.dicom import atomic_folder
 from radpipe.volume import Volume
 from radpipe.windowing import Window, apply_window, auto_window
 
@@ -274,24 +273,19 @@ def export_nerf(
     if split is not None:
         document.update(_split(names, split))
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     token = f"nerf-{os.getpid()}-{id(levels)}"
     _SHARED[token] = levels
     try:
-        parts = max(1, min(workers or default_workers(), len(indices)))
-        items = [(index, str(temporary / name)) for name, index in zip(names, indices, strict=True)]
-        jobs = [(token, items[start::parts]) for start in range(parts)]
-        for done in run_map(_encode_chunk, jobs, workers=parts, chunksize=1):
-            if progress is not None:
-                progress(done)
-        (temporary / "transforms.json").write_text(json.dumps(document, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(temporary, target)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
+        with atomic_folder(target, overwrite=True) as temporary:
+            parts = max(1, min(workers or default_workers(), len(indices)))
+            items = [
+                (index, str(temporary / name)) for name, index in zip(names, indices, strict=True)
+            ]
+            jobs = [(token, items[start::parts]) for start in range(parts)]
+            for done in run_map(_encode_chunk, jobs, workers=parts, chunksize=1):
+                if progress is not None:
+                    progress(done)
+            (temporary / "transforms.json").write_text(json.dumps(document, indent=2))
     finally:
         _SHARED.pop(token, None)
     return NerfExport(
@@ -391,14 +385,9 @@ def export_mvsplat(
                 "images": images,
             }
         )
-    staging = Path(
-        tempfile.mkdtemp(
-            prefix=f".{target.name}.", dir=target.parent if target.parent.exists() else None
-        )
-    )
-    try:
-        index: dict[str, str] = {}
-        written = []
+    index: dict[str, str] = {}
+    written = []
+    with atomic_folder(target, overwrite=True) as staging:
         for number, start in enumerate(range(0, len(examples), chunk_size)):
             name = f"{number:06d}.torch"
             chunk = examples[start : start + chunk_size]
@@ -406,11 +395,4 @@ def export_mvsplat(
             index.update({example["key"]: name for example in chunk})
             written.append(target / name)
         (staging / "index.json").write_text(json.dumps(index, indent=2))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            shutil.rmtree(target)
-        shutil.move(str(staging), target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return written
