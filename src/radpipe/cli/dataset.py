@@ -205,8 +205,10 @@ def build_command(
     for error in errors:
         stdout.print(f"[yellow]skipped patient:[/yellow] {error}")
     if print_random_image:
+        from radpipe.export.montage import random_sample_png
+
         png = path.with_name(path.stem + "_random.png")
-        _random_png(path, png)
+        random_sample_png(path, png)
         stdout.print(f"wrote {png}")
 
 
@@ -216,25 +218,6 @@ def _first_spacing(image_folder: str) -> list[float]:
     first = sorted(Path(image_folder).glob("*.dcm"))[0]
     spacing = load(first).spacing
     return [spacing[1], spacing[2]]
-
-
-def _random_png(path: Path, png: Path, seed: int | None = None) -> None:
-    import numpy as np
-
-    from radpipe.colormaps import blend
-    from radpipe.dataset.schema import DatasetReader
-    from radpipe.export.png import write_png
-    from radpipe.windowing import apply_window, auto_window
-
-    reader = DatasetReader(path)
-    index = int(np.random.default_rng(seed).integers(len(reader)))
-    images, masks = reader.read([index])
-    image, mask = images[0], masks[0]
-    if image.ndim == 3:
-        image, mask = image[image.shape[0] // 2], mask[mask.shape[0] // 2]
-    grey = apply_window(image, auto_window(image))
-    unit = np.where(mask > 0, mask / max(int(mask.max()), 1), np.nan).astype(np.float32)
-    write_png(blend(grey, unit, colormap="autumn", opacity=0.4), png, overwrite=True)
 
 
 @dataset_app.command("inspect")
@@ -278,34 +261,11 @@ def inspect_command(
             f"  label {value} ({names.get(str(value), 'background' if value == 0 else '?')}): "
             f"{count / total:.3%}"
         )
+    from radpipe.export.montage import montage_png
+
     target = montage or path.with_suffix(".montage.png")
-    _montage(reader, target)
+    montage_png(reader, target)
     stdout.print(f"  montage: {target}")
-
-
-def _montage(reader: Any, target: Path) -> None:
-    import numpy as np
-
-    from radpipe.colormaps import blend
-    from radpipe.export.png import write_png
-    from radpipe.windowing import apply_window, auto_window
-
-    count = min(16, len(reader))
-    images, masks = reader.read(list(range(count)))
-    tiles = []
-    for image, mask in zip(images, masks, strict=True):
-        if image.ndim == 3:
-            image, mask = image[image.shape[0] // 2], mask[mask.shape[0] // 2]
-        grey = apply_window(image, auto_window(image))
-        unit = np.where(mask > 0, mask / max(int(mask.max()), 1), np.nan).astype(np.float32)
-        tiles.append(blend(grey, unit, colormap="autumn", opacity=0.4))
-    columns = int(np.ceil(np.sqrt(count)))
-    rows = []
-    for start in range(0, count, columns):
-        row = tiles[start : start + columns]
-        row += [np.zeros_like(tiles[0])] * (columns - len(row))
-        rows.append(np.concatenate(row, axis=1))
-    write_png(np.concatenate(rows, axis=0), target, overwrite=True)
 
 
 @dataset_app.command("batches")
