@@ -15,7 +15,7 @@ import stat
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 
 from radpipe.errors import ReadError
@@ -216,7 +216,7 @@ def _archive_sources(
         if reason is not None:
             yield Problem(location, reason)
             continue
-        name = PurePosixPath(member.filename).name
+        name = member.filename.rsplit("/", 1)[-1]
         if name.startswith(".") or member.filename.startswith("__MACOSX/"):
             continue
         if name.lower().endswith(".zip"):
@@ -236,7 +236,7 @@ def _unsafe_member(member: zipfile.ZipInfo) -> str | None:
     name = member.filename.replace("\\", "/")
     if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
         return "member has an absolute path; refused"
-    if ".." in PurePosixPath(name).parts:
+    if ".." in name.split("/"):
         return "member path escapes the archive ('..'); refused"
     if member.flag_bits & 0x1:
         return "member is encrypted; refused"
