@@ -204,3 +204,11 @@ def test_nested_and_encrypted_archive_members(phantom_study, tmp_path):
     assert "outer.zip::bundle/inner.zip::CT/" in image.first_location
     np.testing.assert_array_equal(catalog.load(image).array, phantom_study.phantom.ct.array)
     assert any("encrypted" in reason for _, reason in catalog.problems())
+
+
+def test_failed_first_scan_leaves_no_catalog(tmp_path):
+    from radpipe.errors import ReadError
+
+    with pytest.raises(ReadError, match="no such file or folder"):
+        scan(tmp_path / "missing", tmp_path / "c.sqlite")
+    assert not (tmp_path / "c.sqlite").exists()

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from radpipe.errors import DatasetError, FormatError
+from radpipe.errors import DatasetError, FormatError, ReadError
 from radpipe.io.discover import (
     BuiltCatalog,
     DescribeOptions,
@@ -378,9 +378,12 @@ def scan(
     from radpipe.privacy import pseudonym_key
 
     started = time.perf_counter()
+    if not Path(root).exists():
+        raise ReadError(f"{root}: no such file or folder")
     root_text = str(Path(root).resolve())
     target = Path(catalog_path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    created = not target.exists()
     connection = sqlite3.connect(target)
     try:
         cached = _prepare(connection, root_text, keep_phi)
@@ -447,6 +450,11 @@ def scan(
         return Catalog(target), _report(
             connection, len(sources), len(changed), len(removed), started
         )
+    except BaseException:
+        connection.close()
+        if created:  # a first scan that fails leaves no half-built catalog behind
+            target.unlink(missing_ok=True)
+        raise
     finally:
         connection.close()
 
