@@ -382,6 +382,7 @@ def view(
     outline: bool = True,
     annotations: bool = True,
     colorbar: bool = False,
+    label_values: list[int] | None = None,
 ) -> RGB:
     """One slice of a volume as an RGB image, with optional heatmap and mask overlays.
 
@@ -399,6 +400,8 @@ def view(
     style : HeatmapStyle, optional
     mask : LabelMap, optional
         Labels on the volume's geometry, filled and outlined, with a legend.
+    label_values : list of int, optional
+        The non-zero labels present in ``mask`` when already known (saves a pass over it).
 
     Returns
     -------
@@ -444,7 +447,11 @@ def view(
                 f"mask shape {mask.spatial_shape} differs from volume {volume.spatial_shape}"
             )
         labels_shown = plane_slice(canonical(mask).array, chosen, k)
-        present = [int(v) for v in np.unique(mask.array) if v != 0]
+        present = (
+            label_values
+            if label_values is not None
+            else [int(v) for v in np.unique(mask.array) if v != 0]
+        )
         colours = label_colours(present)
         from PIL import Image
 
@@ -510,6 +517,37 @@ def overlay(
     return view(volume, heatmap=heatmap, style=style, **options)
 
 
+def prepared(volume: Volume, options: dict[str, Any]) -> tuple[Volume, dict[str, Any]]:
+    """The volume and :func:`view` options in display orientation, with the mask's labels
+    found once: the whole-volume work of many views of one volume, done a single time.
+
+    Volumes holding a 2-D heatmap (it indexes the stored slices) or overlays of another shape
+    are returned as given; :func:`view` handles those itself.
+    """
+    result = dict(options)
+    mask = result.get("mask")
+    if mask is not None and result.get("label_values") is None:
+        result["label_values"] = [int(v) for v in np.unique(mask.array) if v != 0]
+    heatmap = result.get("heatmap")
+    values = heatmap.values if isinstance(heatmap, Heatmap) else heatmap
+    shown = canonical(volume)
+    if shown is volume:
+        return volume, result
+    if values is not None and np.shape(values) != volume.spatial_shape:
+        return volume, result
+    if mask is not None and mask.spatial_shape != volume.spatial_shape:
+        return volume, result
+    if mask is not None:
+        moved = canonical(mask)
+        result["mask"] = LabelMap(moved.array, moved.affine, labels=mask.labels)
+    if values is not None:
+        array = canonical(Volume(np.asarray(values, dtype=np.float32), volume.affine)).array
+        result["heatmap"] = (
+            Heatmap(array, heatmap.source) if isinstance(heatmap, Heatmap) else array
+        )
+    return shown, result
+
+
 def three_plane(
     volume: Volume, *, point: tuple[int, int, int] | None = None, **options: Any
 ) -> RGB:
@@ -522,12 +560,12 @@ def three_plane(
     **options
         Passed to :func:`view` (window, heatmap, style, mask …).
     """
-    shown = canonical(volume)
-    k, j, i = point if point is not None else tuple(n // 2 for n in shown.spatial_shape)
+    shown, options = prepared(volume, options)
+    k, j, i = point if point is not None else tuple(n // 2 for n in canonical(shown).spatial_shape)
     panels = [
-        view(volume, plane=Plane.AXIAL, index=k, **options),
-        view(volume, plane=Plane.CORONAL, index=j, **options),
-        view(volume, plane=Plane.SAGITTAL, index=i, **options),
+        view(shown, plane=Plane.AXIAL, index=k, **options),
+        view(shown, plane=Plane.CORONAL, index=j, **options),
+        view(shown, plane=Plane.SAGITTAL, index=i, **options),
     ]
     return _row(panels)
 
@@ -547,8 +585,8 @@ def lightbox(
 ) -> RGB:
     """A grid of ``count`` evenly spaced slices in one plane."""
     chosen = Plane(plane)
-    shown = canonical(volume)
-    size = shown.spatial_shape[_axis(chosen)]
+    volume, options = prepared(volume, options)
+    size = canonical(volume).spatial_shape[_axis(chosen)]
     count = max(1, min(count, size))
     indices = (
         np.linspace(0, size - 1, count + 2)[1:-1].round().astype(int)

@@ -70,9 +70,10 @@ def write_all_slices(
     chunk). ``options`` go to :func:`radpipe.render.view` (window, heatmap, style, mask …).
     """
     from radpipe.parallel import default_workers, run_map
-    from radpipe.render import Plane, _axis, canonical
+    from radpipe.render import Plane, _axis, canonical, prepared
 
     chosen = Plane(plane)
+    volume, options = prepared(volume, options)
     target = Path(folder)
     target.mkdir(parents=True, exist_ok=True)
     count = canonical(volume).spatial_shape[_axis(chosen)]
