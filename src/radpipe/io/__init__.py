@@ -64,7 +64,7 @@ def load(
         if series is not None:
             raise FormatError(f"{source}: --series applies to DICOM folders, not this file")
         return nifti.read_nifti(source) if nifti.accepts(source) else nrrd.read_nrrd(source)
-    if source.is_dir() or _is_dicom_file(source):
+    if source.is_dir() or is_dicom_file(source):
         from radpipe.io.series import read_series
 
         return read_series(
@@ -77,7 +77,8 @@ def load(
     raise ReadError(f"{source}: not a format radpipe reads (tried {_FORMATS_TRIED})")
 
 
-def _is_dicom_file(path: Path) -> bool:
+def is_dicom_file(path: Path) -> bool:
+    """Whether a file starts like DICOM (``DICM`` after the preamble, or a bare data set)."""
     from radpipe.io.dicom import _looks_like_raw_dataset
 
     try:

@@ -253,9 +253,9 @@ class Catalog:
             return self._load_dicom(entry)
         if entry.format in ("NIfTI", "NRRD", "MINC", "Analyze", "image file"):
             from radpipe.io import load
-            from radpipe.io.discover import _local_copy
+            from radpipe.io.discover import local_copy
 
-            with _local_copy(entry.first_location) as path:
+            with local_copy(entry.first_location) as path:
                 return load(path)
         raise FormatError(
             f"{entry.key}: a {entry.format} entry is not a volume; read it with the mask tools"

@@ -221,7 +221,7 @@ def _volume_facts(location: str) -> dict[str, Any]:
 
     name = PurePosixPath(location.replace(SEPARATOR, "/")).name
     lower = name.lower()
-    with _local_copy(location) as path:
+    with local_copy(location) as path:
         try:
             if lower.endswith((".nrrd", ".nhdr")):
                 import nrrd
@@ -248,7 +248,7 @@ def _volume_facts(location: str) -> dict[str, Any]:
         }
 
 
-class _local_copy:
+class local_copy:
     """A file path for a location: the file itself, or a temporary copy of an archive member."""
 
     def __init__(self, location: str) -> None:

@@ -125,7 +125,7 @@ def patients_from_catalog(
     that reference it. Patients without masks are skipped.
     """
     from radpipe.io.catalog import Catalog
-    from radpipe.io.discover import _local_copy
+    from radpipe.io.discover import local_copy
 
     assert isinstance(catalog, Catalog)
     for row in catalog.patients():
@@ -145,7 +145,7 @@ def patients_from_catalog(
                 name = entry.name or f"mask {entry.key}"
                 found.masks[name] = on_image(volume, image, name=name).array != 0
             elif entry.role == "label":
-                with _local_copy(entry.first_location) as path:
+                with local_copy(entry.first_location) as path:
                     names = (
                         label_names_from_sidecar(entry.first_location)
                         if "::" not in entry.first_location
@@ -159,7 +159,7 @@ def patients_from_catalog(
             ):
                 if entry.linked and main.series_uid and entry.linked != main.series_uid:
                     continue
-                with _local_copy(entry.first_location) as path:
+                with local_copy(entry.first_location) as path:
                     part = load_mask_file(path, image, strict=strict)
                 found.masks.update(part.masks)
                 found.problems.extend(part.problems)

@@ -112,11 +112,11 @@ def summarize_path(
     on_total : callable, optional
         Called with the total count of work units before work starts and again when known.
     """
-    from radpipe.io import load
+    from radpipe.io import is_dicom_file, load
     from radpipe.io.series import assemble, group_stacks, list_files, plan_series, scan_headers
 
     source = Path(path)
-    if source.is_file() and not _is_dicom(source):
+    if source.is_file() and not is_dicom_file(source):
         volume = load(source)
         return [summarize_volume(volume, key=source.name, keep_phi=keep_phi, values=values)]
     files = list_files(source)
@@ -153,9 +153,3 @@ def summarize_path(
             )
         )
     return summaries
-
-
-def _is_dicom(path: Path) -> bool:
-    from radpipe.io import _is_dicom_file
-
-    return _is_dicom_file(path)
