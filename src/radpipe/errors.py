@@ -33,3 +33,19 @@ class OutputExistsError(RadpipeError, FileExistsError):
 
 class RadpipeWarning(UserWarning):
     """Something a user should know about the data (uneven spacing, dropped slices)."""
+
+
+class GeometryWarning(RadpipeWarning):
+    """A series' geometry is irregular: uneven or missing slices, gantry tilt, mixed spacing."""
+
+
+class DuplicateSliceWarning(RadpipeWarning):
+    """Images sharing a slice position were dropped by the chosen duplicate policy."""
+
+
+class ResampledWarning(RadpipeWarning):
+    """A mask or heatmap on another grid was resampled onto the image by world position."""
+
+
+class ContourWarning(RadpipeWarning):
+    """A contour is off the image, crosses itself, has too few points or covers the image."""

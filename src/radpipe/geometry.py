@@ -294,3 +294,49 @@ def world_to_index(affine: ArrayLike, points: ArrayLike) -> Float64Array:
     inverse = np.linalg.inv(np.asarray(affine, dtype=np.float64))
     world = np.asarray(points, dtype=np.float64)
     return world @ inverse[:3, :3].T + inverse[:3, 3]
+
+
+def grid_corners(shape: Sequence[int]) -> Float64Array:
+    """The eight corner indices (slice, row, column) of a grid of ``shape``, as (8, 3)."""
+    s, r, c = (int(n) - 1 for n in shape[:3])
+    return np.array([[k, j, i] for k in (0, s) for j in (0, r) for i in (0, c)], dtype=np.float64)
+
+
+def same_grid(
+    affine_a: ArrayLike,
+    shape_a: Sequence[int],
+    affine_b: ArrayLike,
+    shape_b: Sequence[int],
+    *,
+    atol_mm: float = 1e-3,
+) -> bool:
+    """Whether two grids hold the same voxels at the same world positions.
+
+    The spatial shapes must be equal and every corner voxel of one grid must lie within
+    ``atol_mm`` of the same corner of the other (so a direction that differs slightly over a
+    large grid is caught, not only a differing matrix entry).
+    """
+    if tuple(int(n) for n in shape_a[:3]) != tuple(int(n) for n in shape_b[:3]):
+        return False
+    corners = grid_corners(shape_a)
+    distance = index_to_world(affine_a, corners) - index_to_world(affine_b, corners)
+    return bool(np.abs(distance).max() <= atol_mm)
+
+
+def grids_overlap(
+    source_affine: ArrayLike,
+    source_shape: Sequence[int],
+    target_affine: ArrayLike,
+    target_shape: Sequence[int],
+) -> bool:
+    """Whether the box of the target grid meets the box of the source grid in world space.
+
+    The target's corners are mapped into source indices; the grids miss each other when that
+    bounding box lies wholly outside the source's voxels (half a voxel of margin).
+    """
+    inside = world_to_index(
+        source_affine, index_to_world(target_affine, grid_corners(target_shape))
+    )
+    size = np.asarray([int(n) for n in source_shape[:3]], dtype=np.float64)
+    lows, highs = inside.min(axis=0), inside.max(axis=0)
+    return not bool(np.any(highs < -0.5) or np.any(lows > size - 0.5))

@@ -1,5 +1,6 @@
 """Masks as arrays: polygons rasterised at pixel centres (even-odd rule), contour checks, and
-label maps put on an image's geometry by nearest-neighbour resampling. Pure NumPy / SciPy."""
+named binary masks on one image's geometry. Pure NumPy. Putting a mask on an image's grid is
+``radpipe.placement.labels_on``."""
 
 from __future__ import annotations
 
@@ -8,9 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from radpipe import geometry
-from radpipe.errors import GeometryError
-from radpipe.volume import LabelMap, Volume
+from radpipe.volume import LabelMap
 
 #: A contour covering more than this fraction of its image is suspicious (often a frame).
 LARGE_CONTOUR_FRACTION = 0.9
@@ -130,77 +129,6 @@ def _self_intersects(vertices: NDArray[np.float64]) -> bool:
         if np.any((d1 * d2 < 0) & (d3 * d4 < 0)):
             return True
     return False
-
-
-def same_grid(
-    affine_a: ArrayLike, shape_a: tuple[int, ...], affine_b: ArrayLike, shape_b: tuple[int, ...]
-) -> bool:
-    """Whether two grids are the same voxels (shape equal, affines within 1e-3 mm)."""
-    return tuple(shape_a[:3]) == tuple(shape_b[:3]) and bool(
-        np.allclose(np.asarray(affine_a), np.asarray(affine_b), atol=1e-3)
-    )
-
-
-def resample_nearest(
-    values: NDArray[np.generic], affine: ArrayLike, target: Volume, *, name: str = "mask"
-) -> NDArray[np.generic]:
-    """Put an (S, R, C) array on ``target``'s grid by nearest neighbour (world positions).
-
-    Raises
-    ------
-    GeometryError
-        If the two grids do not overlap at all (the message gives both geometries).
-    """
-    from scipy import ndimage
-
-    source_affine = geometry.check_affine(affine)
-    if same_grid(source_affine, values.shape, target.affine, target.spatial_shape):
-        return values
-    mapping = np.linalg.inv(source_affine) @ target.affine
-    # a zero border lets positions a rounding error past the last voxel still round onto it
-    padded = np.pad(values, 1)
-    resampled = ndimage.affine_transform(
-        padded, mapping[:3, :3], offset=mapping[:3, 3] + 1.0, output_shape=target.spatial_shape,
-        order=0, mode="constant", cval=0,
-    )  # fmt: skip
-    corners = np.array(
-        [
-            [k, j, i]
-            for k in (0, target.spatial_shape[0] - 1)
-            for j in (0, target.spatial_shape[1] - 1)
-            for i in (0, target.spatial_shape[2] - 1)
-        ],
-        dtype=float,
-    )
-    inside = geometry.world_to_index(source_affine, target.index_to_world(corners))
-    lows, highs = inside.min(axis=0), inside.max(axis=0)
-    if np.any(highs < -0.5) or np.any(lows > np.array(values.shape[:3]) - 0.5):
-        raise GeometryError(
-            f"the {name} (shape {values.shape}, spacing {geometry.spacing_of(source_affine)}, "
-            f"origin {np.round(source_affine[:3, 3], 2).tolist()}) does not overlap the image "
-            f"(shape {target.spatial_shape}, spacing {target.spacing}, origin "
-            f"{np.round(target.affine[:3, 3], 2).tolist()})"
-        )
-    result: NDArray[np.generic] = resampled
-    return result
-
-
-def on_image(labels: Volume, image: Volume, *, name: str = "mask") -> LabelMap:
-    """A label map on ``image``'s geometry: as is when the grids match, else resampled.
-
-    Non-zero values of 0/255-style masks become label 1 when the volume holds two values.
-    """
-    values = labels.array
-    if values.ndim == 4:
-        raise GeometryError(f"the {name} has a fourth axis {values.shape}; expected (S, R, C)")
-    if not np.issubdtype(values.dtype, np.integer):
-        values = np.rint(values).astype(np.int32)
-    present = np.unique(values)
-    if present.size == 2 and present[0] == 0 and present[1] != 1:
-        values = (values != 0).astype(np.uint8)
-    names = labels.labels if isinstance(labels, LabelMap) else {}
-    resampled = resample_nearest(values, labels.affine, image, name=name)
-    return LabelMap(resampled, image.affine, labels=names)
 
 
 @dataclass

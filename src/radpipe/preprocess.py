@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,6 +15,9 @@ from radpipe import geometry
 from radpipe.errors import FormatError, GeometryError
 from radpipe.volume import LabelMap, Volume
 from radpipe.windowing import Window
+
+#: A Volume or any of its subclasses (LabelMap, Heatmap): operations return the same type.
+AnyVolume = TypeVar("AnyVolume", bound=Volume)
 
 
 class Interpolation(StrEnum):
@@ -44,12 +47,12 @@ def target_grid(
 
 
 def resample(
-    volume: Volume,
+    volume: AnyVolume,
     *,
     spacing: float | Sequence[float] | None = None,
     reference: Volume | None = None,
     interpolation: Interpolation | str | None = None,
-) -> Volume:
+) -> AnyVolume:
     """Resample onto a new spacing (same field of view) or onto a reference grid, with SimpleITK.
 
     Label maps use nearest neighbour and keep their labels; images use linear (or B-spline)
@@ -101,10 +104,7 @@ def resample(
         info = np.iinfo(volume.dtype)
         output = np.clip(np.rint(output), info.min, info.max).astype(volume.dtype)
     del grid
-    if is_labels:
-        assert isinstance(volume, LabelMap)
-        return LabelMap(output, affine, labels=volume.labels, meta=volume.meta)
-    return Volume(output, affine, meta=volume.meta)
+    return volume.like(output, affine)
 
 
 def n4_bias_correction(
@@ -206,17 +206,16 @@ def body_box(
     return (box[0], box[1], box[2])
 
 
-def crop(volume: Volume, box: tuple[slice, slice, slice]) -> Volume:
+def crop(volume: AnyVolume, box: tuple[slice, slice, slice]) -> AnyVolume:
     """The sub-volume in ``box`` with its affine moved to the new first voxel."""
     affine = volume.affine.copy()
     affine[:3, 3] = volume.index_to_world([box[0].start, box[1].start, box[2].start])
-    data = volume.array[box]
-    if isinstance(volume, LabelMap):
-        return LabelMap(data, affine, labels=volume.labels, meta=volume.meta)
-    return Volume(data, affine, meta=volume.meta)
+    return volume.like(volume.array[box], affine)
 
 
-def pad_or_crop(volume: Volume, shape: Sequence[int], *, value: float | None = None) -> Volume:
+def pad_or_crop(
+    volume: AnyVolume, shape: Sequence[int], *, value: float | None = None
+) -> AnyVolume:
     """Centre-pad (with ``value``, default the minimum) or centre-crop to ``shape``."""
     target = [int(n) for n in shape]
     if len(target) != 3 or min(target) < 1:
@@ -241,9 +240,7 @@ def pad_or_crop(volume: Volume, shape: Sequence[int], *, value: float | None = N
     result[tuple(destination)] = data[tuple(source)]
     affine = volume.affine.copy()
     affine[:3, 3] = volume.index_to_world(start)
-    if isinstance(volume, LabelMap):
-        return LabelMap(result, affine, labels=volume.labels, meta=volume.meta)
-    return Volume(result, affine, meta=volume.meta)
+    return volume.like(result, affine)
 
 
 def preprocess(
@@ -263,28 +260,20 @@ def preprocess(
     image, mask = volume, labels
     if orient:
         image = image.reoriented(orient)
-        mask = mask.reoriented(orient) if mask is not None else None  # type: ignore[assignment]
-        if mask is not None and not isinstance(mask, LabelMap):
-            mask = LabelMap(mask.array, mask.affine, labels=labels.labels if labels else None)
+        mask = mask.reoriented(orient) if mask is not None else None
     if spacing is not None:
         image = resample(image, spacing=spacing)
         if mask is not None:
-            mask = _as_labels(resample(_as_labels(mask, labels), reference=image), labels)
+            mask = resample(mask, reference=image)
     if n4:
         image, _ = n4_bias_correction(image)
     if crop_to_body:
         box = body_box(image)
         image = crop(image, box)
-        mask = _as_labels(crop(mask, box), labels) if mask is not None else None
+        mask = crop(mask, box) if mask is not None else None
     if size is not None:
         image = pad_or_crop(image, size)
-        mask = _as_labels(pad_or_crop(mask, size), labels) if mask is not None else None
+        mask = pad_or_crop(mask, size) if mask is not None else None
     if Normalization(normalization) is not Normalization.NONE:
         image = normalize_intensity(image, normalization, window=window, mask=None)
     return image, mask
-
-
-def _as_labels(volume: Any, template: LabelMap | None) -> LabelMap:
-    if isinstance(volume, LabelMap):
-        return volume
-    return LabelMap(volume.array, volume.affine, labels=template.labels if template else None)

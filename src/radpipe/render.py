@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from radpipe.colormaps import Normalization, blend, colormap_table, normalize
 from radpipe.errors import FormatError, GeometryError
+from radpipe.placement import Resize, heatmap_on, labels_on
 from radpipe.volume import Heatmap, LabelMap, Volume
 from radpipe.windowing import Window, resolve_window, to_grey
 
@@ -35,13 +36,6 @@ class Plane(StrEnum):
     AXIAL = "axial"
     CORONAL = "coronal"
     SAGITTAL = "sagittal"
-
-
-class Resize(StrEnum):
-    """How a heatmap of another shape is brought to the image's."""
-
-    BILINEAR = "bilinear"
-    NEAREST = "nearest"
 
 
 #: Edge letters (top, bottom, left, right) of each plane's display.
@@ -136,71 +130,6 @@ def _resize_rgb(image: RGB, size: tuple[int, int], *, nearest: bool = False) -> 
     return np.asarray(resized)
 
 
-def resize_values(
-    values: NDArray[Any], shape: tuple[int, ...], *, method: Resize | str
-) -> NDArray[np.float32]:
-    """Resize a 2-D or 3-D float array to ``shape`` (bilinear / trilinear or nearest)."""
-    from scipy import ndimage
-
-    order = 0 if Resize(method) is Resize.NEAREST else 1
-    data = np.asarray(values, dtype=np.float32)
-    factors = [target / current for target, current in zip(shape, data.shape, strict=True)]
-    resized = ndimage.zoom(
-        np.nan_to_num(data, nan=0.0), factors, order=order, grid_mode=True, mode="nearest"
-    )
-    if np.isnan(data).any():
-        holes = ndimage.zoom(
-            np.isnan(data).astype(np.float32), factors, order=0, grid_mode=True, mode="nearest"
-        )
-        resized[holes > 0.5] = np.nan
-    result: NDArray[np.float32] = resized.astype(np.float32)
-    return result
-
-
-def place_heatmap(
-    values: NDArray[np.float32],
-    image_shape: tuple[int, int],
-    *,
-    box: tuple[int, int, int, int] | None = None,
-    method: Resize | str = Resize.BILINEAR,
-) -> NDArray[np.float32]:
-    """Fit a 2-D heatmap to an image: resize it (with a warning) or place it in a box.
-
-    Parameters
-    ----------
-    values : (R, C) float32
-    image_shape : (rows, columns)
-    box : (row0, col0, rows, columns), optional
-        Where a heatmap computed on a crop of the image belongs; outside is "no value".
-    """
-    if box is None:
-        if values.shape != image_shape:
-            log.warning(
-                "heatmap shape %s differs from image shape %s; resized (%s)",
-                values.shape, image_shape, Resize(method).value,
-            )  # fmt: skip
-            return resize_values(values, image_shape, method=method)
-        return values
-    row0, col0, rows, columns = box
-    if (
-        rows <= 0
-        or columns <= 0
-        or row0 < 0
-        or col0 < 0
-        or row0 + rows > image_shape[0]
-        or col0 + columns > image_shape[1]
-    ):
-        raise GeometryError(f"heatmap box {box} does not fit in the image of shape {image_shape}")
-    canvas = np.full(image_shape, np.nan, dtype=np.float32)
-    fitted = (
-        values
-        if values.shape == (rows, columns)
-        else resize_values(values, (rows, columns), method=method)
-    )
-    canvas[row0 : row0 + rows, col0 : col0 + columns] = fitted
-    return canvas
-
-
 @dataclass(frozen=True)
 class HeatmapStyle:
     """How heatmap values are shown."""
@@ -212,41 +141,6 @@ class HeatmapStyle:
     threshold: float | None = None
     alpha_by_value: bool = False
     resize: Resize | str = Resize.BILINEAR
-
-
-def heatmap_volume(
-    volume: Volume,
-    heatmap: Heatmap | NDArray[Any],
-    *,
-    index: int | None = None,
-    box: tuple[int, int, int, int] | None = None,
-    resize: Resize | str = Resize.BILINEAR,
-) -> Volume:
-    """A heatmap as a float Volume on ``volume``'s geometry.
-
-    A 3-D heatmap must cover the volume (it is resized with a warning when its shape
-    differs); a 2-D heatmap belongs to the stored slice ``volume.array[index]`` (the middle
-    one by default) and the other slices get "no value".
-    """
-    values = heatmap.values if isinstance(heatmap, Heatmap) else np.asarray(heatmap, np.float32)
-    shape = volume.spatial_shape
-    if values.ndim == 3:
-        if box is not None:
-            raise FormatError("--heatmap-box applies to 2-D heatmaps")
-        if values.shape != shape:
-            log.warning(
-                "heatmap shape %s differs from volume shape %s; resized", values.shape, shape
-            )
-            values = resize_values(values, shape, method=resize)
-        return Volume(values, volume.affine)
-    if values.ndim != 2:
-        raise FormatError(f"a heatmap must be 2-D or 3-D, got shape {values.shape}")
-    k = shape[0] // 2 if index is None else index
-    if not 0 <= k < shape[0]:
-        raise GeometryError(f"slice {k} is outside 0..{shape[0] - 1}")
-    full = np.full(shape, np.nan, dtype=np.float32)
-    full[k] = place_heatmap(values, shape[1:], box=box, method=resize)
-    return Volume(full, volume.affine)
 
 
 def label_colours(labels: list[int]) -> dict[int, tuple[int, int, int]]:
@@ -377,7 +271,7 @@ def view(
     heatmap_index: int | None = None,
     heatmap_box: tuple[int, int, int, int] | None = None,
     style: HeatmapStyle | None = None,
-    mask: LabelMap | None = None,
+    mask: LabelMap | Volume | None = None,
     mask_opacity: float = 0.35,
     outline: bool = True,
     annotations: bool = True,
@@ -396,10 +290,12 @@ def view(
     window : preset name, "C/W", Window or (centre, width), optional
         Default: the header's window, soft tissue for CT, 1–99 % otherwise.
     heatmap : Heatmap or array, optional
-        3-D on the volume's grid, or 2-D for the stored slice ``heatmap_index``.
+        With geometry: placed by world position; without: 3-D on the volume's grid, or 2-D for
+        the stored slice ``heatmap_index`` (see :func:`radpipe.placement.heatmap_on`).
     style : HeatmapStyle, optional
-    mask : LabelMap, optional
-        Labels on the volume's geometry, filled and outlined, with a legend.
+    mask : LabelMap or Volume, optional
+        Labels on any grid overlapping the volume's (placed by world position), filled and
+        outlined, with a legend.
     label_values : list of int, optional
         The non-zero labels present in ``mask`` when already known (saves a pass over it).
 
@@ -425,10 +321,10 @@ def view(
     legend = None
     base = image
     if heatmap is not None:
-        values = heatmap_volume(
-            volume, heatmap, index=heatmap_index, box=heatmap_box, resize=options.resize
+        placed = heatmap_on(
+            heatmap, volume, index=heatmap_index, box=heatmap_box, resize=options.resize
         )
-        values_shown = plane_slice(canonical(values).array, chosen, k)
+        values_shown = plane_slice(canonical(placed).array, chosen, k)
         unit = (
             normalize(values_shown, options.normalization, percentiles=options.percentiles)
             if np.isfinite(values_shown).any()
@@ -442,16 +338,9 @@ def view(
     size = display_size(rgb.shape[:2], (rows_mm, cols_mm))
     rgb = _resize_rgb(rgb, size)
     if mask is not None:
-        if mask.spatial_shape != volume.spatial_shape:
-            raise GeometryError(
-                f"mask shape {mask.spatial_shape} differs from volume {volume.spatial_shape}"
-            )
+        mask = labels_on(mask, volume)
         labels_shown = plane_slice(canonical(mask).array, chosen, k)
-        present = (
-            label_values
-            if label_values is not None
-            else [int(v) for v in np.unique(mask.array) if v != 0]
-        )
+        present = label_values if label_values is not None else mask.present()
         colours = label_colours(present)
         from PIL import Image
 
@@ -461,18 +350,19 @@ def view(
             )
         )
         rgb = blend_labels(rgb, resized, colours, opacity=mask_opacity, outline=outline)
-        legend = {mask.labels.get(label, f"label {label}"): colours[label] for label in present}
+        legend = {mask.name_of(label): colours[label] for label in present}
     if annotations:
         mm_per_pixel = cols_mm * rgb_width_ratio(shown, chosen, size)
         rgb = annotate(
             rgb, chosen, mm_per_pixel=mm_per_pixel, title=f"{chosen.value} {k}", legend=legend
         )
     if colorbar and heatmap is not None:
-        source = heatmap.values if isinstance(heatmap, Heatmap) else np.asarray(heatmap, np.float32)
-        finite = source[np.isfinite(source)]
-        rgb = colour_bar(
-            rgb, colormap=options.colormap, value_range=(float(finite.min()), float(finite.max()))
+        low, high = (
+            heatmap.value_range
+            if isinstance(heatmap, Heatmap)
+            else Heatmap(heatmap, source="heatmap").value_range
         )
+        rgb = colour_bar(rgb, colormap=options.colormap, value_range=(low, high))
     return rgb
 
 
@@ -518,33 +408,31 @@ def overlay(
 
 
 def prepared(volume: Volume, options: dict[str, Any]) -> tuple[Volume, dict[str, Any]]:
-    """The volume and :func:`view` options in display orientation, with the mask's labels
-    found once: the whole-volume work of many views of one volume, done a single time.
+    """The volume and :func:`view` options in display orientation, with the mask and heatmap
+    placed on the volume's grid and the mask's labels found once: the whole-volume work of many
+    views of one volume, done a single time.
 
-    Volumes holding a 2-D heatmap (it indexes the stored slices) or overlays of another shape
-    are returned as given; :func:`view` handles those itself.
+    A 2-D heatmap (it indexes the stored slices) is left for :func:`view` to place.
     """
     result = dict(options)
     mask = result.get("mask")
-    if mask is not None and result.get("label_values") is None:
-        result["label_values"] = [int(v) for v in np.unique(mask.array) if v != 0]
-    heatmap = result.get("heatmap")
-    values = heatmap.values if isinstance(heatmap, Heatmap) else heatmap
-    shown = canonical(volume)
-    if shown is volume:
-        return volume, result
-    if values is not None and np.shape(values) != volume.spatial_shape:
-        return volume, result
-    if mask is not None and mask.spatial_shape != volume.spatial_shape:
-        return volume, result
     if mask is not None:
-        moved = canonical(mask)
-        result["mask"] = LabelMap(moved.array, moved.affine, labels=mask.labels)
-    if values is not None:
-        array = canonical(Volume(np.asarray(values, dtype=np.float32), volume.affine)).array
-        result["heatmap"] = (
-            Heatmap(array, heatmap.source) if isinstance(heatmap, Heatmap) else array
-        )
+        mask = labels_on(mask, volume)
+        if result.get("label_values") is None:
+            result["label_values"] = mask.present()
+    heatmap = result.get("heatmap")
+    if heatmap is not None:
+        given = heatmap if isinstance(heatmap, Heatmap) else Heatmap(heatmap, source="heatmap")
+        if given.is_2d and not given.has_geometry:
+            heatmap = None
+        else:
+            style = result.get("style") or HeatmapStyle()
+            heatmap = heatmap_on(given, volume, resize=style.resize)
+    shown = canonical(volume)
+    if mask is not None:
+        result["mask"] = canonical(mask)
+    if heatmap is not None:
+        result["heatmap"] = canonical(heatmap)
     return shown, result
 
 

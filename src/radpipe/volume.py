@@ -1,12 +1,13 @@
-"""The core types: ``Volume`` (an array on an index-to-LPS affine), its ``VolumeMeta`` record and
-``LabelMap`` (integer labels with names on the geometry of the image they annotate)."""
+"""The core types: ``Volume`` (an array on an index-to-LPS affine), its ``VolumeMeta`` record,
+``LabelMap`` (integer labels with names) and ``Heatmap`` (model output values). Each keeps its type,
+names and affine through every operation that returns a new one."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -161,24 +162,61 @@ class Volume:
         """Map LPS mm points ``(..., 3)`` to fractional (slice, row, column) indices."""
         return geometry.world_to_index(self._affine, points)
 
-    def with_array(self, array: ArrayLike, *, meta: VolumeMeta | None = None) -> Volume:
-        """A volume with the same geometry (and meta unless given) holding ``array``."""
+    def like(
+        self, array: ArrayLike, affine: ArrayLike | None = None, *, meta: VolumeMeta | None = None
+    ) -> Self:
+        """An object of this type (label names, heatmap source kept) holding ``array``.
+
+        Parameters
+        ----------
+        array : (S, R, C[, N]) array_like
+        affine : (4, 4) array_like, optional
+            The new geometry; this object's affine by default.
+        meta : VolumeMeta, optional
+            This object's meta by default.
+        """
+        return type(self)(
+            array,
+            self._affine if affine is None else affine,
+            meta=self.meta if meta is None else meta,
+        )
+
+    def with_array(self, array: ArrayLike, *, meta: VolumeMeta | None = None) -> Self:
+        """The same type and geometry (and meta unless given) holding ``array``."""
         data = np.asarray(array)
         if data.shape[:3] != self._array.shape[:3]:
             raise GeometryError(
                 f"new array's spatial shape {data.shape[:3]} differs from {self.spatial_shape}"
             )
-        return Volume(data, self._affine, meta=meta if meta is not None else self.meta)
+        return self.like(data, meta=meta)
 
-    def reoriented(self, code: str = "LPS") -> Volume:
+    def reoriented(self, code: str = "LPS") -> Self:
         """The same voxels transposed / flipped so the axes point as ``code`` says.
 
-        No interpolation: every voxel keeps its value and its world position.
+        No interpolation: every voxel keeps its value and its world position; the result has
+        this object's type (a ``LabelMap`` keeps its names).
         """
         order, flips, new_affine = geometry.reorientation(self._affine, self.spatial_shape, code)
+        if list(order) == [0, 1, 2] and not any(flips):
+            return self
         data = np.transpose(self._array, (*order, *range(3, self._array.ndim)))
         index = tuple(slice(None, None, -1) if flip else slice(None) for flip in flips)
-        return Volume(np.ascontiguousarray(data[index]), new_affine, meta=self.meta)
+        return self.like(np.ascontiguousarray(data[index]), new_affine)
+
+    def same_grid(self, other: Volume, *, atol_mm: float = 1e-3) -> bool:
+        """Whether ``other`` has the same voxels in the same world places (shape and affine)."""
+        return geometry.same_grid(
+            self._affine, self.spatial_shape, other.affine, other.spatial_shape, atol_mm=atol_mm
+        )
+
+    def describe_grid(self) -> str:
+        """Shape, spacing, origin and orientation in one phrase, for error messages."""
+        spacing = ", ".join(f"{v:.4g}" for v in self.spacing)
+        origin = ", ".join(f"{v:.2f}" for v in self.origin)
+        return (
+            f"shape {self.spatial_shape}, spacing ({spacing}) mm, origin ({origin}) mm, "
+            f"orientation {self.orientation_code}"
+        )
 
     def to_sitk(self) -> SimpleITK.Image:
         """Convert to a SimpleITK image (a trailing axis becomes the vector components)."""
@@ -284,33 +322,144 @@ class LabelMap(Volume):
         super().__init__(data, affine, meta=meta)
         self.labels: dict[int, str] = {int(k): str(v) for k, v in (labels or {}).items()}
 
+    def like(
+        self, array: ArrayLike, affine: ArrayLike | None = None, *, meta: VolumeMeta | None = None
+    ) -> Self:
+        """A label map with these names holding ``array`` (see :meth:`Volume.like`)."""
+        return type(self)(
+            array,
+            self._affine if affine is None else affine,
+            labels=self.labels,
+            meta=self.meta if meta is None else meta,
+        )
+
+    @classmethod
+    def from_volume(cls, volume: Volume, *, labels: Mapping[int, str] | None = None) -> LabelMap:
+        """A label map of a volume's integer values (names kept from a LabelMap unless given).
+
+        Raises
+        ------
+        GeometryError
+            If the values are not whole numbers (NaN, 1.46) or the volume has a fourth axis.
+        """
+        if isinstance(volume, LabelMap) and labels is None:
+            return volume
+        data = volume.array
+        if data.ndim != 3:
+            raise GeometryError(f"a label map is (slice, row, column), got shape {data.shape}")
+        if not np.issubdtype(data.dtype, np.integer) and data.dtype != np.bool_:
+            finite = np.isfinite(data)
+            if not finite.all():
+                raise GeometryError(
+                    f"label values must be whole numbers; {int((~finite).sum())} voxel(s) are "
+                    "NaN or infinite"
+                )
+            rounded = np.rint(data)
+            if not np.array_equal(rounded, data):
+                odd = np.unique(data[rounded != data])[:5]
+                raise GeometryError(
+                    f"label values must be whole numbers, found {odd.tolist()}; is this an "
+                    "image or a probability map rather than a label map?"
+                )
+            if rounded.min() < 0 or rounded.max() > np.iinfo(np.int32).max:
+                raise GeometryError("label values must lie between 0 and 2147483647")
+            data = rounded.astype(np.int32 if rounded.max() > 65535 else np.uint16)
+        names = labels if labels is not None else getattr(volume, "labels", None)
+        return cls(data, volume.affine, labels=names, meta=volume.meta)
+
     def voxel_count(self, label: int) -> int:
         """Number of voxels carrying ``label``."""
         return int(np.count_nonzero(self._array == label))
+
+    def present(self) -> list[int]:
+        """The non-zero labels that occur, in increasing order."""
+        return [int(v) for v in np.unique(self._array) if v != 0]
+
+    def name_of(self, label: int) -> str:
+        """The label's name, or ``"label N"`` when it has none."""
+        return self.labels.get(int(label), f"label {int(label)}")
 
     def __repr__(self) -> str:
         return f"{super().__repr__()[:-1]}, labels={self.labels})"
 
 
-@dataclass(frozen=True)
-class Heatmap:
-    """Model output values for an image (2-D) or a volume (3-D, slice / row / column).
+class Heatmap(Volume):
+    """Model output values (probabilities, saliency) for an image or a volume.
 
-    Attributes
+    A heatmap read from a file with geometry (NIfTI, NRRD) carries its affine and is placed on
+    an image by world position. One from a plain grid of numbers (JSON, CSV, NPY, PNG) has no
+    geometry (``has_geometry`` is False, identity affine): it is placed by index, a 2-D one on one
+    stored slice of the image.
+
+    Parameters
     ----------
-    values : (R, C) or (S, R, C) float32
-        NaN or ±inf mark "no value".
+    values : (R, C) or (S, R, C) array_like
+        Converted to float32; NaN or ±inf mark "no value". A 2-D grid is kept as one slice.
+    affine : (4, 4) array_like, optional
+        Index-to-LPS geometry; None when the values come without one.
     source : str
-        Where the values came from.
+        Where the values came from (a file name), for messages.
+    meta : VolumeMeta, optional
+
+    Examples
+    --------
+    >>> heat = Heatmap(np.zeros((4, 5)), source="model.json")
+    >>> heat.values.shape, heat.has_geometry
+    ((4, 5), False)
     """
 
-    values: NDArray[np.float32]
-    source: str
+    __slots__ = ("has_geometry", "is_2d", "source")
+
+    def __init__(
+        self,
+        values: ArrayLike,
+        affine: ArrayLike | None = None,
+        *,
+        source: str = "",
+        meta: VolumeMeta | None = None,
+    ):
+        data = np.asarray(values, dtype=np.float32)
+        self.is_2d = data.ndim == 2
+        if self.is_2d:
+            data = data[None]
+        if data.ndim != 3:
+            raise GeometryError(
+                f"{source or 'heatmap'}: a heatmap is 2-D (rows, columns) or 3-D (slice, row, "
+                f"column), got shape {data.shape}"
+            )
+        self.has_geometry = affine is not None
+        super().__init__(data, np.eye(4) if affine is None else affine, meta=meta)
+        self.source = source
+
+    def like(
+        self, array: ArrayLike, affine: ArrayLike | None = None, *, meta: VolumeMeta | None = None
+    ) -> Self:
+        """A heatmap from the same source holding ``array`` (see :meth:`Volume.like`)."""
+        has_geometry = self.has_geometry or affine is not None
+        result = type(self)(
+            array,
+            (self._affine if affine is None else affine) if has_geometry else None,
+            source=self.source,
+            meta=self.meta if meta is None else meta,
+        )
+        return result
+
+    @property
+    def values(self) -> NDArray[np.float32]:
+        """The values: (R, C) for a 2-D heatmap, else (S, R, C)."""
+        data: NDArray[np.float32] = self._array[0] if self.is_2d else self._array
+        return data
 
     @property
     def value_range(self) -> tuple[float, float]:
         """Smallest and largest finite value (NaN, NaN when there is none)."""
-        finite = self.values[np.isfinite(self.values)]
+        finite = self._array[np.isfinite(self._array)]
         if finite.size == 0:
             return (float("nan"), float("nan"))
         return (float(finite.min()), float(finite.max()))
+
+    def __repr__(self) -> str:
+        return (
+            f"Heatmap(shape={self.values.shape}, source={self.source!r}, "
+            f"geometry={'yes' if self.has_geometry else 'no'}, range={self.value_range})"
+        )

@@ -202,3 +202,42 @@ def test_patient_jobs_with_mismatched_mask_are_reported(tmp_path, phantom_study)
     with pytest.raises(DatasetError):
         build([job], tmp_path / "x.h5", options=BuildOptions(), label_names={}, workers=1)
     assert not (tmp_path / "x.h5").exists()
+
+
+def test_catalog_build_loads_each_image_once(tmp_path, monkeypatch):
+    """4 patients → 4 image loads plus one per mask series (it was 14 image loads: each job
+    walked the catalog up to its own patient). Counted in-process with ``workers=1``."""
+    from radpipe.dataset.build import BuildOptions, PatientJob, build
+    from radpipe.io.catalog import Catalog, scan
+    from radpipe.io.mask_sources import annotated_patients
+    from radpipe.phantom import write_ircadb_patient
+
+    root = tmp_path / "ircadb"
+    for number in range(1, 5):
+        write_ircadb_patient(
+            root / f"3Dircadb1.{number}", patient_id=f"IRCAD-{number}", shape=(12, 48, 48),
+            spacing=(2.5, 3.0, 3.0), tumours=1, seed=number, zipped=False,
+        )  # fmt: skip
+    catalog, _ = scan(root, tmp_path / "catalog.sqlite", workers=1)
+    with catalog:
+        patients = annotated_patients(catalog)
+        mask_series = len(catalog.series(role="mask"))
+    assert len(patients) == 4
+    loads: list[str] = []
+    real_load = Catalog.load
+
+    def counting_load(self, entry):
+        loads.append(entry.role)
+        return real_load(self, entry)
+
+    monkeypatch.setattr(Catalog, "load", counting_load)
+    options = BuildOptions(mode="2d")
+    jobs = [
+        PatientJob(p, "catalog", (str(tmp_path / "catalog.sqlite"),), options) for p in patients
+    ]
+    _, written, _, errors = build(
+        jobs, tmp_path / "train.h5", options=options, label_names={}, workers=1
+    )
+    assert errors == [] and written > 0
+    assert loads.count("image") == 4
+    assert loads.count("mask") == mask_series

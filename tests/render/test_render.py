@@ -10,7 +10,7 @@ import pytest
 
 import radpipe
 from radpipe import geometry
-from radpipe.errors import GeometryError
+from radpipe.errors import GeometryError, ResampledWarning
 from radpipe.phantom import make_phantom, tumour_heatmap
 from radpipe.render import HeatmapStyle, lightbox, overlay, three_plane, view
 from radpipe.volume import LabelMap, Volume
@@ -84,10 +84,10 @@ def test_heatmap_overlay_on_the_tumour():
     assert abs(rows.mean() / scale - centre[1]) < 2 and abs(columns.mean() / scale - centre[2]) < 2
 
 
-def test_2d_heatmap_resized_or_boxed(caplog):
+def test_2d_heatmap_resized_or_boxed():
     phantom = make_phantom(shape=(16, 64, 64), spacing=(2.0, 2.0, 2.0), tumours=0, seed=1)
     small = np.ones((16, 16), np.float32)
-    with caplog.at_level("WARNING"):
+    with pytest.warns(ResampledWarning, match=r"\(16, 16\) differs from the image's \(64, 64\)"):
         overlay(
             phantom.ct,
             small,
@@ -97,7 +97,6 @@ def test_2d_heatmap_resized_or_boxed(caplog):
             colormap="red",
             annotations=False,
         )
-    assert "(16, 16) differs from image shape (64, 64)" in caplog.text
     options = {"heatmap_index": 8, "index": 8, "opacity": 1.0, "colormap": "red"}
     boxed = overlay(phantom.ct, small, normalization="none", annotations=False,
                     heatmap_box=(0, 0, 16, 16), **options)  # fmt: skip

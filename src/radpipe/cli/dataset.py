@@ -72,9 +72,9 @@ def preprocess_command(
     image = load(source)
     labels = None
     if mask is not None:
-        from radpipe.masks import on_image
+        from radpipe.placement import labels_on
 
-        labels = on_image(load(mask), image, name=str(mask))
+        labels = labels_on(load(mask), image, name=str(mask))
     values = _floats(spacing)
     chosen = None if values is None else (values[0] if len(values) == 1 else values)
     out_image, out_labels = preprocess(
@@ -177,12 +177,12 @@ def build_command(
                 options.size = [256, 256]
         elif source is not None:
             from radpipe.io.catalog import scan
-            from radpipe.io.mask_sources import patients_from_catalog
+            from radpipe.io.mask_sources import annotated_patients
 
             catalog_path = Path(work) / "catalog.sqlite"
             catalog, _ = scan(source, catalog_path, keep_phi=keep_phi)
             with catalog:
-                patients = [p for p, _, _ in patients_from_catalog(catalog)]
+                patients = annotated_patients(catalog)
             if not patients:
                 raise DatasetError(f"{source}: no patient with an image and masks found")
             jobs = [PatientJob(p, "catalog", (str(catalog_path),), options) for p in patients]

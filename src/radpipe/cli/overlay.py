@@ -23,9 +23,11 @@ def _box(text: str | None) -> tuple[int, int, int, int] | None:
 def _demo_inputs() -> tuple[Any, Any, Any]:
     """The phantom scan, a heatmap centred on its tumours and its label map."""
     from radpipe.phantom import make_phantom, tumour_heatmap
+    from radpipe.volume import Heatmap
 
     phantom = make_phantom(shape=(64, 192, 192), spacing=(2.5, 1.8, 1.8), tumours=3, seed=7)
-    return phantom.ct, tumour_heatmap(phantom), phantom.labels
+    heat = Heatmap(tumour_heatmap(phantom), phantom.ct.affine, source="simulated")
+    return phantom.ct, heat, phantom.labels
 
 
 def overlay(
@@ -73,7 +75,8 @@ def overlay(
         str | None, typer.Option("--window", help="Preset name or CENTER/WIDTH.")
     ] = None,
     mask: Annotated[
-        Path | None, typer.Option("--mask", help="Label map (NIfTI / NRRD) on the same grid.")
+        Path | None,
+        typer.Option("--mask", help="Label map (NIfTI / NRRD / DICOM), placed by world position."),
     ] = None,
     colorbar: Annotated[bool, typer.Option("--colorbar", help="Add a colour bar.")] = False,
     demo: Annotated[
@@ -103,14 +106,12 @@ def overlay(
         volume = load(input_path)
         values = read_heatmap(heatmap, key=heatmap_key)
     if mask is not None:
-        from radpipe.volume import LabelMap
+        from radpipe.placement import labels_on
 
-        loaded = load(mask)
-        labels = LabelMap(loaded.array.astype("int32"), loaded.affine)
+        labels = labels_on(load(mask), volume, name=f"mask {mask}")
     index: Any = slice_
     stored_index = None
-    values_array = values.values if hasattr(values, "values") else values
-    if values_array.ndim == 2:
+    if values.is_2d and not values.has_geometry:
         from radpipe.render import canonical, slice_index
 
         stored_index = slice_index(canonical(volume), "axial", slice_)
@@ -148,7 +149,10 @@ def render(
     window: Annotated[
         str | None, typer.Option("--window", help="Preset name or CENTER/WIDTH.")
     ] = None,
-    mask: Annotated[Path | None, typer.Option("--mask", help="Label map on the same grid.")] = None,
+    mask: Annotated[
+        Path | None,
+        typer.Option("--mask", help="Label map, placed on the image by world position."),
+    ] = None,
     count: Annotated[int, typer.Option("--count", min=1, help="Slices in a lightbox.")] = 16,
     all_slices: Annotated[
         bool, typer.Option("--all-slices", help="Write every slice of --view's plane.")
@@ -174,16 +178,15 @@ def render(
     from radpipe.export.png import write_all_slices, write_png
     from radpipe.io import load
     from radpipe.io.atomic import check_writable
+    from radpipe.placement import labels_on
     from radpipe.render import lightbox, three_plane, view
-    from radpipe.volume import LabelMap
 
     if input_path is None:
         raise ReadError("no input: give a DICOM folder or file, NIfTI or NRRD")
     volume = load(input_path)
     labels = None
     if mask is not None:
-        loaded = load(mask)
-        labels = LabelMap(loaded.array.astype("int32"), loaded.affine)
+        labels = labels_on(load(mask), volume, name=f"mask {mask}")
     if all_slices:
         plane = view_name if view_name in ("axial", "coronal", "sagittal") else "axial"
         with progress_bar(f"Rendering {plane} slices") as (advance, _):

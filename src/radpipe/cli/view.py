@@ -48,7 +48,7 @@ def build_session(
         part = load_mask_file(Path(file if sep else spec), volume, name=name if sep else None,
                               label_names=parse_label_names(label_names))  # fmt: skip
         found.masks.update(part.masks)
-    heat = read_heatmap(heatmap).values if heatmap is not None else None
+    heat = read_heatmap(heatmap) if heatmap is not None else None
     return Session(make_scan(volume, masks=found, heatmap=heat, keep_phi=keep_phi))
 
 
@@ -64,7 +64,7 @@ def _dataset_session(root: Path, *, keep_phi: bool) -> Any:
     import tempfile
 
     from radpipe.io.catalog import open_catalog, scan
-    from radpipe.io.mask_sources import patients_from_catalog
+    from radpipe.io.mask_sources import load_catalog_patient
     from radpipe.viewer.app import Session
     from radpipe.viewer.state import make_scan
 
@@ -78,9 +78,10 @@ def _dataset_session(root: Path, *, keep_phi: bool) -> Any:
 
     def opener(patient: str) -> Any:
         with open_catalog(catalog_path) as found:
-            for name, image, masks in patients_from_catalog(found):
-                if name == patient:
-                    return make_scan(image, masks=masks, keep_phi=keep_phi)
+            annotated = load_catalog_patient(found, patient)
+            if annotated is not None:
+                image, masks = annotated
+                return make_scan(image, masks=masks, keep_phi=keep_phi)
             images = [e for e in found.series(patient=patient, role="image") if e.format == "DICOM"]
             if not images:
                 raise KeyError(patient)

@@ -127,7 +127,7 @@ def _samples_from_volume(
     if spacing is not None:
         from radpipe.preprocess import resample
 
-        inside = LabelMap(resample(inside_volume, reference=processed).array, processed.affine)
+        inside = resample(inside_volume, reference=processed)
     if options.size:
         size = (
             options.size
@@ -135,8 +135,8 @@ def _samples_from_volume(
             else [processed.spatial_shape[0], *options.size[-2:]]
         )
         processed = pad_or_crop(processed, size)
-        mask = LabelMap(pad_or_crop(mask, size).array, processed.affine)
-        inside = LabelMap(pad_or_crop(inside, size).array, processed.affine)
+        mask = pad_or_crop(mask, size)
+        inside = pad_or_crop(inside, size)
     result = PatientResult([], [])
     original_slices = image.spatial_shape[0]
     if options.mode == "3d":
@@ -211,13 +211,14 @@ def _sunnybrook_patient(job: PatientJob) -> PatientResult:
 
 def _catalog_patient(job: PatientJob) -> PatientResult:
     from radpipe.io.catalog import open_catalog
-    from radpipe.io.mask_sources import patients_from_catalog
+    from radpipe.io.mask_sources import load_catalog_patient
 
     (catalog_path,) = job.sources
     with open_catalog(catalog_path) as catalog:
-        for patient, image, masks in patients_from_catalog(catalog):
-            if patient != job.patient:
-                continue
+        found = load_catalog_patient(catalog, job.patient)
+        if found is not None:
+            image, masks = found
+            patient = job.patient
             names = list(masks.masks)
             labels = masks.to_labelmap()
             if job.label_names:
@@ -229,7 +230,7 @@ def _catalog_patient(job: PatientJob) -> PatientResult:
             return _samples_from_volume(
                 patient, image.meta.series_uid or "", image, labels, job.options
             )
-    raise DatasetError(f"{job.patient}: not found in the catalog")
+    raise DatasetError(f"{job.patient}: no image with masks found in the catalog")
 
 
 def sunnybrook_jobs(data_directory: str | Path, options: BuildOptions) -> list[PatientJob]:

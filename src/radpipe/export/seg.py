@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from radpipe.errors import FormatError
-from radpipe.volume import LabelMap
+from radpipe.volume import LabelMap, Volume
 
 
 def write_seg(
@@ -22,10 +24,16 @@ def write_seg(
 ) -> Path:
     """Write a label map as a binary DICOM SEG referencing its source images.
 
+    Frames are placed by world position, never by array order: each source image gets the
+    labels found at its own pixels' positions.
+
     Parameters
     ----------
     labels : LabelMap
-        On the geometry of the images in ``source_files``.
+        On any grid that overlaps the images in ``source_files``: each source image's pixels
+        take the label at their world position (exactly when the grids' voxels coincide — a
+        label map stored in the opposite slice order is placed right — else by nearest
+        neighbour, with a ``ResampledWarning``).
     source_files : DICOM files of the segmented series.
     path : output ``.dcm``
     categories : label → "organ" | "tumor" | "tissue"; by default guessed from the names.
@@ -50,14 +58,12 @@ def write_seg(
     for dataset in datasets:  # an empty character set (seen in the wild) trips highdicom
         if "SpecificCharacterSet" in dataset and not str(dataset.SpecificCharacterSet).strip():
             del dataset.SpecificCharacterSet
-    shape = (len(datasets), int(datasets[0].Rows), int(datasets[0].Columns))
-    if labels.spatial_shape != shape:
-        raise FormatError(
-            f"label map shape {labels.spatial_shape} differs from the images' {shape}"
-        )
-    present = [int(v) for v in np.unique(labels.array) if v != 0]
+    mask_on_images = _labels_on_source_images(labels, datasets, source=str(path))
+    present = [int(v) for v in np.unique(mask_on_images) if v != 0]
     if not present:
-        raise FormatError("the label map is empty; nothing to write")
+        raise FormatError(
+            f"{path}: no label of the label map lies on the source images; nothing to write"
+        )
     descriptions = []
     for number, value in enumerate(present, start=1):
         name = labels.labels.get(value, f"label {value}")
@@ -78,8 +84,7 @@ def write_seg(
                 algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
             )
         )
-    ordered = labels.array  # slices follow the position order of the sorted datasets
-    mask = np.stack([ordered == value for value in present], axis=-1).astype(np.uint8)
+    mask = np.stack([mask_on_images == value for value in present], axis=-1).astype(np.uint8)
     seg = hd.seg.Segmentation(
         source_images=datasets,
         pixel_array=mask,
@@ -98,3 +103,60 @@ def write_seg(
     with atomic_path(target, overwrite=overwrite) as temporary:
         seg.save_as(temporary)
     return target
+
+
+def _labels_on_source_images(
+    labels: LabelMap, datasets: Sequence[Any], *, source: str
+) -> NDArray[Any]:
+    """The label map sampled at each source image's pixels: (images, rows, columns).
+
+    Each image is its own one-slice grid (position, orientation, pixel spacing from its header),
+    so irregular or reversed stacks are placed right.
+    """
+    import warnings
+
+    from radpipe import geometry
+    from radpipe.errors import GeometryError, ResampledWarning
+    from radpipe.placement import resample_onto, voxels_coincide
+
+    planes = [_image_plane(dataset) for dataset in datasets]
+    if not any(
+        geometry.grids_overlap(labels.affine, labels.spatial_shape, p.affine, p.spatial_shape)
+        for p in planes
+    ):
+        raise GeometryError(
+            f"{source}: the label map ({labels.describe_grid()}) does not overlap the source "
+            "images in the patient; was it made for another series?"
+        )
+    exact = all(voxels_coincide(labels, plane) for plane in planes)
+    placed = np.stack(
+        [resample_onto(labels.array, labels.affine, p, order=0, fill=0)[0] for p in planes]
+    )
+    if not exact:
+        warnings.warn(
+            ResampledWarning(
+                f"{source}: the label map ({labels.describe_grid()}) is on another grid than the "
+                "source images; resampled onto them by world position (nearest neighbour)"
+            ),
+            stacklevel=3,
+        )
+    return placed
+
+
+def _image_plane(dataset: Any) -> Volume:
+    """One source image as a one-slice grid (no pixels): its position, orientation, spacing."""
+    from radpipe import geometry
+
+    try:
+        orientation = [float(v) for v in dataset.ImageOrientationPatient]
+        position = [float(v) for v in dataset.ImagePositionPatient]
+        spacing = [float(v) for v in dataset.PixelSpacing]
+    except (AttributeError, TypeError, ValueError):
+        raise FormatError(
+            f"{dataset.filename}: a source image needs ImagePositionPatient, "
+            "ImageOrientationPatient and PixelSpacing for a DICOM SEG"
+        ) from None
+    normal = geometry.slice_normal(orientation)
+    affine = geometry.affine_from_dicom(position, orientation, spacing, normal.tolist())
+    shape = (1, int(dataset.Rows), int(dataset.Columns))
+    return Volume(np.broadcast_to(np.zeros((), np.uint8), shape), affine)

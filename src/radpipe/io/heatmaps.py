@@ -25,6 +25,9 @@ SUFFIXES = (
     ".npz",
     ".nii",
     ".nii.gz",
+    ".nrrd",
+    ".mha",
+    ".mhd",
     ".png",
 )
 
@@ -38,8 +41,9 @@ def read_heatmap(path: str | Path, *, key: str | None = None) -> Heatmap:
         ``.json`` (``{"data": [[...]]}`` or a bare nested list, 2-D or 3-D), ``.csv`` / ``.tsv``
         / ``.txt`` (comma, semicolon, tab or space separated; a header row is skipped),
         ``.bin`` / ``.raw`` (rows and columns as little-endian u32, then rows×cols
-        little-endian f32), ``.npy``, ``.npz`` (``key`` or the only array), ``.nii`` /
-        ``.nii.gz``, ``.png`` (grayscale).
+        little-endian f32), ``.npy``, ``.npz`` (``key`` or the only array), ``.png``
+        (grayscale) — these carry no geometry — or ``.nii`` / ``.nii.gz`` / ``.nrrd`` /
+        ``.mha`` / ``.mhd``, which do: such a heatmap is placed by world position.
     key : str, optional
         Array name inside an ``.npz``.
 
@@ -64,11 +68,16 @@ def read_heatmap(path: str | Path, *, key: str | None = None) -> Heatmap:
         values = _read_npy(source)
     elif name.endswith(".npz"):
         values = _read_npz(source, key)
-    elif name.endswith((".nii", ".nii.gz")):
-        from radpipe.io.nifti import read_nifti
+    elif name.endswith((".nii", ".nii.gz", ".nrrd", ".mha", ".mhd")):
+        from radpipe.io import load
 
-        values = read_nifti(source).array
-        values = values[0] if values.shape[0] == 1 else values
+        volume = load(source)
+        if volume.array.ndim != 3:
+            raise FormatError(
+                f"{source}: a heatmap volume has 3 axes, got shape {volume.array.shape}; "
+                "save one class per file"
+            )
+        return Heatmap(volume.array, volume.affine, source=str(source))
     elif name.endswith(".png"):
         values = _read_png(source)
     else:
@@ -79,7 +88,7 @@ def read_heatmap(path: str | Path, *, key: str | None = None) -> Heatmap:
     array = np.squeeze(array.astype(np.float32)) if array.ndim > 3 else array.astype(np.float32)
     if array.ndim not in (2, 3) or min(array.shape) == 0:
         raise FormatError(f"{source}: a heatmap must be a 2-D or 3-D grid, got shape {array.shape}")
-    return Heatmap(np.ascontiguousarray(array), str(source))
+    return Heatmap(np.ascontiguousarray(array), source=str(source))
 
 
 def _read_json(source: Path) -> Any:

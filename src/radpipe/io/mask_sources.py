@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from radpipe.errors import FormatError, ReadError
-from radpipe.masks import MaskSet, masks_from_labelmap, on_image
+from radpipe.masks import MaskSet, masks_from_labelmap
+from radpipe.placement import labels_on
 from radpipe.volume import LabelMap, Volume
 
 #: Mask names that mean a tumour (everything else is an organ or tissue).
@@ -85,7 +86,7 @@ def load_mask_file(
 
             return read_rtstruct(source, image, strict=strict)
     volume = load(source)
-    labels = on_image(volume, image, name=f"mask {source}")
+    labels = labels_on(volume, image, name=f"mask {source}")
     names = dict(label_names or {}) or label_names_from_sidecar(source)
     present = [int(v) for v in np.unique(labels.array) if v != 0]
     if name and len(present) <= 1:
@@ -120,48 +121,82 @@ def patients_from_catalog(
 ) -> Iterator[tuple[str, Volume, MaskSet]]:
     """Each patient of a catalog with its main image and every mask that belongs to it.
 
+    Lazy: one patient is loaded at a time (see :func:`load_catalog_patient`). Patients without
+    masks are skipped.
+    """
+    from radpipe.io.catalog import Catalog
+
+    assert isinstance(catalog, Catalog)
+    for row in catalog.patients():
+        found = load_catalog_patient(catalog, row["patient"], strict=strict)
+        if found is not None:
+            yield (row["patient"], *found)
+
+
+MASK_ROLES = ("mask", "label", "segmentation", "contours")
+
+
+def annotated_patients(catalog: object) -> list[str]:
+    """Patients of a catalog with a DICOM image series and at least one mask source.
+
+    Reads the catalog only (no image is loaded); the list may hold a patient whose masks turn
+    out to reference another series, which :func:`load_catalog_patient` then reports as None.
+    """
+    from radpipe.io.catalog import Catalog
+
+    assert isinstance(catalog, Catalog)
+    found = []
+    for row in catalog.patients():
+        roles = {(entry.role, entry.format) for entry in catalog.series(patient=row["patient"])}
+        if ("image", "DICOM") in roles and any(role in MASK_ROLES for role, _ in roles):
+            found.append(row["patient"])
+    return found
+
+
+def load_catalog_patient(
+    catalog: object, patient: str, *, strict: bool = False
+) -> tuple[Volume, MaskSet] | None:
+    """One patient's main image and every mask that belongs to it, or None without masks.
+
     The image is the patient's largest DICOM image series (role ``image``); masks are its
     3D-IRCADb mask series, label maps linked to it or beside it, and SEG / RTSTRUCT objects
-    that reference it. Patients without masks are skipped.
+    that reference it. Only this patient's files are read.
     """
     from radpipe.io.catalog import Catalog
     from radpipe.io.discover import local_copy
 
     assert isinstance(catalog, Catalog)
-    for row in catalog.patients():
-        patient = row["patient"]
-        series = catalog.series(patient=patient)
-        images = [s for s in series if s.role == "image" and s.format == "DICOM"]
-        if not images:
-            continue
-        main = max(
-            images, key=lambda s: (s.shape or (0,))[0] * (s.shape or (0, 0))[1] if s.shape else 0
-        )
-        image = catalog.load(main)
-        found = MaskSet(image.affine.copy(), {}, [])
-        for entry in series:
-            if entry.role == "mask" and entry.format == "DICOM":
-                volume = catalog.load(entry)
-                name = entry.name or f"mask {entry.key}"
-                found.masks[name] = on_image(volume, image, name=name).array != 0
-            elif entry.role == "label":
-                with local_copy(entry.first_location) as path:
-                    names = (
-                        label_names_from_sidecar(entry.first_location)
-                        if "::" not in entry.first_location
-                        else {}
-                    )
-                    part = load_mask_file(path, image, label_names=names)
-                found.masks.update(part.masks)
-            elif entry.role in ("segmentation", "contours") and entry.format in (
-                "DICOM SEG",
-                "RTSTRUCT",
-            ):
-                if entry.linked and main.series_uid and entry.linked != main.series_uid:
-                    continue
-                with local_copy(entry.first_location) as path:
-                    part = load_mask_file(path, image, strict=strict)
-                found.masks.update(part.masks)
-                found.problems.extend(part.problems)
-        if found.masks:
-            yield patient, image, found
+    series = catalog.series(patient=patient)
+    images = [s for s in series if s.role == "image" and s.format == "DICOM"]
+    if not images:
+        return None
+    main = max(
+        images, key=lambda s: (s.shape or (0,))[0] * (s.shape or (0, 0))[1] if s.shape else 0
+    )
+    image = catalog.load(main)
+    found = MaskSet(image.affine.copy(), {}, [])
+    for entry in series:
+        if entry.role == "mask" and entry.format == "DICOM":
+            volume = catalog.load(entry)
+            name = entry.name or f"mask {entry.key}"
+            found.masks[name] = labels_on(volume, image, name=name).array != 0
+        elif entry.role == "label":
+            with local_copy(entry.first_location) as path:
+                names = (
+                    label_names_from_sidecar(entry.first_location)
+                    if "::" not in entry.first_location
+                    else {}
+                )
+                part = load_mask_file(path, image, label_names=names)
+            found.masks.update(part.masks)
+        elif entry.role in ("segmentation", "contours") and entry.format in (
+            "DICOM SEG",
+            "RTSTRUCT",
+        ):
+            if entry.linked and main.series_uid and entry.linked != main.series_uid:
+                continue
+            with local_copy(entry.first_location) as path:
+                part = load_mask_file(path, image, strict=strict)
+            found.masks.update(part.masks)
+            found.problems.extend(part.problems)
+    return (image, found) if found.masks else None

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from radpipe.errors import FormatError, ReadError, SeriesError
-from radpipe.masks import MaskSet, resample_nearest
-from radpipe.volume import Volume
+from radpipe.masks import MaskSet
+from radpipe.volume import LabelMap, Volume
 
 
 def read_seg(path: str | Path, image: Volume | None = None) -> MaskSet:
@@ -65,10 +65,13 @@ def read_seg(path: str | Path, image: Volume | None = None) -> MaskSet:
         masks[name] = mask
     affine = np.asarray(volume.affine, dtype=np.float64)
     if image is not None:
+        from radpipe.placement import labels_on
+
         masks = {
-            name: resample_nearest(
-                mask.astype(np.uint8), affine, image, name=f"SEG {source.name}"
-            ).astype(bool)
+            name: labels_on(
+                LabelMap(mask.astype(np.uint8), affine), image, name=f"SEG {source.name}"
+            ).array
+            != 0
             for name, mask in masks.items()
         }
         affine = image.affine.copy()

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from radpipe.errors import FormatError, GeometryError
+from radpipe.errors import GeometryError
 from radpipe.masks import MaskSet
 from radpipe.privacy import pseudonym
 from radpipe.render import (
@@ -23,7 +23,7 @@ from radpipe.render import (
     pixel_spacing,
     plane_slice,
 )
-from radpipe.volume import Volume
+from radpipe.volume import Heatmap, Volume
 from radpipe.windowing import PRESETS, Window, apply_window, default_window
 
 
@@ -46,10 +46,11 @@ def make_scan(
     volume: Volume,
     *,
     masks: MaskSet | None = None,
-    heatmap: NDArray[Any] | None = None,
+    heatmap: Heatmap | NDArray[Any] | None = None,
     keep_phi: bool = False,
 ) -> Scan:
-    """Prepare a volume (and its masks / heatmap on its grid) for viewing; analyse tumours."""
+    """Prepare a volume (and its masks / heatmap, placed by world position) for viewing;
+    analyse tumours."""
     if volume.array.ndim != 3:
         raise GeometryError(f"the viewer shows grey (S, R, C) volumes, got shape {volume.shape}")
     shown = canonical(volume)
@@ -71,14 +72,11 @@ def make_scan(
         scan.colours = label_colours(list(labelmap.labels))
         _analyse(scan, volume, masks)
     if heatmap is not None:
-        values = np.asarray(heatmap, dtype=np.float32)
-        if values.shape != volume.spatial_shape:
-            raise FormatError(
-                f"heatmap shape {values.shape} differs from the scan's {volume.spatial_shape}"
-            )
         from radpipe.colormaps import normalize
+        from radpipe.placement import heatmap_on
 
-        scan.heat = canonical(Volume(normalize(values), volume.affine)).array
+        placed = heatmap_on(heatmap, volume)
+        scan.heat = canonical(placed.with_array(normalize(placed.array))).array
     return scan
 
 
