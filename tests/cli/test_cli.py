@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -102,3 +103,19 @@ def test_demo_writes_studies_and_nifti(tmp_path, capsys):
         assert set(np.unique(labels.array)) == {0, 1, 2, 3}
     assert "DEMO-001" not in out  # pseudonymised in the table
     assert "anon-" in out
+
+
+def test_cli_prints_each_radpipe_warning_as_one_line(phantom_study, tmp_path, capsys):
+    """A series with a missing slice (files are named top down: file 10 is slice 13): one
+    `radpipe: warning:` line naming the folder, exit 0."""
+    folder = tmp_path / "gap"
+    shutil.copytree(phantom_study.series_folder, folder)
+    sorted(folder.iterdir())[10].unlink()
+    code = main(["convert", str(folder), str(tmp_path / "gap.nii.gz")])
+    err = capsys.readouterr().err
+    assert code == 0
+    lines = [line for line in err.splitlines() if line.startswith("radpipe: warning:")]
+    assert lines == [
+        f"radpipe: warning: {folder}: 1 slice(s) missing (a gap of 5.000 mm after slice 12 "
+        "where the spacing is 2.500 mm)"
+    ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -14,7 +13,7 @@ import pydicom
 import pytest
 
 import radpipe
-from radpipe.errors import ReadError, SeriesError
+from radpipe.errors import DuplicateSliceWarning, GeometryWarning, ReadError, SeriesError
 from radpipe.export.dicom import SeriesIdentity, write_ct_series
 from radpipe.io.series import scan_series
 from radpipe.phantom import make_phantom
@@ -94,7 +93,7 @@ def test_duplicate_positions_error_or_keep_one(phantom_study, tmp_path):
         SeriesError, match=r"slice positions hold more than one image.*on-duplicate"
     ):
         radpipe.load(tmp_path / "ct")
-    with warnings.catch_warnings():
+    with pytest.warns(DuplicateSliceWarning, match=r"ct: 1 duplicate images at 1 slice"):
         volume = radpipe.load(tmp_path / "ct", on_duplicate="first")
     assert volume.shape == phantom_study.phantom.ct.shape
     assert any("duplicate" in w for w in volume.meta.warnings)
@@ -103,7 +102,8 @@ def test_duplicate_positions_error_or_keep_one(phantom_study, tmp_path):
 def test_missing_and_uneven_slices_are_reported(phantom_study, tmp_path):
     files = copy_series(phantom_study.series_folder, tmp_path / "gap")
     files[10].unlink()
-    volume = radpipe.load(tmp_path / "gap")
+    with pytest.warns(GeometryWarning, match=r"gap: 1 slice\(s\) missing"):
+        volume = radpipe.load(tmp_path / "gap")
     assert volume.meta.slice_spacing_regular is False
     assert any("1 slice(s) missing" in w for w in volume.meta.warnings)
 
@@ -112,7 +112,8 @@ def test_missing_and_uneven_slices_are_reported(phantom_study, tmp_path):
     position = [float(v) for v in dataset.ImagePositionPatient]
     dataset.ImagePositionPatient = [position[0], position[1], position[2] + 0.9]
     dataset.save_as(files[7])
-    volume = radpipe.load(tmp_path / "uneven")
+    with pytest.warns(GeometryWarning, match="uneven slice spacing"):
+        volume = radpipe.load(tmp_path / "uneven")
     assert any("uneven slice spacing" in w for w in volume.meta.warnings)
 
     files = copy_series(phantom_study.series_folder, tmp_path / "noise")

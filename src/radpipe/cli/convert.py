@@ -58,5 +58,3 @@ def convert(
         f"wrote {output}  {' × '.join(map(str, volume.shape))}  {spacing} mm  "
         f"{volume.orientation_code}"
     )
-    for warning in volume.meta.warnings:
-        stdout.print(f"[yellow]warning:[/yellow] {warning}")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
+from typing import TextIO
 
 import typer
 
@@ -49,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     from radpipe.errors import RadpipeError
 
     try:
-        app(args=argv, prog_name="radpipe")
+        with warnings.catch_warnings():
+            _route_warnings()
+            app(args=argv, prog_name="radpipe")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except RadpipeError as exc:
@@ -59,6 +64,32 @@ def main(argv: list[str] | None = None) -> int:
         print("radpipe: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _route_warnings() -> None:
+    """Print each radpipe warning as one line on stderr; keep libraries' warnings quiet.
+
+    Libraries' warnings (pydicom's VR checks, highdicom's name checks) can quote header values
+    such as a patient's name, so they are shown only with ``RADPIPE_DEBUG=1``.
+    """
+    from radpipe.errors import RadpipeWarning
+
+    def show(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        kind = "warning" if issubclass(category, RadpipeWarning) else category.__name__
+        text = " ".join(str(message).split())
+        print(f"radpipe: {kind}: {text}", file=sys.stderr)
+
+    warnings.showwarning = show
+    if not os.environ.get("RADPIPE_DEBUG"):
+        warnings.simplefilter("ignore")
+    warnings.simplefilter("always", RadpipeWarning)
 
 
 def run() -> None:

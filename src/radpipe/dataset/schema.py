@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from radpipe.errors import DatasetError
+from radpipe.io.atomic import publish_mode
 
 SCHEMA = "radpipe-dataset"
 SCHEMA_VERSION = 1
@@ -156,6 +157,7 @@ class DatasetWriter:
         """Finish the file and rename it into place."""
         self.file.attrs["rejected"] = json.dumps(self.rejected)
         self.file.close()
+        publish_mode(self.temporary)
         os.replace(self.temporary, self.path)
         return self.path
 

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from radpipe.errors import ReadError
-from radpipe.export.dicom import atomic_folder
+from radpipe.io.atomic import atomic_folder
 from radpipe.io.discover import shift_days, shifted_date
 from radpipe.io.sources import SEPARATOR, Source, natural_key, open_source, walk_sources
 from radpipe.privacy import pseudonym, pseudonym_key

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from radpipe.errors import FormatError, OutputExistsError
+from radpipe.errors import FormatError
+from radpipe.io.atomic import atomic_folder
 from radpipe.volume import Volume
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -40,24 +36,6 @@ class SeriesIdentity:
     series_description: str = "CT"
     series_number: int = 1
     study_date: str = "20260101"
-
-
-@contextlib.contextmanager
-def atomic_folder(target: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside ``target``; it becomes ``target`` if the block succeeds."""
-    path = Path(target)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: already exists; pass overwrite=True / --overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        yield temporary
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(temporary, path)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
 
 
 def write_ct_series(

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from radpipe.errors import FormatError, GeometryError, OutputExistsError
-from radpipe.export.dicom import atomic_folder
+from radpipe.io.atomic import atomic_folder
 from radpipe.volume import Volume
 from radpipe.windowing import Window, apply_window, auto_window
 

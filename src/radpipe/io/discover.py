@@ -454,7 +454,7 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
                 gantry_tilt_deg=plan.gantry_tilt_deg,
                 files=plan.file_count,
                 first_location=first.path,
-                warnings=list(plan.warnings),
+                warnings=[str(warning) for warning in plan.warnings],
                 facts=facts,
             )
         )
@@ -508,6 +508,7 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
             beside = [r for r in dicom_rows if r.first_location.startswith(folder)]
             if len(beside) == 1:
                 row.linked = beside[0].key
+                row.patient = beside[0].patient  # the label map belongs to that series' patient
                 row.layout = "image + label pairs"
     rows.extend(volume_rows)
     rows.extend(_contour_rows(entries, root, file_series, rows, key))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from radpipe import geometry
-from radpipe.errors import ReadError, SeriesError
+from radpipe.errors import (
+    DuplicateSliceWarning,
+    GeometryWarning,
+    RadpipeWarning,
+    ReadError,
+    SeriesError,
+)
 from radpipe.io.dicom import (
     DECODER_PACKAGES,
     FrameRecord,
@@ -79,7 +86,7 @@ class SeriesPlan:
     slice_spacing_regular: bool
     gantry_tilt_deg: float
     extra_axis: str | None
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[RadpipeWarning] = field(default_factory=list)
     skipped_files: int = 0
 
     @property
@@ -110,7 +117,7 @@ class SeriesPlan:
             extra_axis=self.extra_axis,
             source_files=tuple(dict.fromkeys(record.path for record in self.records)),
             skipped_files=self.skipped_files,
-            warnings=tuple(self.warnings),
+            warnings=tuple(str(warning) for warning in self.warnings),
         )
 
 
@@ -248,27 +255,31 @@ def plan_series(
     policy = OnDuplicate(on_duplicate)
     first = records[0]
     folder = str(Path(first.path).parent)
-    warnings: list[str] = []
+    notes: list[RadpipeWarning] = []
     orientation = first.orientation
     if orientation is None:
         orientation = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
-        warnings.append(f"{folder}: no ImageOrientationPatient; axial orientation assumed")
+        notes.append(
+            GeometryWarning(f"{folder}: no ImageOrientationPatient; axial orientation assumed")
+        )
     normal = geometry.slice_normal(orientation)
     positions = [
         np.asarray(r.position if r.position is not None else (0.0, 0.0, float(i)))
         for i, r in enumerate(records)
     ]
     if first.position is None:
-        warnings.append(f"{folder}: no ImagePositionPatient; slices stacked 1 mm apart")
+        notes.append(
+            GeometryWarning(f"{folder}: no ImagePositionPatient; slices stacked 1 mm apart")
+        )
     clusters = _cluster_positions(records, positions, normal)
     clusters, duplicate_warnings = _resolve_duplicates(clusters, policy, folder)
-    warnings.extend(duplicate_warnings)
+    notes.extend(DuplicateSliceWarning(text) for text in duplicate_warnings)
     time_points = len(clusters[0][1])
 
     first_positions = np.array([positions[members[0]] for _, members in clusters])
     projections = np.array([projection for projection, _ in clusters])
     regular, spacing_warnings = _check_spacing(projections, folder)
-    warnings.extend(spacing_warnings)
+    notes.extend(GeometryWarning(text) for text in spacing_warnings)
 
     if len(clusters) > 1:
         step = (first_positions[-1] - first_positions[0]) / (len(clusters) - 1)
@@ -278,13 +289,15 @@ def plan_series(
     spacing = first.pixel_spacing
     if spacing is None:
         spacing = (1.0, 1.0)
-        warnings.append(f"{folder}: no PixelSpacing; 1 mm pixels assumed")
+        notes.append(GeometryWarning(f"{folder}: no PixelSpacing; 1 mm pixels assumed"))
     affine = geometry.affine_from_dicom(first_positions[0], orientation, spacing, step)
     tilt = geometry.shear_angle_deg(affine)
     if tilt > TILT_TOLERANCE_DEG:
-        warnings.append(
-            f"{folder}: gantry tilt of {tilt:.2f} degrees; the affine is sheared "
-            f"(pass resample_tilt=True / --resample-tilt for an orthogonal grid)"
+        notes.append(
+            GeometryWarning(
+                f"{folder}: gantry tilt of {tilt:.2f} degrees; the affine is sheared "
+                f"(pass resample_tilt=True / --resample-tilt for an orthogonal grid)"
+            )
         )
     else:
         tilt = 0.0
@@ -323,7 +336,7 @@ def plan_series(
         slice_spacing_regular=regular,
         gantry_tilt_deg=tilt,
         extra_axis=extra_axis,
-        warnings=warnings,
+        warnings=notes,
         skipped_files=skipped_files,
     )
 
@@ -454,7 +467,11 @@ def assemble(
     except _FrameOverflow:
         output = _decode_all(plan, np.dtype(np.int32), checked=False, progress=None)
     volume = Volume(output, plan.affine, meta=plan.meta())
-    if resample_tilt and plan.gantry_tilt_deg > 0:
+    resampled = resample_tilt and plan.gantry_tilt_deg > 0
+    for note in plan.warnings:
+        if not (resampled and "gantry tilt of" in str(note)):
+            warnings.warn(note, stacklevel=2)
+    if resampled:
         volume = resample_sheared_slices(volume)
     return volume
 
@@ -660,12 +677,10 @@ def resample_sheared_slices(volume: Volume) -> Volume:
         ndimage.shift(source[k], offset, output=result[k], order=1, mode="constant", cval=fill)
     new_affine = affine.copy()
     new_affine[:3, 0] = normal * along_normal
-    meta = volume.meta.replace(
-        warnings=(
-            *volume.meta.warnings,
-            f"resampled from a {volume.meta.gantry_tilt_deg:.2f} degree gantry tilt",
-        )
-    )
+    note = f"resampled from a {volume.meta.gantry_tilt_deg:.2f} degree gantry tilt"
+    meta = volume.meta.replace(warnings=(*volume.meta.warnings, note))
+    where = Path(volume.meta.source_files[0]).parent if volume.meta.source_files else "series"
+    warnings.warn(GeometryWarning(f"{where}: {note}"), stacklevel=2)
     return Volume(result, new_affine, meta=meta)
 
 
