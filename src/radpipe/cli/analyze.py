@@ -193,12 +193,9 @@ def convert_masks(
     labelmap = masks.to_labelmap()
     if output.name.lower().endswith(".dcm"):
         from radpipe.export.seg import write_seg
+        from radpipe.io import registry
 
-        files = [
-            f
-            for f in volume.meta.source_files
-            if not f.lower().endswith((".nii", ".nii.gz", ".nrrd"))
-        ]
+        files = [f for f in volume.meta.source_files if registry.format_of(f) is None]
         if not files:
             raise FormatError("DICOM SEG output needs --image to be a DICOM series")
         write_seg(labelmap, files, output, overwrite=overwrite)

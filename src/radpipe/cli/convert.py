@@ -34,15 +34,12 @@ def convert(
     ] = False,
 ) -> None:
     """Convert INPUT to OUTPUT (format from the file ending), keeping exact geometry."""
-    from radpipe.errors import ReadError
     from radpipe.io import load, save
     from radpipe.io.atomic import check_writable
     from radpipe.io.series import OnDuplicate
 
     if on_duplicate not in {m.value for m in OnDuplicate}:
         raise typer.BadParameter("choose error, first or last", param_hint="--on-duplicate")
-    if not source.exists():
-        raise ReadError(f"{source}: no such file or folder")
     check_writable(output, overwrite=overwrite)
     with progress_bar(f"Reading {source.name}") as (advance, _):
         volume = load(

@@ -28,18 +28,22 @@ def build_session(
     label_names: str | None = None,
 ) -> Any:
     """A viewer session for a scan (with masks / heatmap) or a dataset root."""
-    from radpipe.errors import ReadError
     from radpipe.io import load
     from radpipe.io.heatmaps import read_heatmap
     from radpipe.io.mask_sources import load_mask_file, parse_label_names
+    from radpipe.io.sources import check_location
     from radpipe.masks import MaskSet
     from radpipe.viewer.app import Session
     from radpipe.viewer.state import make_scan
 
     source = Path(path)
-    if not source.exists():
-        raise ReadError(f"{source}: no such file or folder")
-    if source.is_dir() and not masks and heatmap is None and _is_dataset_root(source):
+    if (
+        check_location(str(source)) == "folder"
+        and source.is_dir()
+        and not masks
+        and heatmap is None
+        and _is_dataset_root(source)
+    ):
         return _dataset_session(source, keep_phi=keep_phi)
     volume = load(source)
     found = MaskSet(volume.affine.copy(), {}, [])

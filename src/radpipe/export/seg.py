@@ -43,9 +43,10 @@ def write_seg(
     from pydicom.sr.codedict import codes
 
     from radpipe.io.atomic import atomic_path
+    from radpipe.io.sources import open_source
 
     datasets = sorted(
-        (pydicom.dcmread(p) for p in source_files),
+        (_read_source(pydicom, str(p), open_source) for p in source_files),
         key=lambda ds: float(
             np.dot(
                 np.cross(ds.ImageOrientationPatient[:3], ds.ImageOrientationPatient[3:]),
@@ -160,3 +161,16 @@ def _image_plane(dataset: Any) -> Volume:
     affine = geometry.affine_from_dicom(position, orientation, spacing, normal.tolist())
     shape = (1, int(dataset.Rows), int(dataset.Columns))
     return Volume(np.broadcast_to(np.zeros((), np.uint8), shape), affine)
+
+
+def _read_source(pydicom: Any, location: str, open_source: Any) -> Any:
+    """A source image's dataset (files and zip members alike), named by its location."""
+    from radpipe.errors import ReadError
+
+    try:
+        with open_source(location) as handle:
+            dataset = pydicom.dcmread(handle)
+    except (pydicom.errors.InvalidDicomError, OSError, ValueError) as exc:
+        raise ReadError(f"{location}: not a readable DICOM image for the SEG ({exc})") from None
+    dataset.filename = location
+    return dataset

@@ -11,8 +11,6 @@ from radpipe.volume import Volume
 
 __all__ = ["load", "save"]
 
-_FORMATS_TRIED = "DICOM (file or folder), NIfTI, Analyze, MINC, MGH, NRRD"
-
 
 def load(
     path: str | Path,
@@ -22,13 +20,15 @@ def load(
     resample_tilt: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> Volume:
-    """Load a volume from any supported file or a DICOM folder.
+    """Load a volume from any supported file, a DICOM folder or a zip archive.
 
     Parameters
     ----------
     path : str or Path
-        A DICOM file or folder (a folder is searched recursively for one series), or a NIfTI /
-        Analyze / MINC / MGH / NRRD file.
+        A DICOM file or folder (a folder is searched recursively for one series); a zip archive
+        of DICOM files, or a location inside one (``study.zip::CT`` for a folder,
+        ``study.zip::ct.nii.gz`` for a file; ``::`` again for a zip inside a zip); or a file of a
+        format in :mod:`radpipe.io.registry` (NIfTI, NRRD, MetaImage, Analyze, MINC, MGH).
     series : str, optional
         DICOM only: the SeriesInstanceUID to load when a folder holds several.
     on_duplicate : {"error", "first", "last"}
@@ -46,35 +46,47 @@ def load(
     Raises
     ------
     ReadError
-        If the path does not exist or no reader accepts it.
+        If the path does not exist, is not a regular file or folder, or no reader accepts it.
+
+    Warns
+    -----
+    GeometryWarning, DuplicateSliceWarning
+        For missing or uneven slices, gantry tilt and dropped duplicates (DICOM).
 
     Examples
     --------
     >>> import radpipe
     >>> ct = radpipe.load("study/CT")  # doctest: +SKIP
+    >>> ct = radpipe.load("study.zip::CT")  # doctest: +SKIP
     >>> ct.array.shape, ct.spacing  # doctest: +SKIP
     ((300, 512, 512), (2.5, 0.7, 0.7))
     """
-    from radpipe.io import nifti, nrrd
+    from radpipe.io import registry
+    from radpipe.io.sources import check_location, is_archive_path
 
-    source = Path(path)
-    if not source.exists():
-        raise ReadError(f"{source}: no such file or folder")
-    if source.is_file() and (nifti.accepts(source) or nrrd.accepts(source)):
+    location = str(path)
+    kind = check_location(location)
+    volume_format = registry.format_of(location)
+    if volume_format is not None and kind == "file":
         if series is not None:
-            raise FormatError(f"{source}: --series applies to DICOM folders, not this file")
-        return nifti.read_nifti(source) if nifti.accepts(source) else nrrd.read_nrrd(source)
-    if source.is_dir() or is_dicom_file(source):
-        from radpipe.io.series import read_series
+            raise FormatError(f"{location}: --series applies to DICOM folders, not this file")
+        if is_archive_path(location):
+            from radpipe.io.sources import local_copy
 
-        return read_series(
-            source,
-            series=series,
-            on_duplicate=on_duplicate,
-            resample_tilt=resample_tilt,
-            progress=progress,
-        )
-    raise ReadError(f"{source}: not a format radpipe reads (tried {_FORMATS_TRIED})")
+            with local_copy(location) as copy:
+                return volume_format.read(copy)
+        return volume_format.read(Path(location))
+    if kind == "file" and not is_archive_path(location) and not is_dicom_file(Path(location)):
+        raise ReadError(f"{location}: not a format radpipe reads (tried {registry.format_names()})")
+    from radpipe.io.series import read_series
+
+    return read_series(
+        location,
+        series=series,
+        on_duplicate=on_duplicate,
+        resample_tilt=resample_tilt,
+        progress=progress,
+    )
 
 
 def is_dicom_file(path: Path) -> bool:
@@ -90,16 +102,28 @@ def is_dicom_file(path: Path) -> bool:
 
 
 def save(volume: Volume, path: str | Path, *, overwrite: bool = False) -> Path:
-    """Write ``volume`` by the file's ending: ``.nii``, ``.nii.gz`` or ``.nrrd``.
+    """Write ``volume`` by the file's ending: ``.nii``, ``.nii.gz``, ``.nrrd`` or ``.mha``.
 
-    The file is written under a temporary name and renamed into place.
+    The file is written under a temporary name and renamed into place; an existing file is
+    refused unless ``overwrite``.
+
+    Raises
+    ------
+    FormatError
+        If no format writes that ending.
+    OutputExistsError
+        If the file exists and ``overwrite`` is False.
     """
-    from radpipe.io import nifti, nrrd
+    from radpipe.io import registry
 
     target = Path(path)
-    name = target.name.lower()
-    if name.endswith((".nii", ".nii.gz")):
-        return nifti.write_nifti(volume, target, overwrite=overwrite)
-    if name.endswith(".nrrd"):
-        return nrrd.write_nrrd(volume, target, overwrite=overwrite)
-    raise FormatError(f"{target}: unknown output format; use .nii, .nii.gz or .nrrd")
+    volume_format = registry.format_of(target)
+    if (
+        volume_format is None
+        or volume_format.write is None
+        or not target.name.lower().endswith(volume_format.write_suffixes)
+    ):
+        raise FormatError(
+            f"{target}: unknown output format; use one of {', '.join(registry.writable_suffixes())}"
+        )
+    return volume_format.write(volume, target, overwrite=overwrite)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from radpipe.errors import DatasetError, FormatError, ReadError
+from radpipe.io import registry
 from radpipe.io.discover import (
     BuiltCatalog,
     DescribeOptions,
@@ -251,9 +252,9 @@ class Catalog:
         entry = series if isinstance(series, SeriesEntry) else self.get(series)
         if entry.format == "DICOM":
             return self._load_dicom(entry)
-        if entry.format in ("NIfTI", "NRRD", "MINC", "Analyze", "image file"):
+        if entry.format != "DICOM" and registry.format_of(entry.first_location) is not None:
             from radpipe.io import load
-            from radpipe.io.discover import local_copy
+            from radpipe.io.sources import local_copy
 
             with local_copy(entry.first_location) as path:
                 return load(path)

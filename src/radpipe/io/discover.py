@@ -12,21 +12,20 @@ import hmac
 import io
 import json
 import re
-import tempfile
 import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
 
 from radpipe.errors import RadpipeError, ReadError
+from radpipe.io import registry
 from radpipe.io.dicom import FrameRecord, SkippedFile, frame_records, open_dataset
-from radpipe.io.sources import SEPARATOR, Source, natural_key, read_bytes
+from radpipe.io.sources import SEPARATOR, Source, local_copy, natural_key, read_bytes
 from radpipe.privacy import pseudonym, pseudonym_key
 
-VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".mnc", ".hdr", ".mgz")
 LABEL_NAME = re.compile(r"(_seg|_mask|_label|_labels|-seg|-label)(\.|$)", re.IGNORECASE)
 LABEL_FOLDERS = {"labels", "labelstr", "labelsts", "masks", "segmentations", "seg"}
 IGNORED_SUFFIXES = (".json", ".txt", ".md", ".csv", ".py", ".png", ".jpg", ".pdf", ".xml", ".html")
@@ -92,7 +91,7 @@ def _describe(source: Source, options: DescribeOptions) -> FileEntry:
     path = source.location.replace(SEPARATOR, "/")
     lower = path.rsplit("/", 1)[-1].lower()
     try:
-        if lower.endswith(VOLUME_SUFFIXES):
+        if registry.format_of(lower) is not None:
             entry.kind = "volume"
             entry.facts = _volume_facts(source.location)
         elif lower.endswith(".txt") and "contour" in path.rsplit("/", 1)[0].lower():
@@ -236,6 +235,15 @@ def _volume_facts(location: str) -> dict[str, Any]:
                     if d is not None and np.all(np.isfinite(np.asarray(d, dtype=float)))
                 ][::-1]
                 return {"shape": sizes, "spacing": spacing or None, "orientation": None}
+            if registry.format_of(lower) is registry.format_of("x.mha"):
+                from radpipe.io.metaimage import read_geometry
+
+                volume = read_geometry(path)
+                return {
+                    "shape": list(volume.shape),
+                    "spacing": list(volume.spacing),
+                    "orientation": volume.orientation_code,
+                }
             image: Any = nib.load(str(path))
         except (OSError, ValueError, KeyError, nib.filebasedimages.ImageFileError) as exc:
             raise ReadError(f"{location}: cannot read the image header ({exc})") from exc
@@ -246,27 +254,6 @@ def _volume_facts(location: str) -> dict[str, Any]:
             "spacing": list(geometry.spacing_of(affine)),
             "orientation": geometry.orientation_code(affine),
         }
-
-
-class local_copy:
-    """A file path for a location: the file itself, or a temporary copy of an archive member."""
-
-    def __init__(self, location: str) -> None:
-        self.location = location
-        self.temporary: Any = None
-
-    def __enter__(self) -> Path:
-        if SEPARATOR not in self.location:
-            return Path(self.location)
-        name = PurePosixPath(self.location.split(SEPARATOR)[-1]).name
-        self.temporary = tempfile.TemporaryDirectory(prefix="radpipe-")
-        path = Path(self.temporary.name) / name
-        path.write_bytes(read_bytes(self.location))
-        return path
-
-    def __exit__(self, *exc: object) -> None:
-        if self.temporary is not None:
-            self.temporary.cleanup()
 
 
 def _is_contour_file(location: str) -> bool:
@@ -529,11 +516,7 @@ def _orientation(affine: Any) -> str:
 
 
 def _volume_stem(location: str) -> str:
-    name = PurePosixPath(location.replace(SEPARATOR, "/")).name
-    for suffix in sorted(VOLUME_SUFFIXES, key=len, reverse=True):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    return registry.strip_suffix(PurePosixPath(location.replace(SEPARATOR, "/")).name)
 
 
 IMAGE_TOKENS = ("", "_image", "_img", "_ct", "_mr", "_0000", "_t1", "_volume")
@@ -610,14 +593,8 @@ def _is_label_file(location: str) -> bool:
 
 
 def _format_of(location: str) -> str:
-    lower = location.lower()
-    if lower.endswith((".nrrd", ".nhdr")):
-        return "NRRD"
-    if lower.endswith((".mnc",)):
-        return "MINC"
-    if lower.endswith((".hdr",)):
-        return "Analyze"
-    return "NIfTI" if ".nii" in lower else "image file"
+    found = registry.format_of(location)
+    return found.name if found is not None else "image file"
 
 
 def _contour_rows(

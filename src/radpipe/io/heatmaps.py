@@ -12,24 +12,11 @@ from typing import Any
 import numpy as np
 
 from radpipe.errors import FormatError, ReadError
+from radpipe.io import registry
 from radpipe.volume import Heatmap
 
-SUFFIXES = (
-    ".json",
-    ".csv",
-    ".tsv",
-    ".txt",
-    ".bin",
-    ".raw",
-    ".npy",
-    ".npz",
-    ".nii",
-    ".nii.gz",
-    ".nrrd",
-    ".mha",
-    ".mhd",
-    ".png",
-)
+#: Endings of heatmaps without geometry; volume formats of the reader registry add theirs.
+GRID_SUFFIXES = (".json", ".csv", ".tsv", ".txt", ".bin", ".raw", ".npy", ".npz", ".png")
 
 
 def read_heatmap(path: str | Path, *, key: str | None = None) -> Heatmap:
@@ -68,7 +55,7 @@ def read_heatmap(path: str | Path, *, key: str | None = None) -> Heatmap:
         values = _read_npy(source)
     elif name.endswith(".npz"):
         values = _read_npz(source, key)
-    elif name.endswith((".nii", ".nii.gz", ".nrrd", ".mha", ".mhd")):
+    elif registry.format_of(name) is not None:
         from radpipe.io import load
 
         volume = load(source)
@@ -81,7 +68,8 @@ def read_heatmap(path: str | Path, *, key: str | None = None) -> Heatmap:
     elif name.endswith(".png"):
         values = _read_png(source)
     else:
-        raise ReadError(f"{source}: unknown heatmap format; use one of {', '.join(SUFFIXES)}")
+        endings = ", ".join(GRID_SUFFIXES + registry.volume_suffixes())
+        raise ReadError(f"{source}: unknown heatmap format; use one of {endings}")
     array = np.asarray(values)
     if array.dtype.kind not in "fiub":
         raise FormatError(f"{source}: heatmap values must be numbers, got {array.dtype}")

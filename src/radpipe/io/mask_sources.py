@@ -4,6 +4,7 @@ RTSTRUCT — and the patients of a catalog with their image and masks, ready to 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,14 +26,24 @@ def is_tumour(name: str) -> bool:
 
 
 def label_names_from_sidecar(path: str | Path) -> dict[int, str]:
-    """Label names from ``<file stem>.json`` beside a label map (``{"1": "liver"}``), if any."""
-    source = Path(path)
-    stem = source.name.split(".")[0]
-    sidecar = source.with_name(f"{stem}.json")
-    if not sidecar.is_file():
+    """Label names from ``<file stem>.json`` beside a label map (``{"1": "liver"}``), if any.
+
+    ``path`` may be a location inside a zip archive; the sidecar is then looked for there.
+    """
+    from radpipe.io.sources import SEPARATOR, read_bytes
+
+    location = str(path)
+    ends = [location.rfind("/"), location.rfind(os.sep)]
+    if SEPARATOR in location:
+        ends.append(location.rfind(SEPARATOR) + len(SEPARATOR) - 1)
+    cut = max(ends) + 1
+    sidecar = location[:cut] + location[cut:].split(".")[0] + ".json"
+    try:
+        text = read_bytes(sidecar).decode("utf-8")
+    except (ReadError, UnicodeDecodeError):
         return {}
     try:
-        names = json.loads(sidecar.read_text())
+        names = json.loads(text)
         return {int(k): str(v) for k, v in names.items()}
     except (ValueError, AttributeError) as exc:
         raise FormatError(
@@ -68,31 +79,30 @@ def load_mask_file(
     per label (named by ``label_names``, a ``.json`` sidecar, or ``name`` when it holds one
     label); a DICOM mask series (0/255 images, 3D-IRCADb) → one mask named ``name``.
     """
-    from radpipe.io import load
+    from radpipe.io import load, registry
+    from radpipe.io.sources import check_location, local_copy
 
-    source = Path(path)
-    if not source.exists():
-        raise ReadError(f"{source}: no such mask file or folder")
-    if source.is_file() and not source.name.lower().endswith(
-        (".nii", ".nii.gz", ".nrrd", ".mha", ".mnc")
-    ):
-        kind = _dicom_kind(source)
-        if kind == "SEG":
-            from radpipe.io.seg import read_seg
+    location = str(path)
+    if check_location(location) == "file" and registry.format_of(location) is None:
+        with local_copy(location) as copy:
+            kind = _dicom_kind(copy)
+            if kind == "SEG":
+                from radpipe.io.seg import read_seg
 
-            return read_seg(source, image)
-        if kind == "RTSTRUCT":
-            from radpipe.io.contours import read_rtstruct
+                return read_seg(copy, image)
+            if kind == "RTSTRUCT":
+                from radpipe.io.contours import read_rtstruct
 
-            return read_rtstruct(source, image, strict=strict)
-    volume = load(source)
-    labels = labels_on(volume, image, name=f"mask {source}")
-    names = dict(label_names or {}) or label_names_from_sidecar(source)
+                return read_rtstruct(copy, image, strict=strict)
+    volume = load(location)
+    labels = labels_on(volume, image, name=f"mask {location}")
+    names = dict(label_names or {}) or label_names_from_sidecar(location)
     present = [int(v) for v in np.unique(labels.array) if v != 0]
     if name and len(present) <= 1:
         names = {value: name for value in present} or {1: name}
-    labels = LabelMap(labels.array, labels.affine, labels=names)
-    result = masks_from_labelmap(labels)
+    result = masks_from_labelmap(
+        LabelMap(labels.array, labels.affine, labels=names or labels.labels)
+    )
     if name and len(present) <= 1 and not result.masks:
         result.masks[name] = np.zeros(image.spatial_shape, dtype=bool)
     return result
@@ -163,7 +173,7 @@ def load_catalog_patient(
     that reference it. Only this patient's files are read.
     """
     from radpipe.io.catalog import Catalog
-    from radpipe.io.discover import local_copy
+    from radpipe.io.sources import local_copy
 
     assert isinstance(catalog, Catalog)
     series = catalog.series(patient=patient)
@@ -182,11 +192,7 @@ def load_catalog_patient(
             found.masks[name] = labels_on(volume, image, name=name).array != 0
         elif entry.role == "label":
             with local_copy(entry.first_location) as path:
-                names = (
-                    label_names_from_sidecar(entry.first_location)
-                    if "::" not in entry.first_location
-                    else {}
-                )
+                names = label_names_from_sidecar(entry.first_location)
                 part = load_mask_file(path, image, label_names=names)
             found.masks.update(part.masks)
         elif entry.role in ("segmentation", "contours") and entry.format in (

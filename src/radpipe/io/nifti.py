@@ -11,15 +11,6 @@ from radpipe.errors import FormatError, ReadError
 from radpipe.io.atomic import atomic_path
 from radpipe.volume import Volume, VolumeMeta
 
-#: File name endings this module reads.
-SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img", ".img.gz", ".mnc", ".mnc2", ".mgh", ".mgz")
-
-
-def accepts(path: str | Path) -> bool:
-    """Whether ``path`` looks like a file nibabel reads (by its ending)."""
-    name = str(path).lower()
-    return name.endswith(SUFFIXES)
-
 
 def read_nifti(path: str | Path) -> Volume:
     """Read a NIfTI-1/2, Analyze 7.5, MINC 1/2 or MGH image.

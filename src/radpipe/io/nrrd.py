@@ -11,7 +11,6 @@ from radpipe.errors import FormatError, ReadError
 from radpipe.io.atomic import atomic_path
 from radpipe.volume import Volume, VolumeMeta
 
-SUFFIXES = (".nrrd", ".nhdr")
 _SPACE_SIGNS = {
     "left-posterior-superior": (1.0, 1.0, 1.0),
     "LPS": (1.0, 1.0, 1.0),
@@ -20,11 +19,6 @@ _SPACE_SIGNS = {
     "left-anterior-superior": (1.0, -1.0, 1.0),
     "LAS": (1.0, -1.0, 1.0),
 }
-
-
-def accepts(path: str | Path) -> bool:
-    """Whether ``path`` ends like an NRRD file."""
-    return str(path).lower().endswith(SUFFIXES)
 
 
 def read_nrrd(path: str | Path) -> Volume:
@@ -86,7 +80,7 @@ def write_nrrd(
     import nrrd
 
     target = Path(path)
-    if not accepts(target):
+    if not target.name.lower().endswith(".nrrd"):
         raise FormatError(f"{target}: an NRRD file name must end in .nrrd")
     # In C order pynrrd lists axes fastest first: a trailing array axis comes first in the file.
     directions: list[Any] = [volume.affine[:3, column].tolist() for column in (2, 1, 0)]

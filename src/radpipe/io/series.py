@@ -35,7 +35,7 @@ from radpipe.io.dicom import (
     frame_records,
     meta_from_header,
 )
-from radpipe.io.sources import open_source
+from radpipe.io.sources import is_archive_path, list_locations, open_source
 from radpipe.volume import Volume
 
 #: Positions closer than this along the normal (mm) are the same slice position.
@@ -122,7 +122,12 @@ class SeriesPlan:
 
 
 def list_files(path: str | Path) -> list[str]:
-    """Every regular file under ``path`` (or ``path`` itself), sorted, hidden files excluded."""
+    """Every regular file under ``path`` (or ``path`` itself), sorted, hidden files excluded.
+
+    A zip archive, or a location inside one (``study.zip::CT``), lists its members' locations.
+    """
+    if is_archive_path(str(path)):
+        return list_locations(str(path))
     root = Path(path)
     if root.is_file():
         return [str(root)]

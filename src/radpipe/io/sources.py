@@ -12,11 +12,12 @@ import io
 import os
 import re
 import stat
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 from radpipe.errors import ReadError
 
@@ -67,6 +68,71 @@ def natural_key(text: str) -> list[object]:
 def is_archive_location(location: str) -> bool:
     """Whether a location names a member inside an archive."""
     return SEPARATOR in location
+
+
+def is_archive_path(location: str) -> bool:
+    """Whether a location is a zip archive or lies inside one (``.zip`` ending or ``::``)."""
+    return SEPARATOR in location or location.lower().endswith(".zip")
+
+
+def check_location(location: str) -> str:
+    """What a location is: ``"file"`` or ``"folder"`` (zip archives count as folders).
+
+    Raises
+    ------
+    ReadError
+        If it does not exist, or is neither a regular file nor a folder (a named pipe, a
+        device): radpipe never opens those, as reading one can block forever.
+    """
+    archive = location.split(SEPARATOR)[0]
+    try:
+        mode = os.stat(archive).st_mode
+    except FileNotFoundError:
+        raise ReadError(f"{archive}: no such file or folder") from None
+    except OSError as exc:
+        raise ReadError(f"{archive}: cannot be read ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if not stat.S_ISREG(mode):
+        raise ReadError(
+            f"{archive}: not a regular file or folder (a pipe, socket or device); "
+            "give a file or a folder"
+        )
+    if SEPARATOR not in location:
+        return "folder" if archive.lower().endswith(".zip") else "file"
+    inside = list_locations(location)
+    if inside == [location]:
+        return "file"
+    return "folder"
+
+
+def list_locations(location: str, *, limits: ArchiveLimits | None = None) -> list[str]:
+    """Every file at or under a location: a folder, a zip archive, or a folder or member
+    inside one (``study.zip::CT``), in natural order.
+
+    Raises
+    ------
+    ReadError
+        If nothing is there, or a member under the location was refused (unsafe path,
+        encrypted, over the limits): a series is never assembled with a file left out.
+    """
+    archive, _, inner = location.partition(SEPARATOR)
+    found: list[str] = []
+    for item in walk_sources(archive, limits=limits):
+        inside = (
+            not inner
+            or item.location == location
+            or item.location.startswith(location.rstrip("/") + "/")
+            or item.location.startswith(location + SEPARATOR)
+        )
+        if not inside:
+            continue
+        if isinstance(item, Problem):
+            raise ReadError(f"{item.location}: {item.reason}")
+        found.append(item.location)
+    if not found:
+        raise ReadError(f"{location}: no such file or folder in the archive")
+    return sorted(found, key=natural_key)
 
 
 def open_source(location: str) -> BinaryIO:
@@ -241,3 +307,24 @@ def _unsafe_member(member: zipfile.ZipInfo) -> str | None:
     if member.flag_bits & 0x1:
         return "member is encrypted; refused"
     return None
+
+
+class local_copy:
+    """A file path for a location: the file itself, or a temporary copy of an archive member."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self.temporary: Any = None
+
+    def __enter__(self) -> Path:
+        if SEPARATOR not in self.location:
+            return Path(self.location)
+        name = PurePosixPath(self.location.split(SEPARATOR)[-1]).name
+        self.temporary = tempfile.TemporaryDirectory(prefix="radpipe-")
+        path = Path(self.temporary.name) / name
+        path.write_bytes(read_bytes(self.location))
+        return path
+
+    def __exit__(self, *exc: object) -> None:
+        if self.temporary is not None:
+            self.temporary.cleanup()

@@ -112,13 +112,15 @@ def summarize_path(
     on_total : callable, optional
         Called with the total count of work units before work starts and again when known.
     """
-    from radpipe.io import is_dicom_file, load
+    from radpipe.io import load, registry
     from radpipe.io.series import assemble, group_stacks, list_files, plan_series, scan_headers
+    from radpipe.io.sources import check_location
 
-    source = Path(path)
-    if source.is_file() and not is_dicom_file(source):
+    source = str(path)
+    if check_location(source) == "file" and registry.format_of(source) is not None:
         volume = load(source)
-        return [summarize_volume(volume, key=source.name, keep_phi=keep_phi, values=values)]
+        name = Path(source.split("::")[-1]).name
+        return [summarize_volume(volume, key=name, keep_phi=keep_phi, values=values)]
     files = list_files(source)
     if on_total is not None:
         on_total(len(files))
