@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from radpipe.errors import GeometryError
+from radpipe.masks import MaskSet
 from radpipe.volume import Volume
 
 #: Lesions smaller than this (mL) are listed apart as possible noise.
@@ -368,6 +369,26 @@ def analyse_patient(
         report.warnings.append(
             f"no organ mask named {report.reference_organ!r}; burden not computed"
         )
+    return report
+
+
+def analyse_masks(
+    patient: str,
+    image: Volume,
+    masks: MaskSet,
+    *,
+    reference_organ: str | None = None,
+    connectivity: int = 26,
+    min_volume_ml: float = DEFAULT_MIN_VOLUME_ML,
+) -> PatientReport:
+    """:func:`analyse_patient` on named masks: tumours recognised by name (``tumor``,
+    ``livertumor01``, ``GTV``), the rest organs; the masks' contour problems become warnings."""
+    organs, tumours = masks.split()
+    report = analyse_patient(
+        patient, image, organs=organs, tumours=tumours, reference_organ=reference_organ,
+        connectivity=connectivity, min_volume_ml=min_volume_ml,
+    )  # fmt: skip
+    report.warnings.extend(f"{problem.where}: {problem.reason}" for problem in masks.problems)
     return report
 
 

@@ -4,12 +4,16 @@ named binary masks on one image's geometry. Pure NumPy. Putting a mask on an ima
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from radpipe.volume import LabelMap
+
+#: Mask names that denote a tumour rather than an organ.
+TUMOUR_NAME = re.compile(r"tum|lesion|gtv|metast|nodule|cancer|mass", re.IGNORECASE)
 
 #: A contour covering more than this fraction of its image is suspicious (often a frame).
 LARGE_CONTOUR_FRACTION = 0.9
@@ -131,6 +135,11 @@ def _self_intersects(vertices: NDArray[np.float64]) -> bool:
     return False
 
 
+def is_tumour(name: str) -> bool:
+    """Whether a mask name denotes a tumour (``tumor``, ``livertumor01``, ``GTV-1`` …)."""
+    return bool(TUMOUR_NAME.search(name))
+
+
 @dataclass
 class MaskSet:
     """Named binary masks on one image's geometry (they may overlap), and what went wrong.
@@ -150,6 +159,12 @@ class MaskSet:
     def voxel_counts(self) -> dict[str, int]:
         """Voxels in each mask."""
         return {name: int(mask.sum()) for name, mask in self.masks.items()}
+
+    def split(self) -> tuple[dict[str, NDArray[np.bool_]], dict[str, NDArray[np.bool_]]]:
+        """(organs, tumours) by mask name (see :func:`is_tumour`)."""
+        organs = {n: m for n, m in self.masks.items() if not is_tumour(n)}
+        tumours = {n: m for n, m in self.masks.items() if is_tumour(n)}
+        return organs, tumours
 
     def to_labelmap(self) -> LabelMap:
         """One label per mask in order (1, 2, …); later masks win where they overlap."""

@@ -3,7 +3,6 @@ written as real DICOM with the matching label map. Behind ``radpipe demo`` and m
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -255,7 +254,7 @@ def write_phantom_study(
     from pydicom.uid import generate_uid
 
     from radpipe.export.dicom import SeriesIdentity, write_ct_series
-    from radpipe.io.nifti import write_nifti
+    from radpipe.io import save
 
     root = Path(folder)
     phantom = make_phantom(shape=shape, spacing=spacing, tumours=tumours, seed=seed)
@@ -278,10 +277,7 @@ def write_phantom_study(
         overwrite=overwrite,
         uid_seed=seed_text,
     )
-    labels_path = write_nifti(phantom.labels, root / "labels.nii.gz", overwrite=overwrite)
-    names = root / "labels.json"  # label names beside the label map (NIfTI has no place)
-    if overwrite or not names.exists():
-        names.write_text(json.dumps({str(k): v for k, v in LABELS.items()}))
+    labels_path = save(phantom.labels, root / "labels.nii.gz", overwrite=overwrite)
     return PhantomStudy(
         folder=root,
         series_folder=series_folder,

@@ -149,3 +149,22 @@ def test_ircadb_tumour_folders_counted_each(tmp_path, capsys):
     assert sorted(row["source"] for row in lesions) == ["livertumor01", "livertumor02"]
     assert all(row["organ"] == "liver" for row in lesions)
     del phantom
+
+
+def test_an_existing_report_is_refused_by_api_and_cli(phantom_study, tmp_path, capsys):
+    from radpipe.cli.main import main
+    from radpipe.errors import OutputExistsError
+    from radpipe.export.report import analyse_to_reports
+    from radpipe.io.mask_sources import analysis_inputs
+
+    out = tmp_path / "report"
+    reports, _ = analyse_to_reports(analysis_inputs(phantom_study.folder), out, pictures=False)
+    assert reports[0].tumour_count == 3
+    before = (out / "report.json").read_bytes()
+    with pytest.raises(OutputExistsError, match="already holds a report"):
+        analyse_to_reports(analysis_inputs(phantom_study.folder), out)
+    assert main(["analyze", str(phantom_study.folder), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already holds a report" in err
+    assert (out / "report.json").read_bytes() == before
+    assert main(["analyze", str(phantom_study.folder), "--out", str(out), "--overwrite"]) == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,30 +20,6 @@ def _mask_specs(values: list[str]) -> list[tuple[str | None, Path]]:
         name, sep, path = value.partition("=")
         specs.append((name, Path(path)) if sep else (None, Path(value)))
     return specs
-
-
-def _pictures(image: Any, masks: Any, lesions: list[Any]) -> list[tuple[str, Any]]:
-    from radpipe.masks import MaskSet
-    from radpipe.render import canonical, three_plane
-
-    assert isinstance(masks, MaskSet)
-    labels = masks.to_labelmap()
-    shown = canonical(image)
-    pictures = []
-    for lesion in lesions[:8]:
-        k, j, i = (round(float(v)) for v in shown.world_to_index(lesion.centroid_mm))
-        k, j, i = (
-            min(max(v, 0), n - 1) for v, n in zip((k, j, i), shown.spatial_shape, strict=True)
-        )
-        picture = three_plane(image, point=(k, j, i), mask=labels, mask_opacity=0.15)
-        pictures.append(
-            (
-                f"lesion {lesion.lesion_id}: {lesion.volume_ml:.2f} mL, "
-                f"{lesion.longest_axial_diameter_mm:.1f} mm",
-                picture,
-            )
-        )
-    return pictures
 
 
 def analyze(
@@ -91,71 +66,36 @@ def analyze(
     pictures: Annotated[
         bool, typer.Option("--pictures/--no-pictures", help="Three-plane pictures in report.html.")
     ] = True,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an earlier report in --out.")
+    ] = False,
 ) -> None:
     """Measure organs and tumours: per-lesion, per-patient and cohort reports."""
-    from radpipe.analysis import analyse_patient
-    from radpipe.errors import ReadError
-    from radpipe.export.report import write_reports
-    from radpipe.io import load
-    from radpipe.io.mask_sources import (
-        load_mask_file,
-        parse_label_names,
-        patients_from_catalog,
-        split_masks,
-    )
-    from radpipe.masks import MaskSet
-    from radpipe.privacy import pseudonym
+    from radpipe.export.report import analyse_to_reports
+    from radpipe.io.mask_sources import analysis_inputs, parse_label_names
 
-    names = parse_label_names(labels)
-    inputs: list[tuple[str, Any, MaskSet]] = []
-    if image is not None:
-        if not mask:
-            raise ReadError("--image needs at least one --mask NAME=FILE")
-        volume = load(image)
-        combined = MaskSet(volume.affine.copy(), {}, [])
-        for name, file in _mask_specs(mask):
-            part = load_mask_file(file, volume, name=name, label_names=names, strict=strict)
-            combined.masks.update(part.masks)
-            combined.problems.extend(part.problems)
-        patient = volume.meta.patient_id if keep_phi else pseudonym(volume.meta.patient_id)
-        inputs.append((patient or "patient", volume, combined))
-    elif path is not None:
-        from radpipe.io.catalog import scan
-
-        with tempfile.TemporaryDirectory() as work:
-            catalog_path = catalog or Path(work) / "catalog.sqlite"
-            with progress_bar(f"Scanning {path.name}") as (advance, set_total):
-                found, _ = scan(
-                    path, catalog_path, keep_phi=keep_phi, progress=advance, on_total=set_total
-                )
-            with found:
-                inputs.extend(patients_from_catalog(found, strict=strict))
-        if not inputs:
-            raise ReadError(f"{path}: no patient with an image and masks found")
-    else:
-        raise ReadError("give a patient folder or dataset root, or --image IMG --mask NAME=FILE")
-
-    reports = []
-    figures: dict[str, list[tuple[str, Any]]] = {}
-    for patient, volume, masks in inputs:
-        organs, tumours = split_masks(masks)
-        report = analyse_patient(
-            patient, volume, organs=organs, tumours=tumours, reference_organ=reference_organ,
-            connectivity=connectivity, min_volume_ml=min_volume,
-        )  # fmt: skip
-        report.warnings.extend(f"{p.where}: {p.reason}" for p in masks.problems)
-        reports.append(report)
-        if pictures:
-            figures[patient] = _pictures(volume, masks, report.lesions)
+    def report_line(report: Any) -> None:
         burden = (
             "-" if report.tumour_burden_percent is None else f"{report.tumour_burden_percent:.2f} %"
         )
+        small = f", {len(report.small_lesions)} small component(s)" if report.small_lesions else ""
         stdout.print(
-            f"{patient}: {report.tumour_count} lesion(s), {report.total_tumour_volume_ml:.2f} mL, "
-            f"burden {burden} of {report.reference_organ or '-'}"
-            + (f", {len(report.small_lesions)} small component(s)" if report.small_lesions else "")
+            f"{report.patient}: {report.tumour_count} lesion(s), "
+            f"{report.total_tumour_volume_ml:.2f} mL, burden {burden} of "
+            f"{report.reference_organ or '-'}{small}"
         )
-    paths = write_reports(reports, out, pictures=figures)
+
+    with progress_bar(f"Scanning {path.name}" if path else "Reading") as (advance, set_total):
+        inputs = analysis_inputs(
+            path, image=image, masks=_mask_specs(mask or []), label_names=parse_label_names(labels),
+            catalog=catalog, keep_phi=keep_phi, strict=strict, progress=advance,
+            on_total=set_total,
+        )  # fmt: skip
+        _, paths = analyse_to_reports(
+            inputs, out, reference_organ=reference_organ, connectivity=connectivity,
+            min_volume_ml=min_volume, pictures=pictures, overwrite=overwrite,
+            on_patient=report_line,
+        )  # fmt: skip
     stdout.print(f"wrote {', '.join(str(p) for p in paths.values())}")
 
 
@@ -201,10 +141,5 @@ def convert_masks(
         write_seg(labelmap, files, output, overwrite=overwrite)
     else:
         save(labelmap, output, overwrite=overwrite)
-        import json
-
-        output.with_name(output.name.split(".")[0] + ".json").write_text(
-            json.dumps({str(k): v for k, v in labelmap.labels.items()})
-        )
     counts = ", ".join(f"{n}: {c}" for n, c in masks.voxel_counts().items())
     stdout.print(f"wrote {output} ({counts} voxels)")

@@ -63,7 +63,6 @@ def preprocess_command(
     from radpipe.io import load, save
     from radpipe.io.atomic import check_writable
     from radpipe.preprocess import preprocess
-    from radpipe.volume import LabelMap
     from radpipe.windowing import parse_window
 
     check_writable(output, overwrite=overwrite)
@@ -83,7 +82,7 @@ def preprocess_command(
     )  # fmt: skip
     save(out_image, output, overwrite=overwrite)
     if out_labels is not None and mask_output is not None:
-        save(LabelMap(out_labels.array, out_labels.affine), mask_output, overwrite=overwrite)
+        save(out_labels, mask_output, overwrite=overwrite)
     stdout.print(
         f"wrote {output}: {out_image.shape}, spacing "
         f"{tuple(round(v, 4) for v in out_image.spacing)} mm, {out_image.orientation_code}"

@@ -8,6 +8,7 @@ import csv
 import html
 import io
 import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from radpipe.analysis import PatientReport, cohort_summary
+from radpipe.analysis import Lesion, PatientReport, cohort_summary
 from radpipe.io.atomic import atomic_path
+from radpipe.masks import MaskSet
+from radpipe.volume import Volume
 
 #: Pictures per patient in the HTML report (the largest lesions first).
 MAX_PICTURES = 8
@@ -79,11 +82,38 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
+REPORT_FILES = {
+    "lesions": "lesions.csv",
+    "patients": "patients.csv",
+    "json": "report.json",
+    "html": "report.html",
+}
+
+
+def check_report_folder(folder: Path, *, overwrite: bool) -> None:
+    """Refuse a folder that already holds a report unless ``overwrite``.
+
+    Raises
+    ------
+    OutputExistsError
+        Naming the report files found.
+    """
+    from radpipe.errors import OutputExistsError
+
+    existing = [name for name in REPORT_FILES.values() if (folder / name).exists()]
+    if existing and not overwrite:
+        raise OutputExistsError(
+            f"{folder}: already holds a report ({', '.join(existing)}); pass overwrite=True / "
+            "--overwrite to replace it, or choose another folder"
+        )
+
+
 def write_reports(
     reports: list[PatientReport],
     folder: str | Path,
     *,
     pictures: dict[str, list[tuple[str, NDArray[np.uint8]]]] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Path]:
     """Write the four report files into ``folder`` (each atomically).
 
@@ -92,12 +122,19 @@ def write_reports(
     reports : one PatientReport per patient (patients already pseudonymised)
     folder : output folder (created)
     pictures : patient → [(caption, RGB image)], shown in the HTML report
+    overwrite : replace report files already in ``folder`` (other files are never touched)
 
     Returns
     -------
     dict of kind → path (``lesions``, ``patients``, ``json``, ``html``)
+
+    Raises
+    ------
+    OutputExistsError
+        If a report file exists in ``folder`` and ``overwrite`` is False.
     """
     target = Path(folder)
+    check_report_folder(target, overwrite=overwrite)
     target.mkdir(parents=True, exist_ok=True)
     lesion_rows = [
         {"patient": report.patient, **lesion.row()}
@@ -106,12 +143,7 @@ def write_reports(
     ]
     patient_rows = [report.row() for report in reports]
     summary = cohort_summary(reports)
-    paths = {
-        "lesions": target / "lesions.csv",
-        "patients": target / "patients.csv",
-        "json": target / "report.json",
-        "html": target / "report.html",
-    }
+    paths = {kind: target / name for kind, name in REPORT_FILES.items()}
     _write_csv(paths["lesions"], lesion_rows)
     _write_csv(paths["patients"], patient_rows)
     document = {
@@ -170,3 +202,78 @@ def write_reports(
     with atomic_path(paths["html"], overwrite=True) as temporary:
         temporary.write_text(page)
     return paths
+
+
+def lesion_pictures(
+    image: Volume, masks: MaskSet, lesions: Sequence[Lesion], *, count: int = MAX_PICTURES
+) -> list[tuple[str, NDArray[np.uint8]]]:
+    """A captioned three-plane picture through the centre of each of the first ``count``
+    lesions, with the masks outlined."""
+    from radpipe.render import canonical, three_plane
+
+    labels = masks.to_labelmap()
+    shown = canonical(image)
+    pictures = []
+    for lesion in list(lesions)[:count]:
+        centre = (round(float(v)) for v in shown.world_to_index(lesion.centroid_mm))
+        k, j, i = (min(max(v, 0), n - 1) for v, n in zip(centre, shown.spatial_shape, strict=True))
+        picture = three_plane(image, point=(k, j, i), mask=labels, mask_opacity=0.15)
+        caption = (
+            f"lesion {lesion.lesion_id}: {lesion.volume_ml:.2f} mL, "
+            f"{lesion.longest_axial_diameter_mm:.1f} mm"
+        )
+        pictures.append((caption, picture))
+    return pictures
+
+
+def analyse_to_reports(
+    inputs: Iterable[tuple[str, Volume, MaskSet]],
+    folder: str | Path,
+    *,
+    reference_organ: str | None = None,
+    connectivity: int = 26,
+    min_volume_ml: float = 0.1,
+    pictures: bool = True,
+    overwrite: bool = False,
+    on_patient: Callable[[PatientReport], None] | None = None,
+) -> tuple[list[PatientReport], dict[str, Path]]:
+    """Analyse each (patient, image, masks) and write the cohort's reports into ``folder``.
+
+    Parameters
+    ----------
+    inputs : iterable of (patient, image, masks)
+        E.g. :func:`radpipe.io.mask_sources.analysis_inputs`; consumed one patient at a time.
+    folder : output folder for lesions.csv, patients.csv, report.json and report.html
+    reference_organ, connectivity, min_volume_ml
+        See :func:`radpipe.analysis.analyse_patient`.
+    pictures : a three-plane picture through each lesion in report.html
+    overwrite : replace an earlier report in ``folder``; checked before any work is done
+    on_patient : called with each patient's report as it is done (progress)
+
+    Returns
+    -------
+    (reports, paths)
+
+    Examples
+    --------
+    >>> from radpipe.io.mask_sources import analysis_inputs
+    >>> reports, paths = analyse_to_reports(analysis_inputs("demo/p1"), "report")  # doctest: +SKIP
+    """
+    from radpipe.analysis import analyse_masks
+
+    target = Path(folder)
+    check_report_folder(target, overwrite=overwrite)
+    reports = []
+    figures: dict[str, list[tuple[str, NDArray[np.uint8]]]] = {}
+    for patient, image, masks in inputs:
+        report = analyse_masks(
+            patient, image, masks, reference_organ=reference_organ, connectivity=connectivity,
+            min_volume_ml=min_volume_ml,
+        )  # fmt: skip
+        reports.append(report)
+        if pictures:
+            figures[patient] = lesion_pictures(image, masks, report.lesions)
+        if on_patient is not None:
+            on_patient(report)
+    paths = write_reports(reports, target, pictures=figures, overwrite=overwrite)
+    return reports, paths

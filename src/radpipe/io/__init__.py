@@ -105,7 +105,8 @@ def save(volume: Volume, path: str | Path, *, overwrite: bool = False) -> Path:
     """Write ``volume`` by the file's ending: ``.nii``, ``.nii.gz``, ``.nrrd`` or ``.mha``.
 
     The file is written under a temporary name and renamed into place; an existing file is
-    refused unless ``overwrite``.
+    refused unless ``overwrite``. A :class:`~radpipe.volume.LabelMap` with names also writes
+    them to ``<stem>.json`` beside it (``{"1": "liver"}``), where the mask loaders find them.
 
     Raises
     ------
@@ -126,4 +127,28 @@ def save(volume: Volume, path: str | Path, *, overwrite: bool = False) -> Path:
         raise FormatError(
             f"{target}: unknown output format; use one of {', '.join(registry.writable_suffixes())}"
         )
-    return volume_format.write(volume, target, overwrite=overwrite)
+    from radpipe.volume import LabelMap
+
+    if isinstance(volume, LabelMap) and volume.labels:
+        sidecar = label_sidecar_path(target)
+        if sidecar.exists() and not overwrite:
+            from radpipe.errors import OutputExistsError
+
+            raise OutputExistsError(f"{sidecar}: already exists; pass overwrite=True / --overwrite")
+    written = volume_format.write(volume, target, overwrite=overwrite)
+    if isinstance(volume, LabelMap) and volume.labels:
+        import json
+
+        from radpipe.io.atomic import atomic_path
+
+        names = {str(value): name for value, name in sorted(volume.labels.items())}
+        with atomic_path(label_sidecar_path(target), overwrite=True) as temporary:
+            temporary.write_text(json.dumps(names, indent=1) + "\n")
+    return written
+
+
+def label_sidecar_path(path: str | Path) -> Path:
+    """Where a label map's names live: ``<stem>.json`` beside it (``labels.nii.gz`` →
+    ``labels.json``), read back by the mask loaders."""
+    target = Path(path)
+    return target.with_name(target.name.split(".")[0] + ".json")

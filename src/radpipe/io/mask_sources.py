@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +15,8 @@ from radpipe.masks import MaskSet, masks_from_labelmap
 from radpipe.placement import labels_on
 from radpipe.volume import LabelMap, Volume
 
+
 #: Mask names that mean a tumour (everything else is an organ or tissue).
-TUMOUR_NAME = re.compile(r"tum|lesion|gtv|metast|nodule|cancer|mass", re.IGNORECASE)
-
-
-def is_tumour(name: str) -> bool:
-    """Whether a mask name denotes a tumour (``tumor``, ``livertumor01``, ``GTV-1`` …)."""
-    return bool(TUMOUR_NAME.search(name))
-
-
 def label_names_from_sidecar(path: str | Path) -> dict[int, str]:
     """Label names from ``<file stem>.json`` beside a label map (``{"1": "liver"}``), if any.
 
@@ -119,13 +111,6 @@ def _dicom_kind(path: Path) -> str | None:
     return modality if modality in ("SEG", "RTSTRUCT") else None
 
 
-def split_masks(masks: MaskSet) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(organs, tumours) by mask name."""
-    organs = {n: m for n, m in masks.masks.items() if not is_tumour(n)}
-    tumours = {n: m for n, m in masks.masks.items() if is_tumour(n)}
-    return organs, tumours
-
-
 def patients_from_catalog(
     catalog: object, *, strict: bool = False
 ) -> Iterator[tuple[str, Volume, MaskSet]]:
@@ -206,3 +191,67 @@ def load_catalog_patient(
             found.masks.update(part.masks)
             found.problems.extend(part.problems)
     return (image, found) if found.masks else None
+
+
+def analysis_inputs(
+    path: str | Path | None = None,
+    *,
+    image: str | Path | None = None,
+    masks: Sequence[tuple[str | None, str | Path]] = (),
+    label_names: dict[int, str] | None = None,
+    catalog: str | Path | None = None,
+    keep_phi: bool = False,
+    strict: bool = False,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> Iterator[tuple[str, Volume, MaskSet]]:
+    """The (patient, image, masks) to analyse, one patient at a time.
+
+    Either ``image`` with ``masks`` given one by one (``(name or None, file)``), or ``path``: a
+    patient folder, a dataset root or a zip archive, scanned into ``catalog`` (a temporary one
+    by default) and iterated patient by patient.
+
+    Raises
+    ------
+    ReadError
+        If neither is given, ``image`` comes without masks, or no patient has an image with
+        masks.
+    """
+    import tempfile
+
+    from radpipe.io import load
+    from radpipe.privacy import pseudonym
+
+    if image is not None:
+        if not masks:
+            raise ReadError("an image needs at least one mask (--mask NAME=FILE)")
+        volume = load(image)
+        combined = MaskSet(volume.affine.copy(), {}, [])
+        for name, file in masks:
+            part = load_mask_file(file, volume, name=name, label_names=label_names, strict=strict)
+            combined.masks.update(part.masks)
+            combined.problems.extend(part.problems)
+        patient = volume.meta.patient_id if keep_phi else pseudonym(volume.meta.patient_id)
+        yield patient or "patient", volume, combined
+        return
+    if path is None:
+        raise ReadError("give a patient folder or dataset root, or an image with its masks")
+    from radpipe.io.catalog import open_catalog, scan
+
+    with tempfile.TemporaryDirectory(prefix="radpipe-") as work:
+        catalog_path = Path(catalog) if catalog is not None else Path(work) / "catalog.sqlite"
+        found, _ = scan(path, catalog_path, keep_phi=keep_phi, progress=progress, on_total=on_total)
+        with found:
+            patients = annotated_patients(found)
+        yielded = 0
+        for patient in patients:
+            with open_catalog(catalog_path) as opened:
+                loaded = load_catalog_patient(opened, patient, strict=strict)
+            if loaded is not None:
+                yielded += 1
+                yield (patient, *loaded)
+        if not yielded:
+            raise ReadError(
+                f"{path}: no patient with an image and masks found (looked for mask series, "
+                "label maps beside or linked to a series, SEG and RTSTRUCT)"
+            )

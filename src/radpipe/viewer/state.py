@@ -81,15 +81,11 @@ def make_scan(
 
 
 def _analyse(scan: Scan, volume: Volume, masks: MaskSet) -> None:
-    from radpipe.analysis import analyse_patient
-    from radpipe.io.mask_sources import split_masks
+    from radpipe.analysis import analyse_masks
 
-    organs, tumours = split_masks(masks)
-    if not tumours:
+    if not masks.split()[1]:
         return
-    report = analyse_patient(
-        scan.meta["patient"] or "patient", volume, organs=organs, tumours=tumours
-    )
+    report = analyse_masks(scan.meta["patient"] or "patient", volume, masks)
     scan.summary = {
         "tumour_count": report.tumour_count,
         "total_tumour_volume_ml": round(report.total_tumour_volume_ml, 3),
