@@ -395,6 +395,12 @@ def overlay(
     >>> overlay(ct, heat, heatmap_index=12, index=12, colormap="hot", opacity=0.5).shape[2]
     3
     """
+    given = heatmap if isinstance(heatmap, Heatmap) else Heatmap(heatmap, source="heatmap")
+    if given.is_2d and not given.has_geometry and options.get("heatmap_index") is None:
+        heatmap_index, view_index = stored_slice_of_plane_heatmap(
+            volume, options.get("plane", Plane.AXIAL), options.get("index")
+        )
+        options["heatmap_index"], options["index"] = heatmap_index, view_index
     style = HeatmapStyle(
         colormap=colormap,
         opacity=opacity,
@@ -404,7 +410,26 @@ def overlay(
         alpha_by_value=options.pop("alpha_by_value", False),
         resize=options.pop("resize", Resize.BILINEAR),
     )
-    return view(volume, heatmap=heatmap, style=style, **options)
+    return view(volume, heatmap=given, style=style, **options)
+
+
+def stored_slice_of_plane_heatmap(
+    volume: Volume, plane: Plane | str, where: int | str | None
+) -> tuple[int, int | str | None]:
+    """Which stored slice a 2-D heatmap without geometry belongs to, and the view index.
+
+    A 2-D heatmap is computed on one stored image (``volume.array[k]``). ``where`` (an index or
+    ``mm:POSITION``, the middle by default) picks it: for an LPS-stored volume as an axial
+    display index, otherwise an integer is taken as the stored index itself.
+
+    Returns
+    -------
+    (stored index for the heatmap, index for :func:`view` in ``plane``)
+    """
+    stored = slice_index(canonical(volume), Plane.AXIAL, where)
+    if volume.orientation_code != "LPS" and where is not None and not str(where).startswith("mm:"):
+        stored = int(where)
+    return stored, stored if Plane(plane) is Plane.AXIAL else where
 
 
 def prepared(volume: Volume, options: dict[str, Any]) -> tuple[Volume, dict[str, Any]]:

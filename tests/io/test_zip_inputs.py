@@ -83,7 +83,7 @@ def test_every_command_reads_a_zip(zipped_study, tmp_path, capsys):
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["patients"][0]["tumour_count"] == 2
     assert main(["dataset", "build", str(archive), "-o", str(tmp_path / "d.h5")]) == 0
-    from radpipe.cli.view import build_session
+    from radpipe.viewer.sessions import build_session
 
     session = build_session(Path(series), [f"organs={labels}"], None)
     assert session is not None

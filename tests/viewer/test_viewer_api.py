@@ -134,8 +134,8 @@ def test_real_head_ct_coronal_is_head_up(data_dir):
 def test_dataset_root_lists_patients_and_opens_one(tmp_path):
     from starlette.testclient import TestClient
 
-    from radpipe.cli.view import build_session
     from radpipe.phantom import write_phantom_study
+    from radpipe.viewer.sessions import build_session
 
     for number in (1, 2):
         write_phantom_study(
@@ -157,3 +157,7 @@ def test_dataset_root_lists_patients_and_opens_one(tmp_path):
         client.get("/api/open", params={"token": session.token, "patient": "../../etc"}).status_code
         == 400
     )
+    work = session.work_dir
+    assert work is not None and (work / "catalog.sqlite").is_file()
+    session.close()  # the CLI closes it when the server stops, Ctrl-C included
+    assert not work.exists()

@@ -109,15 +109,6 @@ def overlay(
         from radpipe.placement import labels_on
 
         labels = labels_on(load(mask), volume, name=f"mask {mask}")
-    index: Any = slice_
-    stored_index = None
-    if values.is_2d and not values.has_geometry:
-        from radpipe.render import canonical, slice_index
-
-        stored_index = slice_index(canonical(volume), "axial", slice_)
-        if volume.orientation_code != "LPS" and slice_ is not None:
-            stored_index = int(slice_) if not str(slice_).startswith("mm:") else stored_index
-        index = stored_index if plane == "axial" else slice_
     try:
         low, high = (float(v) for v in percentiles.split(","))
     except ValueError:
@@ -126,7 +117,7 @@ def overlay(
         volume, values, colormap=colormap, opacity=opacity, normalization=normalization,
         percentiles=(low, high),
         threshold=threshold, alpha_by_value=alpha_by_value, resize=resize,
-        heatmap_box=_box(heatmap_box), heatmap_index=stored_index, plane=plane, index=index,
+        heatmap_box=_box(heatmap_box), plane=plane, index=slice_,
         window=window, mask=labels, colorbar=colorbar,
     )  # fmt: skip
     write_png(image, output, overwrite=overwrite)

@@ -4,6 +4,7 @@ for metadata, values, the catalog and the analysis; every request needs the sess
 from __future__ import annotations
 
 import secrets
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,11 +35,25 @@ class Session:
         patients: list[dict[str, Any]] | None = None,
         opener: Callable[[str], Scan] | None = None,
         token: str | None = None,
+        work_dir: str | Path | None = None,
     ) -> None:
         self.scan = scan
         self.patients = patients or []
         self.opener = opener
         self.token = token or secrets.token_urlsafe(16)
+        self.work_dir = Path(work_dir) if work_dir is not None else None
+
+    def close(self) -> None:
+        """Remove the session's temporary files (its catalog)."""
+        if self.work_dir is not None:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+            self.work_dir = None
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def open(self, patient: str) -> Scan:
         """Load a patient of the dataset (only patients the catalog lists)."""
