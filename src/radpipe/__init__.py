@@ -13,10 +13,11 @@ if TYPE_CHECKING:
     from radpipe.errors import RadpipeError
     from radpipe.io import load, save
     from radpipe.io.catalog import Catalog, open_catalog, scan
-    from radpipe.volume import LabelMap, Volume, VolumeMeta
+    from radpipe.volume import Heatmap, LabelMap, Volume, VolumeMeta
 
 __all__ = [
     "Catalog",
+    "Heatmap",
     "LabelMap",
     "RadpipeError",
     "Volume",
@@ -33,6 +34,7 @@ _LAZY = {
     "Volume": "radpipe.volume",
     "VolumeMeta": "radpipe.volume",
     "LabelMap": "radpipe.volume",
+    "Heatmap": "radpipe.volume",
     "RadpipeError": "radpipe.errors",
     "Catalog": "radpipe.io.catalog",
     "open_catalog": "radpipe.io.catalog",

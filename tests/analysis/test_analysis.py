@@ -168,3 +168,32 @@ def test_an_existing_report_is_refused_by_api_and_cli(phantom_study, tmp_path, c
     assert err.count("\n") == 1 and "already holds a report" in err
     assert (out / "report.json").read_bytes() == before
     assert main(["analyze", str(phantom_study.folder), "--out", str(out), "--overwrite"]) == 0
+
+
+def test_duplicate_slices_follow_one_policy_in_every_command(phantom_study, tmp_path, capsys):
+    """`load`, the catalog, `analyze` and `dataset build` refuse a duplicated slice by default
+    and keep one with --on-duplicate first, printing the same warning line."""
+    import shutil
+
+    from radpipe.cli.main import main
+
+    study = tmp_path / "study"
+    shutil.copytree(phantom_study.folder, study)
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    dataset = pydicom.dcmread(sorted((study / "CT").iterdir())[3])
+    dataset.SOPInstanceUID = generate_uid()  # a second image at the same position
+    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    dataset.save_as(study / "CT" / "copy.dcm")
+    for command in (
+        ["convert", str(study / "CT"), str(tmp_path / "ct.nii.gz")],
+        ["analyze", str(study), "--out", str(tmp_path / "report")],
+        ["dataset", "build", str(study), "-o", str(tmp_path / "d.h5")],
+    ):
+        assert main(command) == 1, command
+        err = capsys.readouterr().err
+        assert "slice positions hold more than one image" in err and "--on-duplicate" in err
+        assert main([*command, "--on-duplicate", "first"]) == 0, command
+        err = capsys.readouterr().err
+        assert "radpipe: warning:" in err and "1 duplicate images at 1 slice" in err

@@ -63,7 +63,7 @@ def test_catalog_query_filters(tree, tmp_path, capsys):
                 str(catalog),
                 "--modality",
                 "CT",
-                "--max-slice-thickness",
+                "--max-slice-spacing",
                 "2",
                 "--json",
             ]
@@ -83,7 +83,8 @@ def test_metadata_table_per_series_and_per_file(tree, tmp_path):
     rows = read_rows(out)
     plain = next(r for r in rows if r["role"] == "image" and r["slices"] == "16")
     assert plain["modality"] == "CT" and plain["kvp"] == "120"
-    assert float(plain["slice_thickness_mm"]) == pytest.approx(2.5)
+    assert float(plain["slice_thickness_mm"]) == pytest.approx(2.5)  # SliceThickness
+    assert float(plain["slice_spacing_mm"]) == pytest.approx(2.5)  # between slice centres
     assert plain["window_center"] == "40" and plain["acquisition_day_offset"] == "0"
     assert "PLAIN-1" not in out.read_text()
     per_file = tmp_path / "files.csv"

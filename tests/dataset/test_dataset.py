@@ -226,9 +226,9 @@ def test_catalog_build_loads_each_image_once(tmp_path, monkeypatch):
     loads: list[str] = []
     real_load = Catalog.load
 
-    def counting_load(self, entry):
+    def counting_load(self, entry, **options):
         loads.append(entry.role)
-        return real_load(self, entry)
+        return real_load(self, entry, **options)
 
     monkeypatch.setattr(Catalog, "load", counting_load)
     options = BuildOptions(mode="2d")

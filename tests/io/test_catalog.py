@@ -118,8 +118,8 @@ def test_exports_and_queries(ircadb_tree, tmp_path):
     assert len(lines) == 1 + len(catalog.series())
     document = json.loads(catalog.write_json(tmp_path / "c.json").read_text())
     assert len(document["series"]) == len(catalog.series())
-    assert len(catalog.series(modality="CT", max_slice_thickness=2.5)) == len(catalog.series())
-    assert catalog.series(max_slice_thickness=2.0) == []
+    assert len(catalog.series(modality="CT", max_slice_spacing=2.5)) == len(catalog.series())
+    assert catalog.series(max_slice_spacing=2.0) == []
     reopened = open_catalog(tmp_path / "c.sqlite")
     assert len(reopened.series(role="mask")) == len(catalog.series(role="mask"))
     with pytest.raises(DatasetError, match="no catalog here"):

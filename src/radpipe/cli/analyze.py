@@ -69,6 +69,12 @@ def analyze(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an earlier report in --out.")
     ] = False,
+    on_duplicate: Annotated[
+        str,
+        typer.Option(
+            "--on-duplicate", help="Images sharing a slice position: error, first or last."
+        ),
+    ] = "error",
 ) -> None:
     """Measure organs and tumours: per-lesion, per-patient and cohort reports."""
     from radpipe.export.report import analyse_to_reports
@@ -88,7 +94,8 @@ def analyze(
     with progress_bar(f"Scanning {path.name}" if path else "Reading") as (advance, set_total):
         inputs = analysis_inputs(
             path, image=image, masks=_mask_specs(mask or []), label_names=parse_label_names(labels),
-            catalog=catalog, keep_phi=keep_phi, strict=strict, progress=advance,
+            catalog=catalog, keep_phi=keep_phi, strict=strict, on_duplicate=on_duplicate,
+            progress=advance,
             on_total=set_total,
         )  # fmt: skip
         _, paths = analyse_to_reports(

@@ -139,6 +139,12 @@ def build_command(
     keep_phi: Annotated[
         bool, typer.Option("--keep-phi", help="Keep real patient identifiers.")
     ] = False,
+    on_duplicate: Annotated[
+        str,
+        typer.Option(
+            "--on-duplicate", help="Images sharing a slice position: error, first or last."
+        ),
+    ] = "error",
 ) -> None:
     """Build an HDF5 dataset of images and masks."""
     from radpipe.dataset.build import BuildOptions, PatientJob, build, load_config, sunnybrook_jobs
@@ -154,6 +160,7 @@ def build_command(
         labelled_only=labelled_only
         or str(settings.get("labelled_only", "false")).lower() in ("1", "true", "yes"),
         keep_phi=keep_phi,
+        on_duplicate=on_duplicate,
     )
     if options.mode not in ("2d", "3d"):
         raise DatasetError(f"--mode must be 2d or 3d, got {options.mode!r}")

@@ -147,8 +147,8 @@ def query(
     ] = None,
     patient: Annotated[str | None, typer.Option(help="Patient pseudonym.")] = None,
     layout: Annotated[str | None, typer.Option(help="e.g. '3D-IRCADb', 'DICOM tree'.")] = None,
-    max_slice_thickness: Annotated[
-        float | None, typer.Option(help="Largest slice spacing, mm.")
+    max_slice_spacing: Annotated[
+        float | None, typer.Option(help="Largest distance between slice centres, mm.")
     ] = None,
     min_slices: Annotated[int | None, typer.Option(help="Fewest slices.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -162,7 +162,7 @@ def query(
             role=role,
             patient=patient,
             layout=layout,
-            max_slice_thickness=max_slice_thickness,
+            max_slice_spacing=max_slice_spacing,
             min_slices=min_slices,
         )
     if as_json:

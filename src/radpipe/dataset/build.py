@@ -32,6 +32,7 @@ class BuildOptions:
     max_mask_fraction: float = MAX_MASK_FRACTION
     keep_phi: bool = False
     compression: str | None = None
+    on_duplicate: str = "error"
 
     def settings(self) -> dict[str, Any]:
         """What goes in the file's ``preprocessing`` attribute."""
@@ -174,7 +175,8 @@ def run_job(job: PatientJob) -> PatientResult:
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # pydicom's value-format complaints
+            # pydicom's value-format complaints (they can quote header values)
+            warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
             if job.kind == "sunnybrook":
                 return _sunnybrook_patient(job)
             return _catalog_patient(job)
@@ -215,7 +217,7 @@ def _catalog_patient(job: PatientJob) -> PatientResult:
 
     (catalog_path,) = job.sources
     with open_catalog(catalog_path) as catalog:
-        found = load_catalog_patient(catalog, job.patient)
+        found = load_catalog_patient(catalog, job.patient, on_duplicate=job.options.on_duplicate)
         if found is not None:
             image, masks = found
             patient = job.patient

@@ -270,7 +270,8 @@ def deidentify_tree(
                 continue
             try:
                 with open_source(item.location) as handle, warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
+                    # pydicom's value-format complaints (they can quote header values)
+                    warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
                     dataset = pydicom.dcmread(handle)
             except (InvalidDicomError, ReadError, OSError, ValueError, EOFError):
                 report.skipped.append(item.location)

@@ -25,7 +25,7 @@ from radpipe.io.discover import (
 from radpipe.io.sources import ArchiveLimits, Problem, Source, natural_key, walk_sources
 from radpipe.volume import Volume
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
@@ -92,8 +92,9 @@ class SeriesEntry:
     facts: dict[str, Any]
 
     @property
-    def slice_thickness_mm(self) -> float | None:
-        """Slice spacing in mm (the distance between slice centres)."""
+    def slice_spacing_mm(self) -> float | None:
+        """Distance between slice centres in mm (not SliceThickness, which overlapping
+        reconstructions exceed the spacing by)."""
         return self.spacing[0] if self.spacing else None
 
     def as_row(self) -> dict[str, Any]:
@@ -188,14 +189,14 @@ class Catalog:
         patient: str | None = None,
         layout: str | None = None,
         name: str | None = None,
-        max_slice_thickness: float | None = None,
+        max_slice_spacing: float | None = None,
         min_slices: int | None = None,
     ) -> list[SeriesEntry]:
         """Series matching every given filter.
 
         Examples
         --------
-        >>> catalog.series(modality="CT", max_slice_thickness=1.5)  # doctest: +SKIP
+        >>> catalog.series(modality="CT", max_slice_spacing=1.5)  # doctest: +SKIP
         """
         clauses: list[str] = []
         args: list[Any] = []
@@ -209,9 +210,9 @@ class Catalog:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 args.append(value)
-        if max_slice_thickness is not None:
+        if max_slice_spacing is not None:
             clauses.append("spacing_slice <= ?")
-            args.append(max_slice_thickness)
+            args.append(max_slice_spacing)
         if min_slices is not None:
             clauses.append("slices >= ?")
             args.append(min_slices)
@@ -241,18 +242,27 @@ class Catalog:
         rows = self._connection.execute("SELECT location, reason FROM problems").fetchall()
         return [(str(r[0]), str(r[1])) for r in rows]
 
-    def load(self, series: SeriesEntry | str) -> Volume:
+    def load(self, series: SeriesEntry | str, *, on_duplicate: str = "error") -> Volume:
         """Load a series as a Volume (members of zip archives included).
+
+        Parameters
+        ----------
+        series : SeriesEntry or str
+            An entry or its key.
+        on_duplicate : {"error", "first", "last"}
+            DICOM: images sharing a slice position, as :func:`radpipe.load` treats them.
 
         Raises
         ------
         FormatError
             For contour and SEG / RTSTRUCT entries, which the mask readers handle.
+        SeriesError
+            For duplicate slice positions with ``on_duplicate="error"``.
         """
         entry = series if isinstance(series, SeriesEntry) else self.get(series)
         if entry.format == "DICOM":
-            return self._load_dicom(entry)
-        if entry.format != "DICOM" and registry.format_of(entry.first_location) is not None:
+            return self._load_dicom(entry, on_duplicate)
+        if registry.format_of(entry.first_location) is not None:
             from radpipe.io import load
             from radpipe.io.sources import local_copy
 
@@ -262,7 +272,7 @@ class Catalog:
             f"{entry.key}: a {entry.format} entry is not a volume; read it with the mask tools"
         )
 
-    def _load_dicom(self, entry: SeriesEntry) -> Volume:
+    def _load_dicom(self, entry: SeriesEntry, on_duplicate: str) -> Volume:
         from radpipe.io.dicom import FrameRecord
         from radpipe.io.series import assemble, plan_series
 
@@ -272,7 +282,7 @@ class Catalog:
         records = [FrameRecord.from_json(data) for row in rows for data in json.loads(row[0])]
         if not records:
             raise DatasetError(f"{entry.key}: the catalog lists no files for this series")
-        plan = plan_series(entry.key, records, on_duplicate="first")
+        plan = plan_series(entry.key, records, on_duplicate=on_duplicate)
         return assemble(plan)
 
     def write_json(self, path: str | Path, *, overwrite: bool = False) -> Path:

@@ -81,8 +81,8 @@ def describe(job: tuple[Source, DescribeOptions]) -> FileEntry:
     """Describe one file (module-level so worker processes and Dask can run it)."""
     source, options = job
     with warnings.catch_warnings():
-        # pydicom warns about every non-conformant value; the catalog records real problems
-        warnings.simplefilter("ignore", UserWarning)
+        # pydicom's value-format complaints (they can quote header values)
+        warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
         return _describe(source, options)
 
 
@@ -181,6 +181,7 @@ def dicom_facts(dataset: Any, options: DescribeOptions) -> dict[str, Any]:
         "manufacturer": _text(dataset, "Manufacturer"),
         "model": _text(dataset, "ManufacturerModelName"),
         "kvp": _text(dataset, "KVP"),
+        "slice_thickness": _text(dataset, "SliceThickness"),
         "contrast": _text(dataset, "ContrastBolusAgent"),
         "body_part": _text(dataset, "BodyPartExamined"),
         "sop_uid": _text(dataset, "SOPInstanceUID"),

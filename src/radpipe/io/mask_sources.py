@@ -149,13 +149,14 @@ def annotated_patients(catalog: object) -> list[str]:
 
 
 def load_catalog_patient(
-    catalog: object, patient: str, *, strict: bool = False
+    catalog: object, patient: str, *, strict: bool = False, on_duplicate: str = "error"
 ) -> tuple[Volume, MaskSet] | None:
     """One patient's main image and every mask that belongs to it, or None without masks.
 
     The image is the patient's largest DICOM image series (role ``image``); masks are its
     3D-IRCADb mask series, label maps linked to it or beside it, and SEG / RTSTRUCT objects
-    that reference it. Only this patient's files are read.
+    that reference it. Only this patient's files are read. ``on_duplicate`` treats images
+    sharing a slice position as :func:`radpipe.load` does (an error by default).
     """
     from radpipe.io.catalog import Catalog
     from radpipe.io.sources import local_copy
@@ -168,11 +169,11 @@ def load_catalog_patient(
     main = max(
         images, key=lambda s: (s.shape or (0,))[0] * (s.shape or (0, 0))[1] if s.shape else 0
     )
-    image = catalog.load(main)
+    image = catalog.load(main, on_duplicate=on_duplicate)
     found = MaskSet(image.affine.copy(), {}, [])
     for entry in series:
         if entry.role == "mask" and entry.format == "DICOM":
-            volume = catalog.load(entry)
+            volume = catalog.load(entry, on_duplicate=on_duplicate)
             name = entry.name or f"mask {entry.key}"
             found.masks[name] = labels_on(volume, image, name=name).array != 0
         elif entry.role == "label":
@@ -202,6 +203,7 @@ def analysis_inputs(
     catalog: str | Path | None = None,
     keep_phi: bool = False,
     strict: bool = False,
+    on_duplicate: str = "error",
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[str, Volume, MaskSet]]:
@@ -209,7 +211,7 @@ def analysis_inputs(
 
     Either ``image`` with ``masks`` given one by one (``(name or None, file)``), or ``path``: a
     patient folder, a dataset root or a zip archive, scanned into ``catalog`` (a temporary one
-    by default) and iterated patient by patient.
+    by default) and iterated patient by patient. ``on_duplicate`` as for :func:`radpipe.load`.
 
     Raises
     ------
@@ -225,7 +227,7 @@ def analysis_inputs(
     if image is not None:
         if not masks:
             raise ReadError("an image needs at least one mask (--mask NAME=FILE)")
-        volume = load(image)
+        volume = load(image, on_duplicate=on_duplicate)
         combined = MaskSet(volume.affine.copy(), {}, [])
         for name, file in masks:
             part = load_mask_file(file, volume, name=name, label_names=label_names, strict=strict)
@@ -246,7 +248,9 @@ def analysis_inputs(
         yielded = 0
         for patient in patients:
             with open_catalog(catalog_path) as opened:
-                loaded = load_catalog_patient(opened, patient, strict=strict)
+                loaded = load_catalog_patient(
+                    opened, patient, strict=strict, on_duplicate=on_duplicate
+                )
             if loaded is not None:
                 yielded += 1
                 yield (patient, *loaded)

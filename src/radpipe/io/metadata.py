@@ -17,7 +17,8 @@ from radpipe.io.catalog import Catalog, SeriesEntry
 #: Default columns of ``radpipe metadata``, in order.
 DEFAULT_FIELDS = (
     "patient", "study_uid", "series_uid", "modality", "manufacturer", "model", "kvp",
-    "slice_thickness_mm", "spacing_row_mm", "spacing_column_mm", "slices", "rows", "columns",
+    "slice_thickness_mm", "slice_spacing_mm", "spacing_row_mm", "spacing_column_mm", "slices",
+    "rows", "columns",
     "contrast", "acquisition_day_offset", "window_center", "window_width", "body_part",
     "description", "role", "name", "files",
 )  # fmt: skip
@@ -41,6 +42,14 @@ def _date(value: Any) -> datetime.date | None:
         return None
 
 
+def _number(value: Any) -> float | None:
+    """A header value as a number (the first of a multi-value), or None."""
+    try:
+        return float(str(value).split("\\")[0])
+    except (TypeError, ValueError):
+        return None
+
+
 def _series_fields(entry: SeriesEntry, first: dict[str, datetime.date]) -> dict[str, Any]:
     facts = entry.facts
     shape = entry.shape or (None, None, None)
@@ -55,7 +64,8 @@ def _series_fields(entry: SeriesEntry, first: dict[str, datetime.date]) -> dict[
         "manufacturer": facts.get("manufacturer"),
         "model": facts.get("model"),
         "kvp": facts.get("kvp"),
-        "slice_thickness_mm": spacing[0],
+        "slice_thickness_mm": _number(facts.get("slice_thickness")),
+        "slice_spacing_mm": spacing[0],
         "spacing_row_mm": spacing[1],
         "spacing_column_mm": spacing[2],
         "slices": shape[0],
