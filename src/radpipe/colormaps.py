@@ -4,25 +4,24 @@ blending onto grey or RGB images. Pure NumPy on arrays."""
 from __future__ import annotations
 
 import functools
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from radpipe.errors import FormatError
+from radpipe.windowing import Normalization
+
+#: The normalisations a heatmap can be shown with.
+HEATMAP_NORMALIZATIONS = (
+    Normalization.MINMAX,
+    Normalization.ZSCORE,
+    Normalization.PERCENTILE,
+    Normalization.NONE,
+)
 
 #: The colormaps of the heatmap tools radpipe replaces; any matplotlib name works too.
 NAMED = ("red", "hot", "jet", "viridis", "plasma")
-
-
-class Normalization(StrEnum):
-    """How heatmap values are mapped to 0…1 before colouring."""
-
-    MINMAX = "minmax"
-    ZSCORE = "zscore"
-    PERCENTILE = "percentile"
-    NONE = "none"
 
 
 @functools.lru_cache(maxsize=64)
@@ -78,7 +77,7 @@ def normalize(
     FormatError
         If no value is finite.
     """
-    choice = Normalization(method)
+    choice = Normalization.choose(method, HEATMAP_NORMALIZATIONS, option="--normalization")
     data = np.asarray(values, dtype=np.float32)
     finite = np.isfinite(data)
     all_finite = bool(finite.all())

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from radpipe import geometry
 from radpipe.errors import FormatError, GeometryError
 from radpipe.volume import LabelMap, Volume
-from radpipe.windowing import Window
+from radpipe.windowing import Normalization, Window
 
 #: A Volume or any of its subclasses (LabelMap, Heatmap): operations return the same type.
 AnyVolume = TypeVar("AnyVolume", bound=Volume)
@@ -141,13 +141,13 @@ def n4_bias_correction(
     return Volume(corrected, volume.affine, meta=volume.meta), field
 
 
-class Normalization(StrEnum):
-    """Intensity normalisation for training."""
-
-    WINDOW = "window"
-    ZSCORE = "zscore"
-    PERCENTILE = "percentile"
-    NONE = "none"
+#: The normalisations preprocessing applies for training.
+TRAINING_NORMALIZATIONS = (
+    Normalization.WINDOW,
+    Normalization.ZSCORE,
+    Normalization.PERCENTILE,
+    Normalization.NONE,
+)
 
 
 def normalize_intensity(
@@ -160,7 +160,7 @@ def normalize_intensity(
 ) -> Volume:
     """Intensities as float32: a HU window mapped to [0, 1], z-score inside ``mask`` (or the
     body, above the 5th percentile), or percentile clipping mapped to [0, 1]."""
-    chosen = Normalization(method)
+    chosen = Normalization.choose(method, TRAINING_NORMALIZATIONS, option="--normalization")
     data = volume.array.astype(np.float32)
     if chosen is Normalization.NONE:
         return Volume(data, volume.affine, meta=volume.meta)
@@ -274,6 +274,7 @@ def preprocess(
     if size is not None:
         image = pad_or_crop(image, size)
         mask = pad_or_crop(mask, size) if mask is not None else None
-    if Normalization(normalization) is not Normalization.NONE:
+    chosen = Normalization.choose(normalization, TRAINING_NORMALIZATIONS, option="--normalization")
+    if chosen is not Normalization.NONE:
         image = normalize_intensity(image, normalization, window=window, mask=None)
     return image, mask

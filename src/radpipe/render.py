@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from radpipe.colormaps import Normalization, blend, colormap_table, normalize
+from radpipe.colormaps import blend, colormap_table, normalize
 from radpipe.errors import FormatError, GeometryError
 from radpipe.placement import Resize, heatmap_on, labels_on
 from radpipe.volume import Heatmap, LabelMap, Volume
-from radpipe.windowing import Window, resolve_window, to_grey
+from radpipe.windowing import Normalization, Window, resolve_window, to_grey
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,12 @@
 """Window / level: named HU presets, defaults from the DICOM header, percentile windows for
-non-HU data, and the mapping of any image to 8-bit grey."""
+non-HU data, the mapping of any image to 8-bit grey, and the one list of intensity
+normalisations (``Normalization``) that heatmaps, preprocessing and exports choose from."""
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -12,6 +14,42 @@ from numpy.typing import ArrayLike, NDArray
 
 from radpipe.errors import FormatError
 from radpipe.volume import Volume
+
+
+class Normalization(StrEnum):
+    """How values are mapped to a range: the one list every command chooses from.
+
+    ``minmax`` maps the smallest and largest value to 0 and 1; ``zscore`` subtracts the mean and
+    divides by the standard deviation; ``percentile`` clips at two percentiles; ``window`` maps
+    a window / level (HU) to 0…1; ``none`` keeps the values. Each function accepts the subset
+    that makes sense for it (see :meth:`choose`).
+    """
+
+    NONE = "none"
+    MINMAX = "minmax"
+    ZSCORE = "zscore"
+    PERCENTILE = "percentile"
+    WINDOW = "window"
+
+    @classmethod
+    def choose(
+        cls, value: Normalization | str, allowed: tuple[Normalization, ...], *, option: str
+    ) -> Normalization:
+        """``value`` as a member of ``allowed``.
+
+        Raises
+        ------
+        FormatError
+            Naming ``option`` and the allowed values when ``value`` is not one of them.
+        """
+        names = ", ".join(member.value for member in allowed)
+        try:
+            chosen = cls(str(value).lower())
+        except ValueError:
+            raise FormatError(f"{option} must be one of {names}, got {value!r}") from None
+        if chosen not in allowed:
+            raise FormatError(f"{option} must be one of {names} here, got {chosen.value!r}")
+        return chosen
 
 
 @dataclass(frozen=True)

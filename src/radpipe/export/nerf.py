@@ -8,7 +8,6 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +17,14 @@ from numpy.typing import NDArray
 from radpipe.errors import FormatError, GeometryError, OutputExistsError
 from radpipe.io.atomic import atomic_folder
 from radpipe.volume import Volume
-from radpipe.windowing import Window, apply_window, auto_window
+from radpipe.windowing import Normalization, Window, apply_window, auto_window
 
 #: Default camera translation per millimetre (1 mm → 0.001 units, as the original converter).
 DEFAULT_SCALE = 0.001
 
 
-class IntensityMode(StrEnum):
-    """How voxel values become PNG grey levels."""
-
-    MINMAX = "minmax"
-    WINDOW = "window"
-    PERCENTILE = "percentile"
+#: The intensity mappings a slice export offers.
+EXPORT_NORMALIZATIONS = (Normalization.MINMAX, Normalization.WINDOW, Normalization.PERCENTILE)
 
 
 @dataclass(frozen=True)
@@ -99,22 +94,22 @@ def slice_stack(
 def to_grey_levels(
     values: NDArray[Any],
     *,
-    mode: IntensityMode | str = IntensityMode.MINMAX,
+    mode: Normalization | str = Normalization.MINMAX,
     window: Window | None = None,
     percentiles: tuple[float, float] = (1.0, 99.0),
     bit_depth: int = 8,
 ) -> tuple[NDArray[Any], tuple[float, float]]:
     """Whole-volume intensity mapping to 8- or 16-bit grey; returns the levels and range used."""
-    chosen = IntensityMode(mode)
+    chosen = Normalization.choose(mode, EXPORT_NORMALIZATIONS, option="--normalization")
     if bit_depth not in (8, 16):
         raise FormatError(f"--bit-depth must be 8 or 16, got {bit_depth}")
-    if chosen is IntensityMode.WINDOW:
+    if chosen is Normalization.WINDOW:
         if window is None:
             raise FormatError(
                 "--normalization window needs --window or --window-center/--window-width"
             )
         low, high = window.low, window.high
-    elif chosen is IntensityMode.PERCENTILE:
+    elif chosen is Normalization.PERCENTILE:
         auto = auto_window(values, percentiles=percentiles)
         low, high = auto.low, auto.high
     else:
@@ -192,7 +187,7 @@ def export_nerf(
     *,
     plane: str | None = "axial",
     axis: int | None = None,
-    mode: IntensityMode | str = IntensityMode.MINMAX,
+    mode: Normalization | str = Normalization.MINMAX,
     window: Window | None = None,
     bit_depth: int = 8,
     focal_length: float | None = None,
@@ -263,7 +258,7 @@ def export_nerf(
             "plane": None if axis is not None else (plane or "axial"),
             "axis": axis,
             "intensity": {
-                "mode": str(IntensityMode(mode)),
+                "mode": str(Normalization.choose(mode, EXPORT_NORMALIZATIONS, option="mode")),
                 "range": list(used_range),
                 "bit_depth": bit_depth,
             },
@@ -329,7 +324,7 @@ def export_mvsplat(
     *,
     plane: str | None = "axial",
     axis: int | None = None,
-    mode: IntensityMode | str = IntensityMode.MINMAX,
+    mode: Normalization | str = Normalization.MINMAX,
     window: Window | None = None,
     focal_length: float | None = None,
     scale: float = DEFAULT_SCALE,
