@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -20,6 +20,8 @@ from numpy.typing import ArrayLike, NDArray
 from radpipe import geometry
 from radpipe.errors import FormatError, GeometryError, ResampledWarning
 from radpipe.volume import Heatmap, LabelMap, Volume
+
+AnyVolume = TypeVar("AnyVolume", bound=Volume)
 
 __all__ = [
     "Resize",
@@ -185,21 +187,30 @@ def labels_on(labels: Volume, image: Volume, *, name: str = "mask") -> LabelMap:
         present = np.unique(label_map.array)
         if present.size == 2 and present[0] == 0 and present[1] != 1:
             label_map = label_map.like((label_map.array != 0).astype(np.uint8))
-    if label_map.same_grid(image):
-        return label_map.like(label_map.array, image.affine)
-    _check_overlap(name, label_map, image)
-    if voxels_coincide(label_map, image):
-        moved = resample_onto(label_map.array, label_map.affine, image, order=0, fill=0)
-        return label_map.like(moved, image.affine)
-    warnings.warn(
-        ResampledWarning(
-            f"{_mismatch(name, label_map, image)} lie on different grids; resampled onto the "
-            "image by world position (nearest neighbour)"
-        ),
-        stacklevel=2,
-    )
-    moved = resample_onto(label_map.array, label_map.affine, image, order=0, fill=0)
-    return label_map.like(moved, image.affine)
+    return _place_by_world(label_map, image, name=name, order=0, fill=0)
+
+
+def _place_by_world(
+    source: AnyVolume, image: Volume, *, name: str, order: int, fill: float
+) -> AnyVolume:
+    """The geometry rule: same grid as is, coinciding voxels placed exactly, another
+    overlapping grid resampled with a warning, no overlap refused."""
+    if source.same_grid(image):
+        return source.like(source.array, image.affine)
+    _check_overlap(name, source, image)
+    exact = voxels_coincide(source, image)
+    if not exact:
+        method = "nearest neighbour" if order == 0 else "linear"
+        warnings.warn(
+            ResampledWarning(
+                f"{_mismatch(name, source, image)} lie on different grids; resampled onto the "
+                f"image by world position ({method})"
+            ),
+            stacklevel=3,
+        )
+    moved = resample_onto(source.array, source.affine, image, order=0 if exact else order,
+                          fill=fill)  # fmt: skip
+    return source.like(moved, image.affine)
 
 
 def resize_values(
@@ -328,21 +339,7 @@ def heatmap_on(
     if given.has_geometry:
         if box is not None:
             raise FormatError(f"{given.source}: --heatmap-box applies to heatmaps without geometry")
-        if given.same_grid(image):
-            return given.like(given.array, image.affine)
-        _check_overlap(name, given, image)
-        if voxels_coincide(given, image):
-            moved = resample_onto(given.array, given.affine, image, order=0, fill=np.nan)
-            return given.like(moved, image.affine)
-        warnings.warn(
-            ResampledWarning(
-                f"{_mismatch(name, given, image)} lie on different grids; resampled onto the "
-                "image by world position (linear)"
-            ),
-            stacklevel=2,
-        )
-        moved = resample_onto(given.array, given.affine, image, order=1, fill=np.nan)
-        return given.like(moved, image.affine)
+        return _place_by_world(given, image, name=name, order=1, fill=np.nan)
     shape = image.spatial_shape
     if not given.is_2d:
         if box is not None:
