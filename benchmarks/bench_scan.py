@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH_DIR, report
-from radpipe.io.catalog import scan
+from radpipe.catalog.store import scan
 from radpipe.phantom import write_phantom_study
 
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from radpipe.catalog.store import Catalog, open_catalog, scan
     from radpipe.errors import RadpipeError
     from radpipe.io import load, save
-    from radpipe.io.catalog import Catalog, open_catalog, scan
     from radpipe.volume import Heatmap, LabelMap, Volume, VolumeMeta
 
 __all__ = [
@@ -36,9 +36,9 @@ _LAZY = {
     "LabelMap": "radpipe.volume",
     "Heatmap": "radpipe.volume",
     "RadpipeError": "radpipe.errors",
-    "Catalog": "radpipe.io.catalog",
-    "open_catalog": "radpipe.io.catalog",
-    "scan": "radpipe.io.catalog",
+    "Catalog": "radpipe.catalog.store",
+    "open_catalog": "radpipe.catalog.store",
+    "scan": "radpipe.catalog.store",
 }
 
 

@@ -152,10 +152,10 @@ def test_ircadb_tumour_folders_counted_each(tmp_path, capsys):
 
 
 def test_an_existing_report_is_refused_by_api_and_cli(phantom_study, tmp_path, capsys):
+    from radpipe.catalog.patients import analysis_inputs
     from radpipe.cli.main import main
     from radpipe.errors import OutputExistsError
     from radpipe.export.report import analyse_to_reports
-    from radpipe.io.mask_sources import analysis_inputs
 
     out = tmp_path / "report"
     reports, _ = analyse_to_reports(analysis_inputs(phantom_study.folder), out, pictures=False)

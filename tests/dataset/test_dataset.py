@@ -207,9 +207,9 @@ def test_patient_jobs_with_mismatched_mask_are_reported(tmp_path, phantom_study)
 def test_catalog_build_loads_each_image_once(tmp_path, monkeypatch):
     """4 patients → 4 image loads plus one per mask series (it was 14 image loads: each job
     walked the catalog up to its own patient). Counted in-process with ``workers=1``."""
+    from radpipe.catalog.patients import annotated_patients
+    from radpipe.catalog.store import Catalog, scan
     from radpipe.dataset.build import BuildOptions, PatientJob, build
-    from radpipe.io.catalog import Catalog, scan
-    from radpipe.io.mask_sources import annotated_patients
     from radpipe.phantom import write_ircadb_patient
 
     root = tmp_path / "ircadb"

@@ -9,10 +9,10 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from radpipe.catalog.discover import DescribeOptions, dicom_facts
 from radpipe.errors import ReadError
-from radpipe.io.dicom import SkippedFile, frame_records
-from radpipe.io.dicom_fast import FastHeader, read_fast_header
-from radpipe.io.discover import DescribeOptions, dicom_facts
+from radpipe.io.dicom.fast_header import FastHeader, read_fast_header
+from radpipe.io.dicom.headers import SkippedFile, frame_records
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 

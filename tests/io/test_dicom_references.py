@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import radpipe
-from radpipe.io.series import assemble, scan_series
+from radpipe.io.dicom.series import assemble, scan_series
 from radpipe.volume import Volume
 
 

@@ -42,9 +42,9 @@ def test_folders_and_datasets_follow_the_umask(tmp_path, umask_027):
         (staging / "a.txt").write_text("x")
     assert mode(tmp_path / "out") == 0o750
     assert mode(tmp_path / "out" / "a.txt") == 0o640
+    from radpipe.catalog.patients import annotated_patients
+    from radpipe.catalog.store import scan
     from radpipe.dataset.build import BuildOptions, PatientJob, build
-    from radpipe.io.catalog import scan
-    from radpipe.io.mask_sources import annotated_patients
     from radpipe.phantom import write_phantom_study
 
     write_phantom_study(tmp_path / "study", shape=(24, 64, 64), tumours=1, seed=2)

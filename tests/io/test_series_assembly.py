@@ -15,7 +15,7 @@ import pytest
 import radpipe
 from radpipe.errors import DuplicateSliceWarning, GeometryWarning, ReadError, SeriesError
 from radpipe.export.dicom import SeriesIdentity, write_ct_series
-from radpipe.io.series import scan_series
+from radpipe.io.dicom.series import scan_series
 from radpipe.phantom import make_phantom
 from radpipe.volume import Volume
 

@@ -77,8 +77,9 @@ def analyze(
     ] = "error",
 ) -> None:
     """Measure organs and tumours: per-lesion, per-patient and cohort reports."""
+    from radpipe.catalog.patients import analysis_inputs
     from radpipe.export.report import analyse_to_reports
-    from radpipe.io.mask_sources import analysis_inputs, parse_label_names
+    from radpipe.io.mask_sources import parse_label_names
 
     def report_line(report: Any) -> None:
         burden = (

@@ -36,7 +36,7 @@ def convert(
     """Convert INPUT to OUTPUT (format from the file ending), keeping exact geometry."""
     from radpipe.io import load, save
     from radpipe.io.atomic import check_writable
-    from radpipe.io.series import OnDuplicate
+    from radpipe.io.dicom.series import OnDuplicate
 
     if on_duplicate not in {m.value for m in OnDuplicate}:
         raise typer.BadParameter("choose error, first or last", param_hint="--on-duplicate")

@@ -182,8 +182,8 @@ def build_command(
             if options.size is None:
                 options.size = [256, 256]
         elif source is not None:
-            from radpipe.io.catalog import scan
-            from radpipe.io.mask_sources import annotated_patients
+            from radpipe.catalog.patients import annotated_patients
+            from radpipe.catalog.store import scan
 
             catalog_path = Path(work) / "catalog.sqlite"
             catalog, _ = scan(source, catalog_path, keep_phi=keep_phi)

@@ -69,8 +69,8 @@ def demo(
         stdout.print(f"    pictures: {overlay_png}, {masks_png}")
     print_table(summaries, title=f"radpipe demo: {folder}")
 
+    from radpipe.catalog.store import scan
     from radpipe.cli.scan import print_series
-    from radpipe.io.catalog import scan
 
     catalog, report = scan(folder, folder / "catalog.sqlite")
     with catalog:

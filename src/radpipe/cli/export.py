@@ -42,7 +42,7 @@ def _volumes(source: Path, all_series: bool) -> list[tuple[str, Any]]:
 
     if not all_series:
         return [(source.name, load(source))]
-    from radpipe.io.catalog import scan
+    from radpipe.catalog.store import scan
 
     with tempfile.TemporaryDirectory() as work:
         catalog, _ = scan(source, Path(work) / "catalog.sqlite")
@@ -143,7 +143,7 @@ def nerf(
             )
         return
     if all_series:
-        from radpipe.io.catalog import scan
+        from radpipe.catalog.store import scan
 
         with tempfile.TemporaryDirectory() as work:
             catalog, _ = scan(source, Path(work) / "catalog.sqlite")

@@ -39,7 +39,7 @@ def _run_scan(
     max_archive_bytes: int | None = None,
     max_members: int | None = None,
 ) -> Any:
-    from radpipe.io.catalog import scan
+    from radpipe.catalog.store import scan
     from radpipe.io.sources import ArchiveLimits
 
     defaults = ArchiveLimits()
@@ -154,7 +154,7 @@ def query(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List the series of CATALOG that match every filter."""
-    from radpipe.io.catalog import open_catalog
+    from radpipe.catalog.store import open_catalog
 
     with open_catalog(catalog) as found:
         entries = found.series(
@@ -176,7 +176,7 @@ def problems(
     catalog: Annotated[Path, typer.Argument(help="Catalog file written by `radpipe scan`.")],
 ) -> None:
     """List what could not be scanned, with the reason."""
-    from radpipe.io.catalog import open_catalog
+    from radpipe.catalog.store import open_catalog
 
     with open_catalog(catalog) as found:
         for location, reason in found.problems():
@@ -199,8 +199,8 @@ def metadata(
     ] = False,
 ) -> None:
     """Write a metadata table (one row per series or file) for ROOT."""
+    from radpipe.catalog.metadata import metadata_rows, write_table
     from radpipe.io.atomic import check_writable
-    from radpipe.io.metadata import metadata_rows, write_table
 
     check_writable(out, overwrite=overwrite)
     found, _ = _run_scan(root, catalog, workers=workers, scheduler=scheduler, keep_phi=keep_phi)

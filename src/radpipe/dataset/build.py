@@ -212,8 +212,8 @@ def _sunnybrook_patient(job: PatientJob) -> PatientResult:
 
 
 def _catalog_patient(job: PatientJob) -> PatientResult:
-    from radpipe.io.catalog import open_catalog
-    from radpipe.io.mask_sources import load_catalog_patient
+    from radpipe.catalog.patients import load_catalog_patient
+    from radpipe.catalog.store import open_catalog
 
     (catalog_path,) = job.sources
     with open_catalog(catalog_path) as catalog:

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from radpipe.catalog.discover import shift_days, shifted_date
 from radpipe.errors import ReadError
 from radpipe.io.atomic import atomic_folder
-from radpipe.io.discover import shift_days, shifted_date
 from radpipe.io.sources import SEPARATOR, Source, natural_key, open_source, walk_sources
 from radpipe.privacy import pseudonym, pseudonym_key
 

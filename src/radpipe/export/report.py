@@ -242,7 +242,7 @@ def analyse_to_reports(
     Parameters
     ----------
     inputs : iterable of (patient, image, masks)
-        E.g. :func:`radpipe.io.mask_sources.analysis_inputs`; consumed one patient at a time.
+        E.g. :func:`radpipe.catalog.patients.analysis_inputs`; consumed one patient at a time.
     folder : output folder for lesions.csv, patients.csv, report.json and report.html
     reference_organ, connectivity, min_volume_ml
         See :func:`radpipe.analysis.analyse_patient`.
@@ -256,7 +256,7 @@ def analyse_to_reports(
 
     Examples
     --------
-    >>> from radpipe.io.mask_sources import analysis_inputs
+    >>> from radpipe.catalog.patients import analysis_inputs
     >>> reports, paths = analyse_to_reports(analysis_inputs("demo/p1"), "report")  # doctest: +SKIP
     """
     from radpipe.analysis import analyse_masks

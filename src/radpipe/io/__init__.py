@@ -78,7 +78,7 @@ def load(
         return volume_format.read(Path(location))
     if kind == "file" and not is_archive_path(location) and not is_dicom_file(Path(location)):
         raise ReadError(f"{location}: not a format radpipe reads (tried {registry.format_names()})")
-    from radpipe.io.series import read_series
+    from radpipe.io.dicom.series import read_series
 
     return read_series(
         location,
@@ -91,7 +91,7 @@ def load(
 
 def is_dicom_file(path: Path) -> bool:
     """Whether a file starts like DICOM (``DICM`` after the preamble, or a bare data set)."""
-    from radpipe.io.dicom import _looks_like_raw_dataset
+    from radpipe.io.dicom.headers import _looks_like_raw_dataset
 
     try:
         with open(path, "rb") as handle:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from radpipe.errors import FormatError, ReadError, SeriesError
+from radpipe.io.dicom.headers import referenced_series
 from radpipe.masks import ContourProblem, MaskSet, check_contour, rasterize_contours
 from radpipe.volume import Volume
 
@@ -124,7 +124,7 @@ def read_rtstruct(path: str | Path, image: Volume, *, strict: bool = False) -> M
         raise ReadError(f"{source}: not a readable DICOM file ({exc})") from exc
     if str(dataset.get("Modality", "")) != "RTSTRUCT":
         raise FormatError(f"{source}: not an RT Structure Set (Modality {dataset.get('Modality')})")
-    referenced = _referenced_series(dataset)
+    referenced = referenced_series(dataset)
     if referenced and image.meta.series_uid and image.meta.series_uid not in referenced:
         raise SeriesError(
             f"{source}: references series {', '.join(referenced)}, not the image's "
@@ -172,13 +172,3 @@ def read_rtstruct(path: str | Path, image: Volume, *, strict: bool = False) -> M
             mask[k] = rasterize_contours(polygons, (rows, columns))
         masks[name] = mask
     return MaskSet(image.affine.copy(), masks, problems)
-
-
-def _referenced_series(dataset: Any) -> list[str]:
-    found = []
-    for frame in dataset.get("ReferencedFrameOfReferenceSequence", []):
-        for study in frame.get("RTReferencedStudySequence", []):
-            for series in study.get("RTReferencedSeriesSequence", []):
-                if "SeriesInstanceUID" in series:
-                    found.append(str(series.SeriesInstanceUID))
-    return found

@@ -2,7 +2,7 @@
 ``save``, ``info``, discovery, and mask and heatmap loading.
 
 DICOM is not in this list: it is recognised by content (``is_dicom_file``) or as a folder or zip
-archive of files, and read as series by ``radpipe.io.series``.
+archive of files, and read as series by ``radpipe.io.dicom.series``.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from radpipe.errors import RadpipeWarning
 from radpipe.privacy import pseudonym
 from radpipe.volume import Volume, VolumeMeta
 
@@ -113,7 +115,7 @@ def summarize_path(
         Called with the total count of work units before work starts and again when known.
     """
     from radpipe.io import load, registry
-    from radpipe.io.series import assemble, group_stacks, list_files, plan_series, scan_headers
+    from radpipe.io.dicom.series import assemble, scan_series
     from radpipe.io.sources import check_location
 
     source = str(path)
@@ -121,26 +123,22 @@ def summarize_path(
         volume = load(source)
         name = Path(source.split("::")[-1]).name
         return [summarize_volume(volume, key=name, keep_phi=keep_phi, values=values)]
-    files = list_files(source)
-    if on_total is not None:
-        on_total(len(files))
-    records, skipped = scan_headers(files, progress=progress)
-    if not records:
-        from radpipe.errors import ReadError
-
-        raise ReadError(f"{source}: no DICOM images found in {len(files)} file(s)")
-    stacks = group_stacks(records)
-    plans = [
-        plan_series(key, stack, on_duplicate="first", skipped_files=len(skipped))
-        for key, stack in stacks.items()
-    ]
+    plans, skipped = scan_series(
+        source, on_duplicate="first", progress=progress, on_total=on_total
+    )
     if values and on_total is not None:
-        on_total(len(files) + sum(len(plan.records) for plan in plans))
+        on_total(
+            sum(plan.file_count for plan in plans)
+            + len(skipped)
+            + sum(len(plan.records) for plan in plans)
+        )
     summaries = []
     for plan in plans:
         value_range = None
         if values:
-            volume = assemble(plan, progress=progress)
+            with warnings.catch_warnings():  # the summary carries the plan's warnings
+                warnings.simplefilter("ignore", RadpipeWarning)
+                volume = assemble(plan, progress=progress)
             value_range = (float(np.min(volume.array)), float(np.max(volume.array)))
             del volume
         summaries.append(

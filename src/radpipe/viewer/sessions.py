@@ -84,8 +84,8 @@ def _dataset_session(root: Path, *, keep_phi: bool) -> Session:
 
 
 def _catalog_session(root: Path, work: Path, *, keep_phi: bool) -> Session:
-    from radpipe.io.catalog import open_catalog, scan
-    from radpipe.io.mask_sources import load_catalog_patient
+    from radpipe.catalog.patients import load_catalog_patient
+    from radpipe.catalog.store import open_catalog, scan
     from radpipe.viewer.state import make_scan
 
     catalog_path = work / "catalog.sqlite"

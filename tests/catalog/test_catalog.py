@@ -13,8 +13,8 @@ import pydicom
 import pytest
 
 import radpipe
+from radpipe.catalog.store import open_catalog, scan
 from radpipe.errors import DatasetError
-from radpipe.io.catalog import open_catalog, scan
 from radpipe.io.sources import ArchiveLimits, Problem, walk_sources
 from radpipe.phantom import write_ircadb_patient, write_phantom_study
 from radpipe.privacy import pseudonym

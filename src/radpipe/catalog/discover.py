@@ -22,7 +22,13 @@ import numpy as np
 
 from radpipe.errors import RadpipeError, ReadError
 from radpipe.io import registry
-from radpipe.io.dicom import FrameRecord, SkippedFile, frame_records, open_dataset
+from radpipe.io.dicom.headers import (
+    FrameRecord,
+    SkippedFile,
+    frame_records,
+    open_dataset,
+    referenced_series,
+)
 from radpipe.io.sources import SEPARATOR, Source, local_copy, natural_key, read_bytes
 from radpipe.privacy import pseudonym, pseudonym_key
 
@@ -188,7 +194,7 @@ def dicom_facts(dataset: Any, options: DescribeOptions) -> dict[str, Any]:
         "window_center": _text(dataset, "WindowCenter"),
         "window_width": _text(dataset, "WindowWidth"),
         "burned_in_annotation": _text(dataset, "BurnedInAnnotation"),
-        "referenced_series": _referenced_series(dataset),
+        "referenced_series": referenced_series(dataset),
     }
     if options.keep_phi:
         facts["patient_name"] = _text(dataset, "PatientName")
@@ -196,21 +202,6 @@ def dicom_facts(dataset: Any, options: DescribeOptions) -> dict[str, Any]:
         facts["accession_number"] = _text(dataset, "AccessionNumber")
         facts["institution"] = _text(dataset, "InstitutionName")
     return facts
-
-
-def _referenced_series(dataset: Any) -> list[str]:
-    found: list[str] = []
-    for item in dataset.get("ReferencedSeriesSequence", []) or []:
-        uid = item.get("SeriesInstanceUID")
-        if uid:
-            found.append(str(uid))
-    for frame in dataset.get("ReferencedFrameOfReferenceSequence", []) or []:
-        for study in frame.get("RTReferencedStudySequence", []) or []:
-            for series in study.get("RTReferencedSeriesSequence", []) or []:
-                uid = series.get("SeriesInstanceUID")
-                if uid:
-                    found.append(str(uid))
-    return found
 
 
 def _volume_facts(location: str) -> dict[str, Any]:
@@ -365,7 +356,7 @@ class BuiltCatalog:
 
 def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> BuiltCatalog:
     """Group described files into series rows (DICOM stacks planned from headers only)."""
-    from radpipe.io.series import group_stacks, plan_series
+    from radpipe.io.dicom.series import group_stacks, plan_series
 
     key = b"" if keep_phi else pseudonym_key()
     rows: list[SeriesRow] = []

@@ -1,20 +1,18 @@
-"""DICOM files: one header pass per file that describes every frame it holds (classic, legacy
-multi-frame and enhanced multi-frame), and decoding of those frames into preallocated arrays."""
+"""DICOM headers: one pass per file that describes every frame it holds (classic, legacy
+multi-frame and enhanced multi-frame) as ``FrameRecord``s, and the ``VolumeMeta`` of a series."""
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from radpipe.errors import ReadError
-from radpipe.io.dicom_fast import LONG_VRS as _LONG_VRS
-from radpipe.io.sources import is_archive_location, open_source
+from radpipe.io.dicom.fast_header import LONG_VRS as _LONG_VRS
+from radpipe.io.sources import open_source
 from radpipe.volume import VolumeMeta
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -292,7 +290,7 @@ def _is_mosaic(dataset: Any) -> bool:
 def frame_records(path: str | Path, *, fast: bool = True) -> list[FrameRecord] | SkippedFile:
     """Read one file's header and describe each of its frames (see ``_frame_records``).
 
-    ``fast`` tries radpipe's own header reader first (:mod:`radpipe.io.dicom_fast`), falling
+    ``fast`` tries radpipe's own header reader first (:mod:`radpipe.io.dicom.fast_header`), falling
     back to pydicom for what it declines; ``fast=False`` always uses pydicom.
     """
     try:
@@ -352,7 +350,7 @@ def _frame_records(path: str | Path, *, fast: bool = True) -> list[FrameRecord] 
 
 def _fast_header(name: str) -> tuple[Any, int | None] | None:
     """The fast reader's header for the common case, or None to read with pydicom."""
-    from radpipe.io.dicom_fast import read_fast_header
+    from radpipe.io.dicom.fast_header import read_fast_header
 
     try:
         with open_source(name) as handle:
@@ -562,119 +560,18 @@ def _numbers(value: Any) -> tuple[float, ...]:
 # Decoding
 
 
-def decode_file_frames(path: str, layout: PixelLayout, frames: Sequence[int]) -> list[NDArray[Any]]:
-    """Decode the stored values of some frames of one file.
-
-    Returns
-    -------
-    list of ndarray
-        One ``(R, C)`` array (``(R, C, 3)`` for colour, delivered as RGB) per requested frame,
-        in the stored dtype; signed values with fewer stored than allocated bits are
-        sign-extended.
-
-    Raises
-    ------
-    ReadError
-        If the pixel data is truncated or its transfer syntax cannot be decoded.
-    """
-    if layout.pixel_offset is not None:
-        return _read_native_frames(path, layout, frames)
-    return _decode_with_pydicom(path, layout, frames)
-
-
-def _read_native_frames(
-    path: str, layout: PixelLayout, frames: Sequence[int]
-) -> list[NDArray[Any]]:
-    dtype = layout.stored_dtype
-    count = layout.frame_samples
-    frame_bytes = count * dtype.itemsize
-    assert layout.pixel_offset is not None
-    result = []
-    with open_source(path) as handle:
-        for frame in frames:
-            handle.seek(layout.pixel_offset + frame * frame_bytes)
-            values = np.fromfile(handle, dtype=dtype, count=count)
-            if values.size != count:
-                raise ReadError(
-                    f"{path}: pixel data is truncated (frame {frame} needs {frame_bytes} bytes); "
-                    f"the file is incomplete, copy it again from the source"
-                )
-            if not dtype.isnative:
-                values = values.astype(dtype.newbyteorder("="))
-            result.append(_fix_stored_bits(values.reshape(layout.rows, layout.columns), layout))
-    return result
-
-
-def _fix_stored_bits(values: NDArray[Any], layout: PixelLayout) -> NDArray[Any]:
-    if layout.signed and layout.bits_stored < layout.bits_allocated:
-        shift = layout.bits_allocated - layout.bits_stored
-        values = (values << shift) >> shift
-    return values
-
-
-def _decode_with_pydicom(
-    path: str, layout: PixelLayout, frames: Sequence[int]
-) -> list[NDArray[Any]]:
-    """Decode compressed (or unusual native) pixel data with pydicom and its plugins.
-
-    Multi-frame files in a proper DICOM file format decode only the frames asked for; other
-    files are read whole.
-    """
-    import pydicom
-    from pydicom.pixels import pixel_array  # type: ignore[attr-defined]
-
-    try:
-        palette = layout.photometric == "PALETTE COLOR"
-        if (
-            layout.number_of_frames > 1
-            and len(frames) == 1
-            and not palette
-            and not is_archive_location(path)
-            and _has_file_meta(path)
-        ):
-            return [np.asarray(pixel_array(path, index=frames[0]))]
-        with open_source(path) as handle:
-            dataset = pydicom.dcmread(handle, force=True)
-        decoded = np.asarray(dataset.pixel_array)
-        if palette:
-            from pydicom.pixels import apply_color_lut  # type: ignore[attr-defined]
-
-            decoded = np.asarray(apply_color_lut(decoded, dataset))
-    except (OSError, EOFError) as exc:
-        raise ReadError(f"{path}: pixel data cannot be read ({exc})") from exc
-    except Exception as exc:  # decoder plugins raise many types; name the file and syntax
-        raise ReadError(_decode_failure(path, layout.transfer_syntax, exc)) from exc
-    if layout.number_of_frames == 1:
-        return [decoded]
-    return [decoded[frame] for frame in frames]
-
-
-def _has_file_meta(path: str) -> bool:
-    with open_source(path) as handle:
-        handle.seek(128)
-        return handle.read(4) == b"DICM"
-
-
-def _decode_failure(path: str, syntax: str, exc: Exception) -> str:
-    from pydicom.pixels import get_decoder  # type: ignore[attr-defined]
-
-    name = _syntax_name(syntax)
-    said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    try:
-        available = get_decoder(syntax).is_available
-    except NotImplementedError:
-        available = False
-    if not available:
-        package = DECODER_PACKAGES.get(syntax)
-        hint = f"install {package}" if package else "no decoder for it is available in Python"
-        return f"{path}: cannot decode pixel data in {name} ({syntax}): {hint}"
-    return (
-        f"{path}: the {name} ({syntax}) decoder failed on this file, which is probably corrupt "
-        f"or uses an unsupported variant ({said}); re-export it from the source"
-    )
-
-
-def _syntax_name(uid: str) -> str:
-    from pydicom.uid import UID
-
-    return str(UID(uid).name)
+def referenced_series(dataset: Any) -> list[str]:
+    """SeriesInstanceUIDs a SEG (ReferencedSeriesSequence) or RTSTRUCT (through its frames of
+    reference) points to."""
+    found: list[str] = []
+    for item in dataset.get("ReferencedSeriesSequence", []) or []:
+        uid = item.get("SeriesInstanceUID")
+        if uid:
+            found.append(str(uid))
+    for frame in dataset.get("ReferencedFrameOfReferenceSequence", []) or []:
+        for study in frame.get("RTReferencedStudySequence", []) or []:
+            for series in study.get("RTReferencedSeriesSequence", []) or []:
+                uid = series.get("SeriesInstanceUID")
+                if uid:
+                    found.append(str(uid))
+    return found

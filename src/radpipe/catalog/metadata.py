@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from radpipe.catalog.store import Catalog, SeriesEntry
 from radpipe.errors import FormatError
 from radpipe.io.atomic import atomic_path
-from radpipe.io.catalog import Catalog, SeriesEntry
 
 #: Default columns of ``radpipe metadata``, in order.
 DEFAULT_FIELDS = (

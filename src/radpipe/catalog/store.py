@@ -12,9 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from radpipe.errors import DatasetError, FormatError, ReadError
-from radpipe.io import registry
-from radpipe.io.discover import (
+from radpipe.catalog.discover import (
     BuiltCatalog,
     DescribeOptions,
     FileEntry,
@@ -22,6 +20,8 @@ from radpipe.io.discover import (
     build_series,
     describe,
 )
+from radpipe.errors import DatasetError, FormatError, ReadError
+from radpipe.io import registry
 from radpipe.io.sources import ArchiveLimits, Problem, Source, natural_key, walk_sources
 from radpipe.volume import Volume
 
@@ -273,8 +273,8 @@ class Catalog:
         )
 
     def _load_dicom(self, entry: SeriesEntry, on_duplicate: str) -> Volume:
-        from radpipe.io.dicom import FrameRecord
-        from radpipe.io.series import assemble, plan_series
+        from radpipe.io.dicom.headers import FrameRecord
+        from radpipe.io.dicom.series import assemble, plan_series
 
         rows = self._connection.execute(
             "SELECT records FROM files WHERE series_key = ?", (entry.key,)

@@ -26,15 +26,15 @@ from radpipe.errors import (
     ReadError,
     SeriesError,
 )
-from radpipe.io.dicom import (
+from radpipe.io.dicom.headers import (
     DECODER_PACKAGES,
     FrameRecord,
     PixelLayout,
     SkippedFile,
-    decode_file_frames,
     frame_records,
     meta_from_header,
 )
+from radpipe.io.dicom.pixels import decode_file_frames
 from radpipe.io.sources import is_archive_path, list_locations, open_source
 from radpipe.volume import Volume
 
@@ -190,8 +190,8 @@ def _frame_records_without_header(path: str) -> list[FrameRecord] | SkippedFile:
 
 def header_of(record: FrameRecord) -> Any:
     """The parsed header (no pixels) of a frame's file, read again if it was dropped."""
-    from radpipe.io.dicom import open_dataset
-    from radpipe.io.dicom_fast import FastHeader
+    from radpipe.io.dicom.fast_header import FastHeader
+    from radpipe.io.dicom.headers import open_dataset
 
     if record.header is not None and not isinstance(record.header, FastHeader):
         return record.header
@@ -694,8 +694,21 @@ def scan_series(
     *,
     on_duplicate: OnDuplicate | str = OnDuplicate.ERROR,
     progress: Progress | None = None,
+    on_total: Progress | None = None,
 ) -> tuple[list[SeriesPlan], list[SkippedFile]]:
-    """Find and plan every series under a file or folder from headers alone.
+    """Find and plan every series under a file, folder or zip location from headers alone.
+
+    The one DICOM pipeline behind ``load``, ``info`` and every command that reads a series:
+    listing (zip-aware), one header pass, grouping into stacks, and planning with one duplicate
+    policy (``on_duplicate``; a listing passes ``"first"`` and reports the duplicates as a
+    warning of the plan).
+
+    Parameters
+    ----------
+    progress : callable, optional
+        Called with a count of files done.
+    on_total : callable, optional
+        Called with the number of files before their headers are read.
 
     Returns
     -------
@@ -703,6 +716,8 @@ def scan_series(
     skipped : list of SkippedFile
     """
     files = list_files(path)
+    if on_total is not None:
+        on_total(len(files))
     records, skipped = scan_headers(files, progress=progress)
     if not records:
         reasons = sorted({s.reason for s in skipped})
