@@ -9,6 +9,7 @@ time.
 
 from __future__ import annotations
 
-from radpipe.catalog.store import Catalog, SeriesEntry, open_catalog, scan
+from radpipe.catalog.entries import SeriesEntry
+from radpipe.catalog.store import Catalog, open_catalog, scan
 
 __all__ = ["Catalog", "SeriesEntry", "open_catalog", "scan"]

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from radpipe.catalog.entries import SeriesEntry
 from radpipe.errors import RadpipeError, ReadError
 from radpipe.io import registry
 from radpipe.io.dicom.headers import (
@@ -320,36 +321,10 @@ def patient_folder(location: str, root: str) -> str:
 
 
 @dataclass
-class SeriesRow:
-    """One catalog series (DICOM stack, SEG / RTSTRUCT object, volume file or contour set)."""
-
-    key: str
-    patient: str
-    study_uid: str | None
-    series_uid: str | None
-    modality: str | None
-    description: str | None
-    role: str
-    name: str | None
-    layout: str
-    format: str
-    shape: list[int] | None
-    spacing: list[float] | None
-    orientation: str | None
-    slice_spacing_regular: bool | None
-    gantry_tilt_deg: float
-    files: int
-    first_location: str
-    linked: str | None = None
-    warnings: list[str] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class BuiltCatalog:
     """Series rows, the series key of every file, and the problems found while building."""
 
-    series: list[SeriesRow]
+    series: list[SeriesEntry]
     file_series: dict[str, str]
     problems: list[tuple[str, str]]
 
@@ -359,7 +334,7 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
     from radpipe.io.dicom.series import group_stacks, plan_series
 
     key = b"" if keep_phi else pseudonym_key()
-    rows: list[SeriesRow] = []
+    rows: list[SeriesEntry] = []
     file_series: dict[str, str] = {}
     problems: list[tuple[str, str]] = [
         (e.location, e.problem) for e in entries if e.problem is not None
@@ -415,7 +390,7 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
             continue
         spacing = [float(abs(v)) for v in _spacing(plan.affine)]
         rows.append(
-            SeriesRow(
+            SeriesEntry(
                 key=series_key,
                 patient=facts.get("patient") or pseudonym(None, key=key),
                 study_uid=facts.get("study_uid"),
@@ -426,14 +401,14 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
                 name=place.name,
                 layout=layout,
                 format="DICOM",
-                shape=list(plan.shape),
-                spacing=spacing,
+                shape=tuple(plan.shape),
+                spacing=(spacing[0], spacing[1], spacing[2]),
                 orientation=_orientation(plan.affine),
                 slice_spacing_regular=plan.slice_spacing_regular,
                 gantry_tilt_deg=plan.gantry_tilt_deg,
                 files=plan.file_count,
                 first_location=first.path,
-                warnings=[str(warning) for warning in plan.warnings],
+                warnings=tuple(str(warning) for warning in plan.warnings),
                 facts=facts,
             )
         )
@@ -449,7 +424,7 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
             series_key = f"{facts.get('series_uid') or entry.location}:{role}"
             referenced = facts.get("referenced_series") or []
             rows.append(
-                SeriesRow(
+                SeriesEntry(
                     key=series_key,
                     patient=facts.get("patient") or pseudonym(None, key=key),
                     study_uid=facts.get("study_uid"),
@@ -520,7 +495,7 @@ def _volume_rows(
     file_series: dict[str, str],
     key: bytes,
     dicom_patients: dict[str, str],
-) -> list[SeriesRow]:
+) -> list[SeriesEntry]:
     """Image and label files, labels paired with their image by name (``case_seg`` →
     ``case``, ``case_image``, ``case_0000`` …, or the same name in an image folder)."""
     volumes = [e for e in entries if e.kind == "volume"]
@@ -546,7 +521,7 @@ def _volume_rows(
         folder = patient_folder(entry.location, root)
         patient = dicom_patients.get(folder) or (pseudonym(folder, key=key) if key else folder)
         rows.append(
-            SeriesRow(
+            SeriesEntry(
                 key=entry.location,
                 patient=patient,
                 study_uid=None,
@@ -593,9 +568,9 @@ def _contour_rows(
     entries: list[FileEntry],
     root: str,
     file_series: dict[str, str],
-    existing: list[SeriesRow],
+    existing: list[SeriesEntry],
     key: bytes,
-) -> list[SeriesRow]:
+) -> list[SeriesEntry]:
     """Sunnybrook contour folders, linked to their DICOM patient through ``link.csv``."""
     groups: dict[str, list[FileEntry]] = defaultdict(list)
     for entry in entries:
@@ -626,7 +601,7 @@ def _contour_rows(
         patient = image.patient if image else pseudonym(contour_patient, key=key)
         key_name = f"{folder}:contours"
         rows.append(
-            SeriesRow(
+            SeriesEntry(
                 key=key_name,
                 patient=patient,
                 study_uid=image.study_uid if image else None,

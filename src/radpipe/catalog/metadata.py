@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from radpipe.catalog.store import Catalog, SeriesEntry
+from radpipe.catalog.entries import SeriesEntry
+from radpipe.catalog.store import Catalog
 from radpipe.errors import FormatError
 from radpipe.io.atomic import atomic_path
 

@@ -8,7 +8,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +16,10 @@ from radpipe.catalog.discover import (
     BuiltCatalog,
     DescribeOptions,
     FileEntry,
-    SeriesRow,
     build_series,
     describe,
 )
+from radpipe.catalog.entries import EXPORT_COLUMNS, SeriesEntry
 from radpipe.errors import DatasetError, FormatError, ReadError
 from radpipe.io import registry
 from radpipe.io.sources import ArchiveLimits, Problem, Source, natural_key, walk_sources
@@ -56,61 +56,6 @@ CREATE INDEX IF NOT EXISTS series_modality ON series (modality);
 CREATE INDEX IF NOT EXISTS series_role ON series (role);
 CREATE TABLE IF NOT EXISTS problems (location TEXT NOT NULL, reason TEXT NOT NULL);
 """
-
-#: The columns of one series row in CSV / JSON exports, in order.
-EXPORT_COLUMNS = (
-    "key", "patient", "study_uid", "series_uid", "modality", "description", "role", "name",
-    "layout", "format", "slices", "rows", "columns", "spacing_slice", "spacing_row",
-    "spacing_column", "orientation", "slice_spacing_regular", "gantry_tilt_deg", "files",
-    "linked", "first_location",
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class SeriesEntry:
-    """One series of a catalog, as returned by queries."""
-
-    key: str
-    patient: str
-    study_uid: str | None
-    series_uid: str | None
-    modality: str | None
-    description: str | None
-    role: str
-    name: str | None
-    layout: str
-    format: str
-    shape: tuple[int, ...] | None
-    spacing: tuple[float, float, float] | None
-    orientation: str | None
-    slice_spacing_regular: bool | None
-    gantry_tilt_deg: float
-    files: int
-    first_location: str
-    linked: str | None
-    warnings: tuple[str, ...]
-    facts: dict[str, Any]
-
-    @property
-    def slice_spacing_mm(self) -> float | None:
-        """Distance between slice centres in mm (not SliceThickness, which overlapping
-        reconstructions exceed the spacing by)."""
-        return self.spacing[0] if self.spacing else None
-
-    def as_row(self) -> dict[str, Any]:
-        """Flat dictionary of the export columns."""
-        shape = self.shape or (None, None, None)
-        spacing = self.spacing or (None, None, None)
-        values = asdict(self)
-        values.update(
-            slices=shape[0],
-            rows=shape[1] if len(shape) > 1 else None,
-            columns=shape[2] if len(shape) > 2 else None,
-            spacing_slice=spacing[0],
-            spacing_row=spacing[1],
-            spacing_column=spacing[2],
-        )
-        return {column: values[column] for column in EXPORT_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -555,8 +500,8 @@ def _store(connection: sqlite3.Connection, built: BuiltCatalog) -> None:
     connection.executemany("INSERT INTO problems VALUES (?, ?)", built.problems)
 
 
-def _series_values(row: SeriesRow) -> tuple[Any, ...]:
-    shape = row.shape or []
+def _series_values(row: SeriesEntry) -> tuple[Any, ...]:
+    shape: tuple[int, ...] = row.shape or ()
     spacing: list[float | None] = list(row.spacing) if row.spacing else [None, None, None]
     regular = None if row.slice_spacing_regular is None else int(row.slice_spacing_regular)
     return (
@@ -566,7 +511,7 @@ def _series_values(row: SeriesRow) -> tuple[Any, ...]:
         shape[2] if len(shape) > 2 else None, spacing[0], spacing[1], spacing[2],
         row.orientation, regular,
         row.gantry_tilt_deg, row.files, row.first_location, row.linked,
-        json.dumps(row.warnings), json.dumps(row.facts),
+        json.dumps(list(row.warnings)), json.dumps(row.facts),
     )  # fmt: skip
 
 

@@ -123,9 +123,7 @@ def summarize_path(
         volume = load(source)
         name = Path(source.split("::")[-1]).name
         return [summarize_volume(volume, key=name, keep_phi=keep_phi, values=values)]
-    plans, skipped = scan_series(
-        source, on_duplicate="first", progress=progress, on_total=on_total
-    )
+    plans, skipped = scan_series(source, on_duplicate="first", progress=progress, on_total=on_total)
     if values and on_total is not None:
         on_total(
             sum(plan.file_count for plan in plans)
