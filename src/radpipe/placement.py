@@ -25,6 +25,7 @@ AnyVolume = TypeVar("AnyVolume", bound=Volume)
 
 __all__ = [
     "Resize",
+    "copy_coinciding",
     "heatmap_on",
     "labels_on",
     "place_plane",
@@ -74,9 +75,80 @@ def resample_onto(
     (S', R', C') ndarray
         ``target.spatial_shape``; ``values``' dtype for order 0, float32 for order 1.
     """
+    source_affine = geometry.check_affine(affine)
+    if _is_orthogonal(source_affine) and _is_orthogonal(target.affine):
+        return _resample_sitk(values, source_affine, target, order=order, fill=fill)
+    return _resample_scipy(values, source_affine, target, order=order, fill=fill)
+
+
+def _is_orthogonal(affine: NDArray[np.float64]) -> bool:
+    """Whether the grid's axes are at right angles (no gantry-tilt shear)."""
+    return geometry.shear_angle_deg(affine) < 1e-3
+
+
+def _reference_grid(target: Volume) -> Any:
+    """An empty SimpleITK image with ``target``'s grid."""
+    import SimpleITK as sitk
+
+    reference = sitk.Image([int(n) for n in target.spatial_shape[::-1]], sitk.sitkUInt8)
+    reference.SetSpacing([float(v) for v in target.spacing[::-1]])
+    reference.SetOrigin(target.origin)
+    reference.SetDirection(tuple(float(v) for v in target.direction[:, ::-1].ravel()))
+    return reference
+
+
+def _resample_sitk(
+    values: NDArray[Any], affine: NDArray[np.float64], target: Volume, *, order: int, fill: float
+) -> NDArray[Any]:
+    """SimpleITK's resampler (multi-threaded): nearest for labels; linear, NaN-aware, for floats."""
+    import SimpleITK as sitk
+
+    reference = _reference_grid(target)
+    identity = sitk.Transform()
+    if order == 0:
+        data = values.astype(np.uint8) if values.dtype == np.bool_ else values
+        source = Volume(data, affine).to_sitk()
+        result = sitk.Resample(source, reference, identity, sitk.sitkNearestNeighbor, fill)
+        return np.asarray(sitk.GetArrayFromImage(result)).astype(values.dtype, copy=False)
+    data = np.asarray(values, dtype=np.float32)
+    holes = ~np.isfinite(data)
+    if not holes.any():  # outside the source: ``fill`` (NaN allowed) straight from ITK
+        whole = Volume(data, affine).to_sitk()
+        result = sitk.Resample(whole, reference, identity, sitk.sitkLinear, fill, sitk.sitkFloat32)
+        return np.asarray(sitk.GetArrayFromImage(result))
+    known = Volume(np.where(holes, np.float32(0.0), data), affine).to_sitk()
+    sampled = sitk.GetArrayFromImage(
+        sitk.Resample(known, reference, identity, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    )
+    weight = sitk.GetArrayFromImage(
+        sitk.Resample(
+            Volume((~holes).astype(np.float32), affine).to_sitk(), reference, identity,
+            sitk.sitkLinear, 0.0, sitk.sitkFloat32,
+        )
+    )  # fmt: skip
+    return _normalised(sampled, weight, fill)
+
+
+def _normalised(
+    sampled: NDArray[np.float32], weight: NDArray[np.float32], fill: float
+) -> NDArray[np.float32]:
+    """Linear samples of the known values divided by the known fraction; "no value" where less
+    than half of the neighbourhood was known."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normalised = np.where(weight > 1e-6, sampled / np.maximum(weight, 1e-6), fill)
+    normalised[weight < 0.5] = fill
+    result: NDArray[np.float32] = normalised.astype(np.float32)
+    return result
+
+
+def _resample_scipy(
+    values: NDArray[Any], affine: NDArray[np.float64], target: Volume, *, order: int, fill: float
+) -> NDArray[Any]:
+    """scipy's affine_transform: the path for sheared (gantry-tilted) grids, which ITK images
+    cannot describe."""
     from scipy import ndimage
 
-    mapping = np.linalg.inv(geometry.check_affine(affine)) @ target.affine
+    mapping = np.linalg.inv(affine) @ target.affine
     matrix, offset = mapping[:3, :3], mapping[:3, 3]
     if order == 0:
         # a border of ``fill`` gives every voxel its half-voxel reach, and lets positions a
@@ -98,11 +170,53 @@ def resample_onto(
         (~holes).astype(np.float32), matrix, offset=offset, output_shape=target.spatial_shape,
         order=1, mode="constant", cval=0.0,
     )  # fmt: skip
-    with np.errstate(invalid="ignore", divide="ignore"):
-        normalised = np.where(weight > 1e-6, sampled / np.maximum(weight, 1e-6), fill)
-    normalised[weight < 0.5] = fill
-    result_f: NDArray[np.float32] = normalised.astype(np.float32)
-    return result_f
+    return _normalised(sampled, weight, fill)
+
+
+def copy_coinciding(
+    values: NDArray[Any], affine: ArrayLike, target: Volume, *, fill: float
+) -> NDArray[Any]:
+    """Place values whose voxel centres coincide with ``target``'s (see
+    :func:`voxels_coincide`) by index arithmetic alone: a transpose, flips and one copy.
+
+    Returns
+    -------
+    (S', R', C') ndarray
+        ``target.spatial_shape``, ``values``' dtype; ``fill`` where ``values`` does not reach.
+    """
+    mapping = np.linalg.inv(geometry.check_affine(affine)) @ target.affine
+    matrix, offset = mapping[:3, :3], mapping[:3, 3]
+    sizes = target.spatial_shape
+    source_axis: list[int | None] = [None, None, None]
+    step = [1, 1, 1]
+    for axis in range(3):
+        if sizes[axis] > 1:
+            source_axis[axis] = int(np.argmax(np.abs(matrix[:, axis])))
+            step[axis] = int(np.rint(matrix[source_axis[axis], axis]))
+    spare = [a for a in range(3) if a not in source_axis]
+    axes = [a if a is not None else spare.pop(0) for a in source_axis]
+    start = np.rint(offset).astype(int)
+    view = np.transpose(values, axes)
+    output = np.full(sizes, fill, dtype=values.dtype)
+    target_slices, source_slices = [], []
+    for axis in range(3):
+        first, length = int(start[axes[axis]]), values.shape[axes[axis]]
+        if step[axis] > 0:
+            low, high = max(0, -first), min(sizes[axis] - 1, length - 1 - first)
+        else:
+            low, high = max(0, first - (length - 1)), min(sizes[axis] - 1, first)
+        if high < low:
+            return output
+        target_slices.append(slice(low, high + 1))
+        begin = first + step[axis] * low
+        end = first + step[axis] * high
+        source_slices.append(
+            slice(begin, end + 1)
+            if step[axis] > 0
+            else slice(begin, end - 1 if end > 0 else None, -1)
+        )
+    output[tuple(target_slices)] = view[tuple(source_slices)]
+    return output
 
 
 def voxels_coincide(source: Volume, target: Volume, *, atol_voxel: float = 1e-3) -> bool:
@@ -199,17 +313,18 @@ def _place_by_world(
         return source.like(source.array, image.affine)
     _check_overlap(name, source, image)
     exact = voxels_coincide(source, image)
-    if not exact:
-        method = "nearest neighbour" if order == 0 else "linear"
-        warnings.warn(
-            ResampledWarning(
-                f"{_mismatch(name, source, image)} lie on different grids; resampled onto the "
-                f"image by world position ({method})"
-            ),
-            stacklevel=3,
-        )
-    moved = resample_onto(source.array, source.affine, image, order=0 if exact else order,
-                          fill=fill)  # fmt: skip
+    if exact:
+        moved = copy_coinciding(source.array, source.affine, image, fill=fill)
+        return source.like(moved, image.affine)
+    method = "nearest neighbour" if order == 0 else "linear"
+    warnings.warn(
+        ResampledWarning(
+            f"{_mismatch(name, source, image)} lie on different grids; resampled onto the "
+            f"image by world position ({method})"
+        ),
+        stacklevel=3,
+    )
+    moved = resample_onto(source.array, source.affine, image, order=order, fill=fill)
     return source.like(moved, image.affine)
 
 

@@ -118,7 +118,10 @@ def _labels_on_source_images(
 
     from radpipe import geometry
     from radpipe.errors import GeometryError, ResampledWarning
-    from radpipe.placement import resample_onto, voxels_coincide
+    from radpipe.placement import copy_coinciding, resample_onto, voxels_coincide
+
+    def _nearest(values: Any, affine: Any, plane: Volume, *, fill: float) -> Any:
+        return resample_onto(values, affine, plane, order=0, fill=fill)
 
     planes = [_image_plane(dataset) for dataset in datasets]
     if not any(
@@ -129,9 +132,13 @@ def _labels_on_source_images(
             f"{source}: the label map ({labels.describe_grid()}) does not overlap the source "
             "images in the patient; was it made for another series?"
         )
-    exact = all(voxels_coincide(labels, plane) for plane in planes)
+    coincide = [voxels_coincide(labels, plane) for plane in planes]
+    exact = all(coincide)
     placed = np.stack(
-        [resample_onto(labels.array, labels.affine, p, order=0, fill=0)[0] for p in planes]
+        [
+            (copy_coinciding if same else _nearest)(labels.array, labels.affine, plane, fill=0)[0]
+            for plane, same in zip(planes, coincide, strict=True)
+        ]
     )
     if not exact:
         warnings.warn(
