@@ -155,3 +155,29 @@ def analysis_inputs(
                 f"{path}: no patient with an image and masks found (looked for mask series, "
                 "label maps beside or linked to a series, SEG and RTSTRUCT)"
             )
+
+
+def image_volumes(root: str | Path, *, on_duplicate: str = "error") -> Iterator[tuple[str, Volume]]:
+    """Every 3-D image series under ``root`` (scanned into a temporary catalog), loaded one at a
+    time and named ``<patient>_<NNN>`` in catalog order (patients pseudonymised).
+
+    Raises
+    ------
+    ReadError
+        If no 3-D image series is found.
+    """
+    import tempfile
+
+    from radpipe.catalog.store import scan
+
+    with tempfile.TemporaryDirectory(prefix="radpipe-") as work:
+        catalog, _ = scan(root, Path(work) / "catalog.sqlite")
+        with catalog:
+            entries = [e for e in catalog.series(role="image") if e.shape and len(e.shape) == 3]
+            if not entries:
+                raise ReadError(f"{root}: no 3-D image series found")
+            for number, entry in enumerate(entries, start=1):
+                yield (
+                    f"{entry.patient}_{number:03d}",
+                    catalog.load(entry, on_duplicate=on_duplicate),
+                )

@@ -147,23 +147,15 @@ def build_command(
     ] = "error",
 ) -> None:
     """Build an HDF5 dataset of images and masks."""
-    from radpipe.dataset.build import BuildOptions, PatientJob, build, load_config, sunnybrook_jobs
+    from radpipe.dataset.build import build, build_options, load_config, plan_build
     from radpipe.errors import DatasetError
 
     settings: dict[str, Any] = load_config(config) if config else {}
-    options = BuildOptions(
-        mode=mode or settings.get("mode", "2d"),
-        spacing=_floats(spacing) or _floats(settings.get("spacing")),
-        size=_ints(size) or _ints(settings.get("size")),
-        normalization=normalization or settings.get("normalization", "none"),
-        window=window or settings.get("window"),
-        labelled_only=labelled_only
-        or str(settings.get("labelled_only", "false")).lower() in ("1", "true", "yes"),
-        keep_phi=keep_phi,
-        on_duplicate=on_duplicate,
-    )
-    if options.mode not in ("2d", "3d"):
-        raise DatasetError(f"--mode must be 2d or 3d, got {options.mode!r}")
+    options = build_options(
+        settings, mode=mode, spacing=_floats(spacing), size=_ints(size),
+        normalization=normalization, window=window, labelled_only=labelled_only or None,
+        keep_phi=keep_phi or None, on_duplicate=on_duplicate,
+    )  # fmt: skip
     output = output or (
         Path(settings["output_filename"]) if "output_filename" in settings else None
     )
@@ -172,28 +164,8 @@ def build_command(
     )
     if output is None:
         raise DatasetError("give the output file with -o/--output-filename")
-    label_names: dict[int, str] = {}
     with tempfile.TemporaryDirectory() as work:
-        if data_directory is not None:
-            jobs = sunnybrook_jobs(data_directory, options)
-            label_names = {1: "endocardium", 2: "myocardium"}
-            if options.spacing is None:
-                options.spacing = _first_spacing(jobs[0].sources[0])
-            if options.size is None:
-                options.size = [256, 256]
-        elif source is not None:
-            from radpipe.catalog.patients import annotated_patients
-            from radpipe.catalog.store import scan
-
-            catalog_path = Path(work) / "catalog.sqlite"
-            catalog, _ = scan(source, catalog_path, keep_phi=keep_phi)
-            with catalog:
-                patients = annotated_patients(catalog)
-            if not patients:
-                raise DatasetError(f"{source}: no patient with an image and masks found")
-            jobs = [PatientJob(p, "catalog", (str(catalog_path),), options) for p in patients]
-        else:
-            raise DatasetError("give a folder, or --data-directory for the Sunnybrook layout")
+        jobs, label_names = plan_build(options, work, source=source, data_directory=data_directory)
         with progress_bar("Building") as (advance, set_total):
             set_total(len(jobs))
             path, written, rejected, errors = build(
@@ -216,14 +188,6 @@ def build_command(
         png = path.with_name(path.stem + "_random.png")
         random_sample_png(path, png)
         stdout.print(f"wrote {png}")
-
-
-def _first_spacing(image_folder: str) -> list[float]:
-    from radpipe.io import load
-
-    first = sorted(Path(image_folder).glob("*.dcm"))[0]
-    spacing = load(first).spacing
-    return [spacing[1], spacing[2]]
 
 
 @dataset_app.command("inspect")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,19 +37,10 @@ def _split(text: str | None) -> tuple[float, float, float] | None:
 
 
 def _volumes(source: Path, all_series: bool) -> list[tuple[str, Any]]:
+    from radpipe.catalog.patients import image_volumes
     from radpipe.io import load
 
-    if not all_series:
-        return [(source.name, load(source))]
-    from radpipe.catalog.store import scan
-
-    with tempfile.TemporaryDirectory() as work:
-        catalog, _ = scan(source, Path(work) / "catalog.sqlite")
-        with catalog:
-            entries = [e for e in catalog.series(role="image") if e.shape and len(e.shape) == 3]
-            return [
-                (f"{e.patient}_{n:03d}", catalog.load(e)) for n, e in enumerate(entries, start=1)
-            ]
+    return list(image_volumes(source)) if all_series else [(source.name, load(source))]
 
 
 @export_app.command("nerf")
@@ -143,20 +133,17 @@ def nerf(
             )
         return
     if all_series:
-        from radpipe.catalog.store import scan
+        from radpipe.catalog.patients import image_volumes
+        from radpipe.export.nerf import export_nerf_each
 
-        with tempfile.TemporaryDirectory() as work:
-            catalog, _ = scan(source, Path(work) / "catalog.sqlite")
-            with catalog:
-                entries = [e for e in catalog.series(role="image") if e.shape and len(e.shape) == 3]
-                for number, entry in enumerate(entries, start=1):
-                    folder = output / f"{entry.patient}_{number:03d}"
-                    result = export_nerf(catalog.load(entry), folder, **options)
-                    if not quiet:
-                        stdout.print(
-                            f"{folder}: {len(result.files)} slices "
-                            f"{result.image_shape[1]}×{result.image_shape[0]}"
-                        )
+        def report(result: Any) -> None:
+            if not quiet:
+                stdout.print(
+                    f"{result.folder}: {len(result.files)} slices "
+                    f"{result.image_shape[1]}×{result.image_shape[0]}"
+                )
+
+        export_nerf_each(image_volumes(source), output, on_export=report, **options)
         return
     if not quiet:
         stdout.print(f"Loading {source}...")

@@ -307,3 +307,88 @@ def build(
         writer.abort()
         raise
     return path, written, writer.rejected, errors
+
+
+def _numbers(value: Any, *, name: str) -> list[float] | None:
+    """A list of numbers from ``1.0,2.0`` text or a list (a config value), or None."""
+    if value in (None, "", []):
+        return None
+    parts = value if isinstance(value, list | tuple) else str(value).split(",")
+    try:
+        return [float(v) for v in parts]
+    except (TypeError, ValueError):
+        raise DatasetError(f"{name}: expected numbers separated by commas, got {value!r}") from None
+
+
+def build_options(settings: dict[str, Any] | None = None, **given: Any) -> BuildOptions:
+    """Options from a config file's ``settings`` with explicit values (not None) taking
+    precedence, as the CLI merges ``--config`` with its flags.
+
+    Raises
+    ------
+    DatasetError
+        For a mode other than 2d / 3d or values that are not numbers.
+    """
+    merged = dict(settings or {})
+    merged.update({key: value for key, value in given.items() if value is not None})
+    spacing = _numbers(merged.get("spacing"), name="spacing")
+    size = _numbers(merged.get("size"), name="size")
+    labelled = merged.get("labelled_only", False)
+    options = BuildOptions(
+        mode=str(merged.get("mode", "2d")),
+        spacing=spacing,
+        size=None if size is None else [int(v) for v in size],
+        normalization=str(merged.get("normalization", "none")),
+        window=merged.get("window"),
+        labelled_only=labelled if isinstance(labelled, bool)
+        else str(labelled).lower() in ("1", "true", "yes"),
+        keep_phi=bool(merged.get("keep_phi", False)),
+        on_duplicate=str(merged.get("on_duplicate", "error")),
+    )  # fmt: skip
+    if options.mode not in ("2d", "3d"):
+        raise DatasetError(f"--mode must be 2d or 3d, got {options.mode!r}")
+    return options
+
+
+def plan_build(
+    options: BuildOptions,
+    work_dir: str | Path,
+    *,
+    source: str | Path | None = None,
+    data_directory: str | Path | None = None,
+) -> tuple[list[PatientJob], dict[int, str]]:
+    """The jobs of a build and the dataset's label names.
+
+    ``data_directory`` is a Sunnybrook-layout folder (``link.csv``): labels endocardium /
+    myocardium, and unless given, the in-plane spacing of the first image and 256×256 slices.
+    ``source`` is any folder, zip or dataset root, scanned into a catalog in ``work_dir``; each
+    patient with an image and masks becomes a job.
+
+    Raises
+    ------
+    DatasetError
+        If neither is given, or no patient has an image with masks.
+    """
+    if data_directory is not None:
+        jobs = sunnybrook_jobs(data_directory, options)
+        if options.spacing is None:
+            from radpipe.io import load
+
+            first = sorted(Path(jobs[0].sources[0]).glob("*.dcm"))[0]
+            spacing = load(first).spacing
+            options.spacing = [spacing[1], spacing[2]]
+        if options.size is None:
+            options.size = [256, 256]
+        return jobs, {1: "endocardium", 2: "myocardium"}
+    if source is None:
+        raise DatasetError("give a folder, or --data-directory for the Sunnybrook layout")
+    from radpipe.catalog.patients import annotated_patients
+    from radpipe.catalog.store import scan
+
+    catalog_path = Path(work_dir) / "catalog.sqlite"
+    catalog, _ = scan(source, catalog_path, keep_phi=options.keep_phi)
+    with catalog:
+        patients = annotated_patients(catalog)
+    if not patients:
+        raise DatasetError(f"{source}: no patient with an image and masks found")
+    return [PatientJob(p, "catalog", (str(catalog_path),), options) for p in patients], {}

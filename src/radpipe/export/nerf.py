@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -391,3 +391,24 @@ def export_mvsplat(
             written.append(target / name)
         (staging / "index.json").write_text(json.dumps(index, indent=2))
     return written
+
+
+def export_nerf_each(
+    volumes: Iterable[tuple[str, Volume]],
+    output: str | Path,
+    *,
+    on_export: Callable[[NerfExport], None] | None = None,
+    **options: Any,
+) -> list[NerfExport]:
+    """:func:`export_nerf` for each named volume into ``output/<name>`` (e.g. from
+    :func:`radpipe.catalog.patients.image_volumes`), one volume in memory at a time.
+
+    ``options`` are :func:`export_nerf`'s; ``on_export`` is called with each result.
+    """
+    results = []
+    for name, volume in volumes:
+        result = export_nerf(volume, Path(output) / name, **options)
+        results.append(result)
+        if on_export is not None:
+            on_export(result)
+    return results
