@@ -97,4 +97,6 @@ def demo(
     )
 
     stdout.print("[bold]analysis[/bold] (the phantom's tumour volumes are known; compare above)")
-    analyze(path=folder, out=folder / "report", catalog=folder / "catalog.sqlite")
+    analyze(
+        path=folder, out=folder / "report", catalog=folder / "catalog.sqlite", overwrite=overwrite
+    )
