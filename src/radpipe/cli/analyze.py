@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from radpipe.cli.console import progress_bar, stdout
+from radpipe.cli.options import OnDuplicate
 
 masks_app = typer.Typer(
     help="Convert masks between label maps, DICOM SEG and contours.", no_args_is_help=True
@@ -69,12 +70,7 @@ def analyze(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an earlier report in --out.")
     ] = False,
-    on_duplicate: Annotated[
-        str,
-        typer.Option(
-            "--on-duplicate", help="Images sharing a slice position: error, first or last."
-        ),
-    ] = "error",
+    on_duplicate: OnDuplicate = "error",
 ) -> None:
     """Measure organs and tumours: per-lesion, per-patient and cohort reports."""
     from radpipe.catalog.patients import analysis_inputs

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from radpipe.cli.console import progress_bar, stdout
+from radpipe.cli.options import OnDuplicate
 
 
 def convert(
@@ -19,12 +20,7 @@ def convert(
         str | None,
         typer.Option("--series", help="SeriesInstanceUID to convert when INPUT holds several."),
     ] = None,
-    on_duplicate: Annotated[
-        str,
-        typer.Option(
-            "--on-duplicate", help="error, first or last: images sharing a slice position."
-        ),
-    ] = "error",
+    on_duplicate: OnDuplicate = "error",
     resample_tilt: Annotated[
         bool,
         typer.Option("--resample-tilt", help="Resample gantry-tilted CT onto an orthogonal grid."),

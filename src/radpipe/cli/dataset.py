@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from radpipe.cli.console import progress_bar, stdout
+from radpipe.cli.options import OnDuplicate
 
 dataset_app = typer.Typer(
     help="Build, inspect and sample training datasets (HDF5).", no_args_is_help=True
@@ -139,12 +140,7 @@ def build_command(
     keep_phi: Annotated[
         bool, typer.Option("--keep-phi", help="Keep real patient identifiers.")
     ] = False,
-    on_duplicate: Annotated[
-        str,
-        typer.Option(
-            "--on-duplicate", help="Images sharing a slice position: error, first or last."
-        ),
-    ] = "error",
+    on_duplicate: OnDuplicate = "error",
 ) -> None:
     """Build an HDF5 dataset of images and masks."""
     from radpipe.dataset.build import build, build_options, load_config, plan_build
