@@ -31,6 +31,10 @@ class OutputExistsError(RadpipeError, FileExistsError):
     """An output file exists already and overwriting was not allowed."""
 
 
+class WriteError(RadpipeError, OSError):
+    """An output cannot be written there: a read-only or missing folder, a file in the way."""
+
+
 class RadpipeWarning(UserWarning):
     """Something a user should know about the data (uneven spacing, dropped slices)."""
 

@@ -182,7 +182,7 @@ def test_duplicate_slices_follow_one_policy_in_every_command(phantom_study, tmp_
     import pydicom
     from pydicom.uid import generate_uid
 
-    dataset = pydicom.dcmread(sorted((study / "CT").iterdir())[3])
+    dataset = pydicom.dcmread(sorted((study / "CT").glob("*.dcm"))[3])
     dataset.SOPInstanceUID = generate_uid()  # a second image at the same position
     dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
     dataset.save_as(study / "CT" / "copy.dcm")

@@ -187,6 +187,7 @@ def render(
                 plane=plane,
                 workers=workers,
                 progress=advance,
+                overwrite=overwrite,
                 window=window,
                 mask=labels,
             )

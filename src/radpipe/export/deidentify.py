@@ -263,7 +263,7 @@ def deidentify_tree(
     secret = key or pseudonym_key()
     report = DeidentifyReport()
     items = sorted(walk_sources(root), key=lambda item: natural_key(item.location))
-    with atomic_folder(target, overwrite=overwrite) as temporary:
+    with atomic_folder(target, overwrite=overwrite, input_folders=[root]) as temporary:
         for item in items:
             if not isinstance(item, Source):
                 report.problems.append((item.location, item.reason))

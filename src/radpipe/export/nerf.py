@@ -14,8 +14,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from radpipe.errors import FormatError, GeometryError, OutputExistsError
-from radpipe.io.atomic import atomic_folder
+from radpipe.errors import FormatError, GeometryError
+from radpipe.io.atomic import (
+    atomic_folder,
+    check_folder_replaceable,
+    guard_output,
+    inputs_of,
+)
 from radpipe.volume import Volume
 from radpipe.windowing import Normalization, Window, apply_window, auto_window
 
@@ -210,10 +215,8 @@ def export_nerf(
     if every < 1:
         raise FormatError(f"--every must be at least 1, got {every}")
     target = Path(folder)
-    if target.exists() and any(target.iterdir()) and not overwrite:
-        raise OutputExistsError(
-            f"{target}: exists and is not empty; pass --overwrite to replace it"
-        )
+    guard_output(target, **inputs_of(volume))
+    check_folder_replaceable(target, overwrite=overwrite)
     stack = slice_stack(volume, plane=plane, axis=axis)
     levels, used_range = to_grey_levels(stack.values, mode=mode, window=window, bit_depth=bit_depth)
     count = levels.shape[0]
@@ -271,7 +274,7 @@ def export_nerf(
     token = f"nerf-{os.getpid()}-{id(levels)}"
     _SHARED[token] = levels
     try:
-        with atomic_folder(target, overwrite=True) as temporary:
+        with atomic_folder(target, overwrite=overwrite, **inputs_of(volume)) as temporary:
             parts = max(1, min(workers or default_workers(), len(indices)))
             items = [
                 (index, str(temporary / name)) for name, index in zip(names, indices, strict=True)
@@ -346,10 +349,7 @@ def export_mvsplat(
 
     torch = import_optional("torch", extra="torch")
     target = Path(folder)
-    if target.exists() and any(target.iterdir()) and not overwrite:
-        raise OutputExistsError(
-            f"{target}: exists and is not empty; pass --overwrite to replace it"
-        )
+    check_folder_replaceable(target, overwrite=overwrite)
     opengl_to_opencv = np.diag([1.0, -1.0, -1.0, 1.0])
     examples = []
     for key, volume in volumes:
@@ -382,7 +382,13 @@ def export_mvsplat(
         )
     index: dict[str, str] = {}
     written = []
-    with atomic_folder(target, overwrite=True) as staging:
+    sources = [inputs_of(volume) for _, volume in volumes]
+    with atomic_folder(
+        target,
+        overwrite=overwrite,
+        inputs=[name for found in sources for name in found["inputs"]],
+        input_folders=[name for found in sources for name in found["input_folders"]],
+    ) as staging:
         for number, start in enumerate(range(0, len(examples), chunk_size)):
             name = f"{number:06d}.torch"
             chunk = examples[start : start + chunk_size]

@@ -62,20 +62,23 @@ def write_all_slices(
     plane: str = "axial",
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> list[Path]:
     """Render every slice of ``volume`` in ``plane`` to ``folder/<plane>_NNN.png``.
 
     Work is split into one chunk of slices per worker process (the volume travels once per
     chunk). ``options`` go to :func:`radpipe.render.view` (window, heatmap, style, mask …).
+    The folder appears only when every slice is written; it may not overlap the volume's input
+    files, and ``overwrite`` replaces only an earlier radpipe output folder.
     """
+    from radpipe.io.atomic import atomic_folder, inputs_of
     from radpipe.parallel import default_workers, run_map
     from radpipe.render import Plane, _axis, canonical, prepared
 
     chosen = Plane(plane)
     volume, options = prepared(volume, options)
     target = Path(folder)
-    target.mkdir(parents=True, exist_ok=True)
     count = canonical(volume).spatial_shape[_axis(chosen)]
     digits = max(3, len(str(count - 1)))
     parts = max(1, min(workers or default_workers(), count))
@@ -86,14 +89,15 @@ def write_all_slices(
     forked = "fork" in multiprocessing.get_all_start_methods()
     shared: Any = token if forked else volume
     _FORK_SHARED[token] = (volume, options)  # inherited by forked workers, never pickled
+    written: list[Path] = []
     try:
-        sent = {} if forked else options
-        jobs = [(shared, chunk, chosen.value, sent, str(target), digits) for chunk in chunks]
-        written: list[Path] = []
-        for paths in run_map(_render_chunk, jobs, workers=parts, chunksize=1):
-            written.extend(Path(p) for p in paths)
-            if progress is not None:
-                progress(len(paths))
+        with atomic_folder(target, overwrite=overwrite, **inputs_of(volume)) as staging:
+            sent = {} if forked else options
+            jobs = [(shared, chunk, chosen.value, sent, str(staging), digits) for chunk in chunks]
+            for paths in run_map(_render_chunk, jobs, workers=parts, chunksize=1):
+                written.extend(target / Path(p).name for p in paths)
+                if progress is not None:
+                    progress(len(paths))
     finally:
         _FORK_SHARED.pop(token, None)
     return sorted(written)

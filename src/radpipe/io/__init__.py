@@ -127,8 +127,10 @@ def save(volume: Volume, path: str | Path, *, overwrite: bool = False) -> Path:
         raise FormatError(
             f"{target}: unknown output format; use one of {', '.join(registry.writable_suffixes())}"
         )
+    from radpipe.io.atomic import guard_output, inputs_of
     from radpipe.volume import LabelMap
 
+    guard_output(target, **inputs_of(volume))
     if isinstance(volume, LabelMap) and volume.labels:
         sidecar = label_sidecar_path(target)
         if sidecar.exists() and not overwrite:

@@ -1,5 +1,9 @@
 """Atomic output: write beside the target under a temporary name, then rename into place, with
-the permissions the user's umask gives (temporary files and folders are created private)."""
+the permissions the user's umask gives (temporary files and folders are created private).
+
+Outputs never overwrite, contain or sit inside their inputs (``guard_output``), and a folder is
+replaced with ``overwrite`` only when radpipe wrote it (it holds the ``.radpipe-output`` marker):
+``--overwrite`` never deletes a user's own files."""
 
 from __future__ import annotations
 
@@ -7,19 +11,111 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
-from radpipe.errors import OutputExistsError
+from radpipe.errors import OutputExistsError, RadpipeError, WriteError
+
+#: The file that marks a folder as radpipe's own output (written in every ``atomic_folder``).
+OUTPUT_MARKER = ".radpipe-output"
+
+
+class OutputOverlapsInputError(OutputExistsError):
+    """An output would replace, contain or sit inside one of the command's inputs."""
+
+
+def _resolved(path: str | Path) -> Path:
+    """An absolute path with symbolic links resolved; zip locations give their archive."""
+    text = str(path).split("::")[0]
+    return Path(text).expanduser().resolve()
+
+
+def guard_output(
+    target: str | Path,
+    *,
+    inputs: Iterable[str | Path] = (),
+    input_folders: Iterable[str | Path] = (),
+) -> None:
+    """Refuse an output that equals an input, contains one, or lies inside an input folder.
+
+    Parameters
+    ----------
+    target : the output file or folder
+    inputs : files the command reads (a DICOM series' files, a NIfTI, an archive)
+    input_folders : folders the command reads as a whole (a series folder, a dataset root)
+
+    Raises
+    ------
+    OutputOverlapsInputError
+        Naming the output and the input it would damage.
+    """
+    output = _resolved(target)
+    for name in inputs:
+        source = _resolved(name)
+        if output == source:
+            raise OutputOverlapsInputError(
+                f"{target}: is the input {name}; write the output elsewhere"
+            )
+        if output in source.parents:
+            raise OutputOverlapsInputError(
+                f"{target}: holds the input {name}; an output folder may not contain its "
+                "input, choose a new folder"
+            )
+    for name in input_folders:
+        folder = _resolved(name)
+        if output == folder or output in folder.parents or folder in output.parents:
+            raise OutputOverlapsInputError(
+                f"{target}: overlaps the input folder {name}; write the output outside it"
+            )
 
 
 def check_writable(target: str | Path, *, overwrite: bool) -> Path:
-    """Refuse an existing output unless ``overwrite``; make the parent folder."""
+    """Refuse an existing output unless ``overwrite``, and a folder where a file should go;
+    make the parent folder.
+
+    Raises
+    ------
+    OutputExistsError
+        If the file exists and ``overwrite`` is False, or the path is a folder.
+    WriteError
+        If the parent folder cannot be made (a file is in the way, no permission).
+    """
     path = Path(target)
+    if path.is_dir():
+        raise OutputExistsError(f"{path}: is a folder; give a file name for the output")
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: already exists; pass overwrite=True / --overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     return path
+
+
+def make_parent(path: Path) -> None:
+    """Create ``path``'s parent folder, turning OS failures into one clear error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise WriteError(
+            f"{path}: cannot create the folder {path.parent} (a file is in the way)"
+        ) from None
+    except OSError as exc:
+        raise WriteError(
+            f"{path}: cannot create the folder {path.parent} ({exc.strerror})"
+        ) from None
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn an OS failure while writing ``path`` into a WriteError naming it."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, RadpipeError):
+            raise
+        reason = exc.strerror or str(exc)
+        raise WriteError(
+            f"{path}: cannot be written ({reason}); choose a folder you can write to"
+        ) from None
 
 
 def current_umask() -> int:
@@ -36,42 +132,128 @@ def publish_mode(path: str | Path, *, folder: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_path(
+    target: str | Path,
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[str | Path] = (),
+    input_folders: Iterable[str | Path] = (),
+) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it to ``target`` if the block succeeds.
 
     The temporary name keeps the target's suffixes (``.nii.gz``) so writers that look at the
     extension behave. On any error the temporary file is removed and ``target`` is untouched.
+
+    Raises
+    ------
+    OutputOverlapsInputError
+        If ``target`` is one of ``inputs`` or lies in one of ``input_folders``.
+    OutputExistsError
+        If ``target`` exists and ``overwrite`` is False, or is a folder.
+    WriteError
+        If the folder cannot be written.
     """
-    path = check_writable(target, overwrite=overwrite)
+    path = Path(target)
+    guard_output(path, inputs=inputs, input_folders=input_folders)
+    check_writable(path, overwrite=overwrite)
     suffix = "".join(path.suffixes)
-    descriptor, temporary = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix, dir=path.parent
-    )
+    with _writing(path):
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=suffix, dir=path.parent
+        )
     os.close(descriptor)
     try:
-        yield Path(temporary)
-        publish_mode(temporary)
-        os.replace(temporary, path)
+        with _writing(path):
+            yield Path(temporary)
+            publish_mode(temporary)
+            os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
 
 
+def inputs_of(volume: Any) -> dict[str, list[str]]:
+    """The inputs a Volume was read from, as keyword arguments for :func:`guard_output`: its
+    source files, and the folders of its DICOM files (a series folder is read as a whole)."""
+    from radpipe.io import registry
+
+    files = [str(name) for name in getattr(volume.meta, "source_files", ())]
+    folders = sorted(
+        {
+            str(Path(name.split("::")[0]).parent)
+            for name in files
+            if registry.format_of(name) is None
+        }
+    )
+    return {"inputs": files, "input_folders": folders}
+
+
+def check_folder_replaceable(path: Path, *, overwrite: bool) -> None:
+    """Refuse to replace a folder that radpipe did not write, or any folder without
+    ``overwrite``. A missing or empty folder is always fine.
+
+    Raises
+    ------
+    OutputExistsError
+        For a non-empty folder without ``overwrite``, a folder without radpipe's marker (the
+        user's own files), or a file where a folder should go.
+    """
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise OutputExistsError(f"{path}: is a file; the output is a folder, choose another name")
+    if not any(path.iterdir()):
+        return
+    if not overwrite:
+        raise OutputExistsError(f"{path}: exists and is not empty; pass --overwrite to replace it")
+    if not (path / OUTPUT_MARKER).is_file():
+        raise OutputExistsError(
+            f"{path}: holds files radpipe did not write (no {OUTPUT_MARKER} marker); "
+            "--overwrite only replaces radpipe's own output folders, choose another folder"
+        )
+
+
 @contextlib.contextmanager
-def atomic_folder(target: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_folder(
+    target: str | Path,
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[str | Path] = (),
+    input_folders: Iterable[str | Path] = (),
+) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; it becomes ``target`` if the block succeeds.
 
-    On any error the temporary folder is removed and ``target`` is untouched.
+    The folder gets radpipe's marker file. With ``overwrite`` an earlier radpipe output is
+    swapped out (renamed aside, the new folder renamed in, the old one deleted), so a crash
+    leaves either the old or the new folder, never a mix; a folder holding other files is never
+    replaced. On any error the temporary folder is removed and ``target`` is untouched.
+
+    Raises
+    ------
+    OutputOverlapsInputError
+        If the folder would overlap an input (see :func:`guard_output`).
+    OutputExistsError
+        If the folder exists and may not be replaced (see :func:`check_folder_replaceable`).
     """
-    path = check_writable(target, overwrite=overwrite)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    path = Path(target)
+    guard_output(path, inputs=inputs, input_folders=input_folders)
+    check_folder_replaceable(path, overwrite=overwrite)
+    make_parent(path)
+    with _writing(path):
+        temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield temporary
+        (temporary / OUTPUT_MARKER).write_text("written by radpipe; --overwrite may replace it\n")
+        publish_mode(temporary / OUTPUT_MARKER)
         publish_mode(temporary, folder=True)
+        previous = None
         if path.exists():
-            shutil.rmtree(path)
+            previous = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, previous / "folder")
         os.replace(temporary, path)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise

@@ -1,0 +1,89 @@
+"""Outputs never destroy inputs: --overwrite into a folder that holds the input, an output inside
+the series folder, a file output that is its own input, and --overwrite of a folder radpipe did
+not write all leave every input byte intact and exit 1 with one line."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from radpipe.cli.main import main
+
+
+def digest(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` with the SHA-256 of its bytes."""
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture
+def data(phantom_study, tmp_path):
+    """``data/pat1`` (a copy of the phantom study) plus an unrelated file of the user's."""
+    root = tmp_path / "data"
+    shutil.copytree(phantom_study.folder, root / "pat1")
+    (root / "notes.txt").write_text("my own notes")
+    return root
+
+
+def refused(command: list[str], capsys) -> str:
+    code = main(command)
+    err = capsys.readouterr().err
+    assert code == 1, (command, err)
+    assert err.count("\n") == 1 and err.startswith("radpipe: error:"), err
+    return err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["deidentify", "{data}/pat1", "{data}", "--overwrite"],
+        ["deidentify", "{data}/pat1", "{data}/pat1/CT", "--overwrite"],
+        ["export", "nerf", "{data}/pat1/CT", "{data}", "--overwrite"],
+        ["export", "nerf", "{data}/pat1/CT", "{data}/pat1/CT/nerf"],
+        ["render", "{data}/pat1/CT", "--all-slices", "-o", "{data}/pat1/CT"],
+        ["render", "{data}/pat1/CT", "--all-slices", "-o", "{data}", "--overwrite"],
+        ["convert", "{data}/pat1/labels.nii.gz", "{data}/pat1/labels.nii.gz", "--overwrite"],
+        ["convert", "{data}/pat1/CT", "{data}/pat1/CT/ct.nii.gz"],
+    ],
+)
+def test_outputs_never_overlap_inputs(data, capsys, command):
+    before = digest(data)
+    err = refused([part.format(data=data) for part in command], capsys)
+    assert "input" in err
+    assert digest(data) == before
+
+
+def test_overwrite_replaces_only_radpipes_own_folders(data, tmp_path, capsys):
+    output = tmp_path / "slices"
+    output.mkdir()
+    (output / "holiday.jpg").write_bytes(b"not radpipe's")
+    err = refused(
+        ["render", str(data / "pat1" / "CT"), "--all-slices", "-o", str(output), "--overwrite"],
+        capsys,
+    )
+    assert "did not write" in err
+    assert (output / "holiday.jpg").read_bytes() == b"not radpipe's"
+    fresh = tmp_path / "fresh"
+    command = ["render", str(data / "pat1" / "CT"), "--all-slices", "-o", str(fresh)]
+    assert main(command) == 0
+    first = digest(fresh)
+    assert len(first) == 25  # 24 slices and the marker
+    assert main(command) == 1  # no --overwrite
+    capsys.readouterr()
+    assert main([*command, "--overwrite"]) == 0
+    assert digest(fresh) == first
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporaries left
+
+
+def test_unwritable_outputs_are_one_line(data, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    refused(["convert", str(data / "pat1" / "CT"), str(blocker / "ct.nii.gz")], capsys)
+    (tmp_path / "folder.nii.gz").mkdir()
+    refused(["convert", str(data / "pat1" / "CT"), str(tmp_path / "folder.nii.gz")], capsys)
