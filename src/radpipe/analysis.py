@@ -389,6 +389,7 @@ def analyse_masks(
         connectivity=connectivity, min_volume_ml=min_volume_ml,
     )  # fmt: skip
     report.warnings.extend(f"{problem.where}: {problem.reason}" for problem in masks.problems)
+    report.warnings.extend(image.meta.warnings)  # missing slices, duplicates, tilt: in the report
     return report
 
 

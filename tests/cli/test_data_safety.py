@@ -87,3 +87,33 @@ def test_unwritable_outputs_are_one_line(data, tmp_path, capsys):
     refused(["convert", str(data / "pat1" / "CT"), str(blocker / "ct.nii.gz")], capsys)
     (tmp_path / "folder.nii.gz").mkdir()
     refused(["convert", str(data / "pat1" / "CT"), str(tmp_path / "folder.nii.gz")], capsys)
+
+
+@pytest.mark.parametrize("damage", ["random bytes", "no Rows"])
+def test_a_damaged_slice_is_an_error_not_a_smaller_tumour(data, tmp_path, capsys, damage):
+    import pydicom
+
+    victim = sorted((data / "pat1" / "CT").glob("*.dcm"))[12]
+    if damage == "random bytes":
+        victim.write_bytes(bytes(range(256)) * 64)
+    else:
+        dataset = pydicom.dcmread(victim)
+        del dataset.Rows
+        dataset.save_as(victim)
+    for command in (
+        ["convert", str(data / "pat1" / "CT"), str(tmp_path / "ct.nii.gz")],
+        ["analyze", str(data / "pat1"), "--out", str(tmp_path / "report")],
+    ):
+        err = refused(command, capsys)
+        assert victim.name in err
+    assert not (tmp_path / "report").exists() and not (tmp_path / "ct.nii.gz").exists()
+
+
+def test_a_missing_slice_is_reported_in_the_analysis(data, tmp_path, capsys):
+    import json
+
+    sorted((data / "pat1" / "CT").glob("*.dcm"))[12].unlink()
+    assert main(["analyze", str(data / "pat1"), "--out", str(tmp_path / "report")]) == 0
+    assert "1 slice(s) missing" in capsys.readouterr().err
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert any("1 slice(s) missing" in w for w in report["patients"][0]["warnings"])

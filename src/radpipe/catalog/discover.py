@@ -375,10 +375,20 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
                 )
             records.append(record)
 
+    damaged: dict[str, list[str]] = {}
+    for entry in entries:
+        if entry.kind == "problem":
+            damaged.setdefault(entry.location.rsplit("/", 1)[0], []).append(entry.location)
     for series_key, stack in group_stacks(records).items():
         first = stack[0]
         first_entry = entry_by_location.get(first.path)
-        facts = first_entry.facts if first_entry is not None else {}
+        facts = dict(first_entry.facts) if first_entry is not None else {}
+        unreadable = sorted(
+            {name for folder in {r.path.rsplit("/", 1)[0] for r in stack}
+             for name in damaged.get(folder, [])}
+        )  # fmt: skip
+        if unreadable:
+            facts["damaged_files"] = unreadable
         place = placement(first.path, root)
         layout = place.layout
         if layout == "DICOM tree" and any(first.path.startswith(f + "/") for f in dicomdir_folders):
@@ -408,7 +418,15 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
                 gantry_tilt_deg=plan.gantry_tilt_deg,
                 files=plan.file_count,
                 first_location=first.path,
-                warnings=tuple(str(warning) for warning in plan.warnings),
+                warnings=tuple(str(warning) for warning in plan.warnings)
+                + (
+                    (
+                        f"{len(unreadable)} unreadable file(s) in the series folder "
+                        f"(e.g. {unreadable[0]})",
+                    )
+                    if unreadable
+                    else ()
+                ),
                 facts=facts,
             )
         )

@@ -20,7 +20,7 @@ from radpipe.catalog.discover import (
     describe,
 )
 from radpipe.catalog.entries import EXPORT_COLUMNS, SeriesEntry
-from radpipe.errors import DatasetError, FormatError, ReadError
+from radpipe.errors import DatasetError, FormatError, ReadError, SeriesError
 from radpipe.io import registry
 from radpipe.io.sources import ArchiveLimits, Problem, Source, natural_key, walk_sources
 from radpipe.volume import Volume
@@ -202,9 +202,17 @@ class Catalog:
         FormatError
             For contour and SEG / RTSTRUCT entries, which the mask readers handle.
         SeriesError
-            For duplicate slice positions with ``on_duplicate="error"``.
+            For duplicate slice positions with ``on_duplicate="error"``, or a series whose
+            folder holds files that could not be read (damaged slices).
         """
         entry = series if isinstance(series, SeriesEntry) else self.get(series)
+        damaged = entry.facts.get("damaged_files") or []
+        if damaged:
+            raise SeriesError(
+                f"{entry.first_location.rsplit('/', 1)[0]}: {len(damaged)} file(s) of this series' "
+                f"folder cannot be read (e.g. {damaged[0]}), so the volume would miss slices; "
+                "restore or remove them and scan again"
+            )
         if entry.format == "DICOM":
             return self._load_dicom(entry, on_duplicate)
         if registry.format_of(entry.first_location) is not None:

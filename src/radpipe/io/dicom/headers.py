@@ -328,14 +328,26 @@ def _frame_records(path: str | Path, *, fast: bool = True) -> list[FrameRecord] 
         )
     except ReadError as exc:
         if "not a DICOM file" in str(exc):
+            if name.lower().endswith(".dcm"):
+                raise ReadError(
+                    f"{name}: named .dcm but not a readable DICOM file (damaged or overwritten); "
+                    "restore it from the source or remove it"
+                ) from None
             return SkippedFile(name, "not DICOM")
         raise
     sop_class = str(dataset.get("SOPClassUID", ""))
     if sop_class in _NOT_VOLUME_SOP_CLASSES:
         return SkippedFile(name, _NOT_VOLUME_SOP_CLASSES[sop_class])
     if "Rows" not in dataset or "Columns" not in dataset or "BitsAllocated" not in dataset:
-        kind = "DICOMDIR" if "DirectoryRecordSequence" in dataset else "no pixel data"
-        return SkippedFile(name, kind)
+        if "DirectoryRecordSequence" in dataset:
+            return SkippedFile(name, "DICOMDIR")
+        if "ImagePositionPatient" in dataset or "ImageOrientationPatient" in dataset:
+            missing = [k for k in ("Rows", "Columns", "BitsAllocated") if k not in dataset]
+            raise ReadError(
+                f"{name}: an image header without {', '.join(missing)} (damaged); restore the "
+                "file from the source or remove it"
+            )
+        return SkippedFile(name, "no pixel data")
     if _is_mosaic(dataset):
         return SkippedFile(
             name, "Siemens mosaic, not supported: convert it with dcm2niix and load the NIfTI"
