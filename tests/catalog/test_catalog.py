@@ -212,3 +212,65 @@ def test_failed_first_scan_leaves_no_catalog(tmp_path):
     with pytest.raises(ReadError, match="no such file or folder"):
         scan(tmp_path / "missing", tmp_path / "c.sqlite")
     assert not (tmp_path / "c.sqlite").exists()
+
+
+KILL_IN_BUILD = """
+import os, sys
+import radpipe.catalog.store as store
+def killed(*args, **kwargs):
+    os.kill(os.getpid(), 9)  # SIGKILL in the middle of the catalog transaction
+store.build_series = killed
+store.scan(sys.argv[1], sys.argv[2], workers=1)
+"""
+
+
+def _scan_killed(root, catalog_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", KILL_IN_BUILD, str(root), str(catalog_path)], check=False
+    )
+    assert result.returncode == -9
+
+
+def test_a_killed_rescan_leaves_the_old_catalog_and_a_rerun_repairs_it(tmp_path, phantom_study):
+    import shutil
+
+    import pydicom
+
+    root = tmp_path / "tree"
+    shutil.copytree(phantom_study.folder, root / "p1")
+    catalog_path = tmp_path / "c.sqlite"
+    catalog, _ = scan(root, catalog_path, workers=1)
+    with catalog:
+        before = [(e.key, e.shape) for e in catalog.series()]
+    for path in sorted((root / "p1" / "CT").glob("*.dcm"))[:5]:  # 5 files change
+        dataset = pydicom.dcmread(path)
+        dataset.SeriesDescription = "edited"
+        dataset.save_as(path)
+    _scan_killed(root, catalog_path)
+    with open_catalog(catalog_path) as survived:  # the previous catalog, whole
+        assert [(e.key, e.shape) for e in survived.series()] == before
+    catalog, report = scan(root, catalog_path, workers=1)
+    assert report.read == 5  # the re-run reads the changed files again
+    with catalog:
+        (image,) = [e for e in catalog.series() if e.role == "image" and e.format == "DICOM"]
+        assert catalog.load(image).shape == phantom_study.phantom.ct.shape
+
+
+def test_an_unfinished_first_scan_and_a_foreign_database_are_refused(tmp_path, phantom_study):
+    import sqlite3
+
+    _scan_killed(phantom_study.folder, tmp_path / "first.sqlite")
+    with pytest.raises(DatasetError, match="did not finish"):
+        open_catalog(tmp_path / "first.sqlite")
+    catalog, _ = scan(phantom_study.folder, tmp_path / "first.sqlite", workers=1)
+    catalog.close()
+    other = tmp_path / "app.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE customers (name TEXT)")
+    before = other.read_bytes()
+    with pytest.raises(DatasetError, match="not a radpipe catalog"):
+        scan(phantom_study.folder, other, workers=1)
+    assert other.read_bytes() == before

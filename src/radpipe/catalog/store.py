@@ -85,9 +85,16 @@ class Catalog:
         self._connection.row_factory = sqlite3.Row
         version = self._meta("schema_version")
         if version != SCHEMA_VERSION:
+            self._connection.close()
             raise DatasetError(
                 f"{self.path}: not a radpipe catalog of schema {SCHEMA_VERSION} (found "
                 f"{version!r}); scan again to rebuild it"
+            )
+        if self._meta("built") is None:
+            self._connection.close()
+            raise DatasetError(
+                f"{self.path}: the scan that made this catalog did not finish (interrupted?); "
+                "run `radpipe scan` again to complete it"
             )
 
     def _meta(self, key: str) -> str | None:
@@ -381,6 +388,8 @@ def scan(
                 progress(1)
         if progress is not None:
             progress(len(sources) - len(changed))
+        # one transaction: the files, the series built from them and the 'built' mark commit
+        # together, so an interrupted scan leaves the previous catalog and a re-run repairs it
         with connection:
             connection.executemany("DELETE FROM files WHERE location = ?", [(r,) for r in removed])
             connection.executemany(
@@ -398,15 +407,14 @@ def scan(
                     for e in described
                 ],
             )
-        fresh = {entry.location for entry in described}
-        entries = described + [
-            _entry_from_row(row)
-            for row in connection.execute("SELECT * FROM files")
-            if row[0] not in fresh
-        ]
-        built = build_series(entries, root_text, keep_phi=keep_phi)
-        built.problems.extend((p.location, p.reason) for p in walk_problems)
-        with connection:
+            fresh = {entry.location for entry in described}
+            entries = described + [
+                _entry_from_row(row)
+                for row in connection.execute("SELECT * FROM files")
+                if row[0] not in fresh
+            ]
+            built = build_series(entries, root_text, keep_phi=keep_phi)
+            built.problems.extend((p.location, p.reason) for p in walk_problems)
             _store(connection, built)
             connection.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('built', ?)", (str(time.time()),)
@@ -423,15 +431,37 @@ def scan(
         connection.close()
 
 
+def _database_name(connection: sqlite3.Connection) -> str:
+    """The file behind a connection, for messages."""
+    row = connection.execute("PRAGMA database_list").fetchone()
+    return str(row[2]) if row and row[2] else "the catalog"
+
+
 def _prepare(
     connection: sqlite3.Connection, root: str, keep_phi: bool
 ) -> dict[str, tuple[int, int]]:
     """Create the schema; reset it if the root or identifier policy changed; return the cache."""
     try:
+        tables = {
+            str(row[0])
+            for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if tables and "meta" not in tables:
+            raise DatasetError(
+                f"{_database_name(connection)}: not a radpipe catalog (it holds the tables "
+                f"{', '.join(sorted(tables)[:5])}); choose another --catalog file"
+            )
         connection.executescript(SCHEMA)
         meta = dict(connection.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.DatabaseError as exc:
-        raise DatasetError(f"cannot use the catalog file: {exc}; choose another --catalog") from exc
+        raise DatasetError(
+            f"{_database_name(connection)}: cannot use the catalog file ({exc}); choose another "
+            "--catalog"
+        ) from exc
+    if meta and meta.get("schema_version") is None:
+        raise DatasetError(
+            f"{_database_name(connection)}: not a radpipe catalog; choose another --catalog file"
+        )
     wanted = {"schema_version": SCHEMA_VERSION, "root": root, "keep_phi": str(keep_phi)}
     if any(meta.get(k) != v for k, v in wanted.items()):
         with connection:
