@@ -245,3 +245,23 @@ def test_signed_pixels_with_fewer_stored_bits_are_sign_extended(phantom_study, t
     volume = radpipe.load(tmp_path / "ct")
     expected = np.clip(phantom_study.phantom.ct.array, -2048, 2047)
     np.testing.assert_array_equal(volume.array, expected)
+
+
+@pytest.mark.parametrize(
+    ("syntax", "message"),
+    [
+        (b"1.2.840.10008.1.2.9", "unknown transfer syntax 1.2.840.10008.1.2.9"),
+        (b"1.2.840.10008.1.2.5", "stored raw"),  # an RLE label over native pixels
+    ],
+)
+def test_a_wrong_transfer_syntax_is_refused_not_read_as_native(
+    phantom_study, tmp_path, syntax, message
+):
+    """The file meta's UID is patched in place (same length), as a broken exporter would."""
+    files = copy_series(phantom_study.series_folder, tmp_path / "ct")
+    data = files[4].read_bytes()
+    explicit = b"1.2.840.10008.1.2.1\0"
+    assert data.count(explicit) == 1
+    files[4].write_bytes(data.replace(explicit, syntax + b"\0"))
+    with pytest.raises(ReadError, match=message):
+        radpipe.load(tmp_path / "ct")

@@ -254,6 +254,18 @@ def pixel_layout(dataset: Any, pixel_offset: int | None, path: str) -> PixelLayo
     except AttributeError as exc:
         raise ReadError(f"{path}: image pixel module incomplete ({exc})") from exc
     samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    if syntax not in _NATIVE_SYNTAXES and syntax != _DEFLATED_LE:
+        if syntax not in DECODER_PACKAGES:
+            raise ReadError(
+                f"{path}: unknown transfer syntax {syntax}; radpipe reads the native, deflated, "
+                "JPEG, JPEG-LS, JPEG 2000, HTJ2K and RLE syntaxes — convert the file with "
+                "dcmtk's dcmconv or gdcmconv first"
+            )
+        if pixel_offset is not None:
+            raise ReadError(
+                f"{path}: the transfer syntax {syntax} says the pixels are compressed, but they "
+                "are stored raw (not encapsulated); the file is inconsistent — re-export it"
+            )
     layout = PixelLayout(
         transfer_syntax=syntax,
         rows=rows,
