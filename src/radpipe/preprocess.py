@@ -257,6 +257,7 @@ def preprocess(
 ) -> tuple[Volume, LabelMap | None]:
     """The whole chain in a fixed order: reorient, resample (labels on the same grid with
     nearest neighbour), N4, crop to the body, pad / crop to ``size``, normalise."""
+    volume.require_grey("preprocessing")
     image, mask = volume, labels
     if orient:
         image = image.reoriented(orient)

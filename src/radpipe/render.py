@@ -312,6 +312,7 @@ def view(
     (3, dtype('uint8'))
     """
     chosen = Plane(plane)
+    volume.require_grey("a view")
     shown = canonical(volume)
     k = slice_index(shown, chosen, index)
     grey_window = resolve_window(volume, window)

@@ -203,6 +203,34 @@ class Volume:
         index = tuple(slice(None, None, -1) if flip else slice(None) for flip in flips)
         return self.like(np.ascontiguousarray(data[index]), new_affine)
 
+    @property
+    def source_name(self) -> str:
+        """Where the volume came from (its first source file or folder), for messages."""
+        files = self.meta.source_files
+        if not files:
+            return "the volume"
+        first = str(files[0])
+        return first if len(files) == 1 else first.rsplit("/", 1)[0]
+
+    def require_grey(self, purpose: str) -> None:
+        """Refuse a volume with a fourth axis other than RGB colour, naming it.
+
+        Raises
+        ------
+        FormatError
+            ``"<source>: has 4 images per position (time); <purpose> needs (S, R, C)…"``
+        """
+        from radpipe.errors import FormatError
+
+        if self._array.ndim == 4 and not (
+            self._array.shape[3] == 3 and self.meta.extra_axis == "rgb"
+        ):
+            axis = self.meta.extra_axis or "a fourth axis"
+            raise FormatError(
+                f"{self.source_name}: has {self._array.shape[3]} images per position ({axis}); "
+                f"{purpose} needs one 3-D volume (slice, row, column) — convert one of them first"
+            )
+
     def same_grid(self, other: Volume, *, atol_mm: float = 1e-3) -> bool:
         """Whether ``other`` has the same voxels in the same world places (shape and affine)."""
         return geometry.same_grid(

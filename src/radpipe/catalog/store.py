@@ -90,6 +90,17 @@ class Catalog:
                 f"{self.path}: not a radpipe catalog of schema {SCHEMA_VERSION} (found "
                 f"{version!r}); scan again to rebuild it"
             )
+        tables = {
+            str(row[0])
+            for row in self._connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        missing = {"files", "patients", "studies", "series", "problems"} - tables
+        if missing:
+            self._connection.close()
+            raise DatasetError(
+                f"{self.path}: a damaged radpipe catalog (no {', '.join(sorted(missing))} "
+                "table); delete it and run `radpipe scan` again"
+            )
         if self._meta("built") is None:
             self._connection.close()
             raise DatasetError(

@@ -25,7 +25,32 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from radpipe import __version__
+
+        typer.echo(f"radpipe {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version."
+    ),
+    debug: bool = typer.Option(
+        False, "--debug", help="Show the full traceback of an unexpected error."
+    ),
+) -> None:
+    """Medical images from scanner formats to deep-learning-ready data and back."""
+    if debug:
+        os.environ["RADPIPE_DEBUG"] = "1"
+
+
 app.command()(info)
 app.command()(convert)
 app.command()(demo)
@@ -58,12 +83,26 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except RadpipeError as exc:
-        print(f"radpipe: error: {exc}", file=sys.stderr)
+        print(f"radpipe: error: {_one_line(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("radpipe: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # an error radpipe did not foresee: one line unless --debug
+        if os.environ.get("RADPIPE_DEBUG"):
+            raise
+        print(
+            f"radpipe: internal error: {type(exc).__name__}: {_one_line(str(exc))[:300]} "
+            "(run with --debug for the traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _one_line(text: str) -> str:
+    """A message on one line (a matrix or a library's multi-line text folded)."""
+    return " ".join(text.split())
 
 
 def _route_warnings() -> None:

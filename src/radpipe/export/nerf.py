@@ -62,9 +62,11 @@ def slice_stack(
     from radpipe import geometry
     from radpipe.render import Plane, canonical
 
+    volume.require_grey("a NeRF export")
     if volume.array.ndim != 3:
         raise GeometryError(
-            f"a NeRF export needs a grey (S, R, C) volume, got shape {volume.shape}"
+            f"{volume.source_name}: a NeRF export needs a grey (S, R, C) volume, got shape "
+            f"{volume.shape}"
         )
     if min(volume.spatial_shape) < 2 and axis is None:
         raise GeometryError(f"shape {volume.spatial_shape} is a 2-D image, not a volume")

@@ -84,6 +84,10 @@ def _read_json(source: Path) -> Any:
         document = json.loads(source.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FormatError(f"{source}: not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise FormatError(
+            f"{source}: JSON nested too deeply; a heatmap is a 2-D or 3-D list of numbers"
+        ) from None
     if isinstance(document, dict):
         for name in ("data", "heatmap", "values"):
             if name in document:

@@ -27,6 +27,7 @@ def read_nifti(path: str | Path) -> Volume:
     name = str(path)
     try:
         image = nib.load(name)
+        _check_size(image, name)
         kind = type(image).__name__.replace("Image", "")
         meta = VolumeMeta(source_format=kind, source_files=(name,), header=image.header)
         volume = Volume.from_nibabel(image, meta=meta)
@@ -37,6 +38,36 @@ def read_nifti(path: str | Path) -> Volume:
     if volume.array.ndim == 4:
         volume = Volume(volume.array, volume.affine, meta=meta.replace(extra_axis="time"))
     return volume
+
+
+#: Largest image radpipe decodes into memory (bytes): larger headers are refused up front.
+MAX_ARRAY_BYTES = 16 * 1024**3
+
+
+def _check_size(image: Any, name: str) -> None:
+    """Refuse dimensions that are not positive, or that the file cannot hold, before any data
+    is read (a damaged or hostile header must not allocate gigabytes)."""
+    import os
+
+    shape = tuple(int(n) for n in image.shape)
+    if not shape or min(shape) <= 0:
+        raise ReadError(f"{name}: the header gives dimensions {list(shape)}; they must be positive")
+    dtype = np.dtype(image.get_data_dtype())
+    needed = int(np.prod(shape, dtype=np.float64) * dtype.itemsize)
+    if needed > MAX_ARRAY_BYTES:
+        raise ReadError(
+            f"{name}: the header gives {list(shape)} {dtype} voxels ({needed / 1024**3:.0f} GiB), "
+            f"more than radpipe reads ({MAX_ARRAY_BYTES // 1024**3} GiB); the header is damaged"
+        )
+    offset = int(getattr(image.dataobj, "offset", 0) or 0)
+    size = os.path.getsize(name)
+    if name.lower().endswith(".gz"):
+        return  # a truncated stream fails while decompressing, with a ReadError
+    if hasattr(image.dataobj, "offset") and offset + needed > size:
+        raise ReadError(
+            f"{name}: the header announces {list(shape)} {dtype} voxels ({needed} bytes) but "
+            f"the file holds {max(0, size - offset)}; it is truncated or the header is wrong"
+        )
 
 
 def write_nifti(volume: Volume, path: str | Path, *, overwrite: bool = False) -> Path:

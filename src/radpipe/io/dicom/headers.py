@@ -306,11 +306,29 @@ def frame_records(path: str | Path, *, fast: bool = True) -> list[FrameRecord] |
     back to pydicom for what it declines; ``fast=False`` always uses pydicom.
     """
     try:
-        return _frame_records(path, fast=fast)
+        result = _frame_records(path, fast=fast)
+        if not isinstance(result, SkippedFile):
+            for record in result:
+                _check_geometry_values(record, path)
+        return result
     except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
         raise ReadError(
             f"{path}: invalid DICOM header value ({exc}); fix or remove the file"
         ) from exc
+
+
+def _check_geometry_values(record: FrameRecord, path: str | Path) -> None:
+    """Refuse NaN or infinite positions, orientations and spacings (a damaged header)."""
+    for name, values in (
+        ("ImagePositionPatient", record.position),
+        ("ImageOrientationPatient", record.orientation),
+        ("PixelSpacing", record.pixel_spacing),
+    ):
+        if values is not None and not all(np.isfinite(v) for v in values):
+            raise ReadError(
+                f"{path}: {name} holds values that are not numbers ({list(values)}); the header "
+                "is damaged, restore the file from the source"
+            )
 
 
 def _frame_records(path: str | Path, *, fast: bool = True) -> list[FrameRecord] | SkippedFile:
