@@ -73,10 +73,11 @@ def scan_command(
     scheduler: SchedulerOption = None,
     keep_phi: KeepPhiOption = False,
     max_archive_bytes: Annotated[
-        int | None, typer.Option("--max-archive-bytes", help="Refuse zips expanding beyond this.")
+        int | None,
+        typer.Option("--max-archive-bytes", min=1, help="Refuse zips expanding beyond this."),
     ] = None,
     max_members: Annotated[
-        int | None, typer.Option("--max-members", help="Refuse zips with more members.")
+        int | None, typer.Option("--max-members", min=1, help="Refuse zips with more members.")
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace existing exports.")

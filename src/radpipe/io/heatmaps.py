@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from radpipe.errors import FormatError, ReadError
+from radpipe.errors import FormatError, RadpipeError, ReadError
 from radpipe.io import registry
 from radpipe.volume import Heatmap
 
@@ -155,7 +155,34 @@ def _read_binary(source: Path) -> Any:
     return np.frombuffer(data, dtype="<f4", offset=8).reshape(rows, columns)
 
 
+#: Largest heatmap radpipe decodes (bytes, from the array header, before decompressing).
+MAX_HEATMAP_BYTES = 2 * 1024**3
+
+
+def _checked_header(handle: Any, source: str) -> None:
+    """Read an .npy header and refuse arrays too large to be a heatmap, before their data."""
+    from numpy.lib import format as npy_format
+
+    try:
+        major, _ = npy_format.read_magic(handle)
+        read_header = (
+            npy_format.read_array_header_1_0 if major == 1 else npy_format.read_array_header_2_0
+        )
+        shape, _, dtype = read_header(handle)
+    except (ValueError, OSError, EOFError) as exc:
+        raise FormatError(f"{source}: not a readable .npy array ({exc})") from None
+    needed = int(np.prod(shape, dtype=np.float64)) * np.dtype(dtype).itemsize
+    if needed > MAX_HEATMAP_BYTES:
+        raise FormatError(
+            f"{source}: the array header announces {list(shape)} {dtype} "
+            f"({needed / 1024**3:.1f} GiB), more than a heatmap radpipe reads "
+            f"({MAX_HEATMAP_BYTES // 1024**3} GiB)"
+        )
+
+
 def _read_npy(source: Path) -> Any:
+    with open(source, "rb") as handle:
+        _checked_header(handle, str(source))
     try:
         return np.load(source, allow_pickle=False)
     except (ValueError, OSError) as exc:
@@ -174,7 +201,11 @@ def _read_npz(source: Path, key: str | None) -> Any:
                 key = names[0]
             if key not in names:
                 raise FormatError(f"{source}: no array {key!r}; it holds {names}")
+            with archive.zip.open(f"{key}.npy") as member:
+                _checked_header(member, f"{source}::{key}")
             return archive[key]
+    except RadpipeError:
+        raise
     except (ValueError, OSError) as exc:
         raise FormatError(f"{source}: not a readable .npz archive ({exc})") from exc
 

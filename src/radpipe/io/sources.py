@@ -28,19 +28,38 @@ SEPARATOR = "::"
 class ArchiveLimits:
     """Bounds on what an archive may expand to before radpipe refuses it.
 
+    Every bound is checked on the sizes the archive declares, before anything is decompressed,
+    and totals count every nested archive together (a zip of zips gets one budget, not one
+    per inner zip). Python's zip reader never inflates a member past its declared size.
+
     Attributes
     ----------
     max_total_bytes : int
-        Sum of the members' uncompressed sizes (default 20 GiB).
+        Sum of the members' uncompressed sizes, nested archives included (default 20 GiB).
     max_members : int
-        Number of members (default 200,000).
+        Number of members, nested archives included (default 200,000).
     max_depth : int
         Nesting of zips inside zips.
+    max_member_bytes : int
+        Uncompressed size of one member (default 2 GiB).
+    max_ratio : float
+        Uncompressed / compressed size of a member over 1 MiB (default 200; DICOM and NIfTI
+        compress 2–20×, a zip bomb a thousand times).
     """
 
     max_total_bytes: int = 20 * 1024**3
     max_members: int = 200_000
     max_depth: int = 3
+    max_member_bytes: int = 2 * 1024**3
+    max_ratio: float = 200.0
+
+
+@dataclass
+class _Budget:
+    """What is left of an archive tree's limits while it is listed."""
+
+    bytes_left: int
+    members_left: int
 
 
 @dataclass(frozen=True)
@@ -248,9 +267,12 @@ def _file_sources(
     if not stat.S_ISREG(info.st_mode):
         return
     if path.lower().endswith(".zip"):
+        budget = _Budget(limits.max_total_bytes, limits.max_members)
         try:
             with zipfile.ZipFile(path) as archive:
-                yield from _archive_sources(archive, path, info.st_mtime_ns, limits, depth=1)
+                yield from _archive_sources(
+                    archive, path, info.st_mtime_ns, limits, depth=1, budget=budget
+                )
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             yield Problem(path, f"corrupt or truncated zip archive ({exc})")
         return
@@ -258,27 +280,35 @@ def _file_sources(
 
 
 def _archive_sources(
-    archive: zipfile.ZipFile, prefix: str, mtime_ns: int, limits: ArchiveLimits, *, depth: int
+    archive: zipfile.ZipFile,
+    prefix: str,
+    mtime_ns: int,
+    limits: ArchiveLimits,
+    *,
+    depth: int,
+    budget: _Budget,
 ) -> Iterator[Source | Problem]:
     members = [m for m in archive.infolist() if not m.is_dir()]
     total = sum(m.file_size for m in members)
-    if len(members) > limits.max_members:
+    budget.members_left -= len(members)
+    budget.bytes_left -= total
+    if budget.members_left < 0:
         yield Problem(
             prefix,
-            f"archive refused: {len(members)} members exceed the limit of {limits.max_members} "
-            f"(raise ArchiveLimits.max_members / --max-members if it is genuine)",
+            f"archive refused: more than {limits.max_members} members (nested archives counted "
+            "together); raise ArchiveLimits.max_members / --max-members if it is genuine",
         )
         return
-    if total > limits.max_total_bytes:
+    if budget.bytes_left < 0:
         yield Problem(
             prefix,
-            f"archive refused: expands to {total} bytes, over the limit of "
-            f"{limits.max_total_bytes} (raise --max-archive-bytes if it is genuine)",
+            f"archive refused: expands to more than {limits.max_total_bytes} bytes (nested "
+            "archives counted together); raise --max-archive-bytes if it is genuine",
         )
         return
     for member in sorted(members, key=lambda m: natural_key(m.filename)):
         location = f"{prefix}{SEPARATOR}{member.filename}"
-        reason = _unsafe_member(member)
+        reason = _unsafe_member(member) or _oversized_member(member, limits)
         if reason is not None:
             yield Problem(location, reason)
             continue
@@ -291,11 +321,30 @@ def _archive_sources(
                 continue
             try:
                 with zipfile.ZipFile(io.BytesIO(archive.read(member))) as inner:
-                    yield from _archive_sources(inner, location, mtime_ns, limits, depth=depth + 1)
+                    yield from _archive_sources(
+                        inner, location, mtime_ns, limits, depth=depth + 1, budget=budget
+                    )
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 yield Problem(location, f"corrupt or truncated zip archive ({exc})")
             continue
         yield Source(location, member.file_size, mtime_ns)
+
+
+def _oversized_member(member: zipfile.ZipInfo, limits: ArchiveLimits) -> str | None:
+    """Why a member is refused for its declared size or compression ratio, or None."""
+    if member.file_size > limits.max_member_bytes:
+        return (
+            f"member refused: expands to {member.file_size} bytes, over the limit of "
+            f"{limits.max_member_bytes} per member"
+        )
+    ratio = member.file_size / max(member.compress_size, 1)
+    if member.file_size > 1024**2 and ratio > limits.max_ratio:
+        return (
+            f"member refused: compressed {ratio:.0f}× ({member.compress_size} → "
+            f"{member.file_size} bytes), over the ratio limit of {limits.max_ratio:.0f} "
+            "(a zip bomb?)"
+        )
+    return None
 
 
 def _unsafe_member(member: zipfile.ZipInfo) -> str | None:

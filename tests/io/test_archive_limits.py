@@ -1,0 +1,90 @@
+"""Archive limits hold before anything is decompressed: a zip bomb is refused in about a second
+with little memory, nested archives share one budget, and every command reports the refusal."""
+
+from __future__ import annotations
+
+import io
+import resource
+import subprocess
+import sys
+import time
+import zipfile
+
+import pytest
+
+from radpipe.errors import ReadError
+from radpipe.io.sources import ArchiveLimits, Problem, list_locations, walk_sources
+
+
+def zeros_member(archive: zipfile.ZipFile, name: str, size: int) -> None:
+    with archive.open(name, "w", force_zip64=True) as handle:
+        chunk = bytes(min(size, 64 * 1024**2))
+        for _ in range(size // len(chunk)):
+            handle.write(chunk)
+
+
+@pytest.fixture(scope="module")
+def bomb(tmp_path_factory):
+    """1 GiB of zeros as one 'DICOM' member, about 1 MB on disk."""
+    path = tmp_path_factory.mktemp("bomb") / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        zeros_member(archive, "CT/IM0001.dcm", 1024**3)
+    return path
+
+
+def test_a_zip_bomb_is_refused_quickly_with_little_memory(bomb, tmp_path):
+    assert bomb.stat().st_size < 2 * 1024**2
+    (problem,) = [item for item in walk_sources(bomb) if isinstance(item, Problem)]
+    assert "ratio limit" in problem.reason
+    for command in (
+        ["scan", str(bomb), "--catalog", str(tmp_path / "c.sqlite")],
+        ["info", str(bomb)],
+        ["convert", str(bomb), str(tmp_path / "x.nii.gz")],
+    ):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-m", "radpipe.cli.main", *command],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+        peak_mb = max(before, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024
+        assert seconds < 5, command  # 0.4 s here, the interpreter's start included
+        assert peak_mb < 200, (command, peak_mb)  # about 65 MB here
+        if command[0] != "scan":  # a scan lists it among its problems and goes on
+            assert result.returncode == 1 and "ratio limit" in result.stderr, result.stderr
+    with pytest.raises(ReadError, match="ratio limit"):
+        list_locations(f"{bomb}::CT")
+
+
+def test_nested_archives_share_one_budget(tmp_path):
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as archive:
+        zeros_member(archive, "a.dcm", 40 * 1024**2)
+    path = tmp_path / "outer.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for number in range(3):
+            archive.writestr(f"part{number}.zip", inner.getvalue())
+    limits = ArchiveLimits(max_total_bytes=100 * 1024**2, max_ratio=10_000)
+    problems = [item for item in walk_sources(path, limits=limits) if isinstance(item, Problem)]
+    assert problems and "nested archives counted together" in problems[0].reason
+    roomy = ArchiveLimits(max_total_bytes=200 * 1024**2, max_ratio=10_000)
+    assert not [i for i in walk_sources(path, limits=roomy) if isinstance(i, Problem)]
+
+
+def test_a_huge_npz_heatmap_is_refused_from_its_header(tmp_path):
+    from numpy.lib import format as npy_format
+
+    from radpipe.errors import FormatError
+    from radpipe.io.heatmaps import read_heatmap
+
+    path = tmp_path / "big.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("heat.npy", "w", force_zip64=True) as handle:
+            header = {"descr": "<f4", "fortran_order": False, "shape": (1000, 1000, 1000)}
+            npy_format.write_array_header_1_0(handle, header)
+            handle.write(bytes(16 * 1024**2))  # the rest would be 3.7 GiB of zeros
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(FormatError, match=r"announces \[1000, 1000, 1000\] float32"):
+        read_heatmap(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB
