@@ -118,12 +118,18 @@ def test_masks_convert_to_nifti_and_seg(data_dir, tmp_path):
     liver = radpipe.load(tmp_path / "liver.nii.gz")
     assert int((liver.array != 0).sum()) == 107_098
     assert main(["masks", "convert", str(tmp_path / "liver.nii.gz"), str(tmp_path / "liver.dcm"),
-                 "--image", str(folder / "ct-3slice")]) == 0  # fmt: skip
+                 "--image", str(folder / "ct-3slice"), "--keep-phi"]) == 0  # fmt: skip
     from radpipe.io.seg import read_seg
 
     assert read_seg(tmp_path / "liver.dcm", radpipe.load(folder / "ct-3slice")).voxel_counts() == {
         "Liver": 107_098
     }
+    # by default the SEG references the de-identified images: read it against those
+    assert main(["masks", "convert", str(tmp_path / "liver.nii.gz"), str(tmp_path / "anon.dcm"),
+                 "--image", str(folder / "ct-3slice")]) == 0  # fmt: skip
+    assert main(["deidentify", str(folder / "ct-3slice"), str(tmp_path / "anon-ct")]) == 0
+    anonymous = radpipe.load(tmp_path / "anon-ct")
+    assert read_seg(tmp_path / "anon.dcm", anonymous).voxel_counts() == {"Liver": 107_098}
 
 
 def test_histogram_statistics_equal_numpys():

@@ -58,7 +58,7 @@ def test_seg_written_by_radpipe_reads_back_through_highdicom(phantom_study, tmp_
         image.affine,
         labels={1: "liver", 2: "tumor", 3: "spleen"},
     )
-    path = write_seg(labels, image.meta.source_files, tmp_path / "seg.dcm")
+    path = write_seg(labels, image.meta.source_files, tmp_path / "seg.dcm", keep_phi=True)
     segmentation = hd.seg.segread(str(path))
     assert [
         segmentation.get_segment_description(n).segment_label
@@ -155,3 +155,42 @@ def test_label_map_on_another_grid_is_resampled(phantom_study, tmp_path):
     assert liver.shape == image.spatial_shape
     agreement = (liver == (labels.array == 1)).mean()
     assert agreement > 0.97
+
+
+def test_seg_is_deidentified_like_its_images_unless_keep_phi(phantom_study, tmp_path, capsys):
+    """The SEG carries the pseudonym, shifted dates and remapped UIDs `radpipe deidentify` gives
+    its source (so it references the de-identified images), no planted identifier, and nothing
+    on stderr names the patient; --keep-phi keeps the real identity."""
+    import highdicom as hd
+    import pydicom
+
+    from radpipe.cli.main import main
+    from radpipe.export.deidentify import deidentify_tree, remap_uid
+    from radpipe.privacy import pseudonym_key
+
+    source = pydicom.dcmread(phantom_study.files[0])
+    planted = [str(source.PatientName), str(source.PatientID)]
+    out = tmp_path / "seg.dcm"
+    command = ["masks", "convert", str(phantom_study.labels_path), str(out),
+               "--image", str(phantom_study.series_folder)]  # fmt: skip
+    assert main(command) == 0
+    err = capsys.readouterr().err
+    assert not [value for value in planted if value in err]
+    data = out.read_bytes()
+    assert not [value for value in planted if value.encode() in data]
+    seg = hd.seg.segread(str(out))
+    deidentify_tree(phantom_study.series_folder, tmp_path / "clean")
+    clean = pydicom.dcmread(sorted((tmp_path / "clean").rglob("*.dcm"))[0])
+    assert seg.PatientID == clean.PatientID and seg.StudyDate == clean.StudyDate
+    assert seg.StudyInstanceUID == clean.StudyInstanceUID
+    key = pseudonym_key()
+    (referenced,) = {item.SeriesInstanceUID for item in seg.ReferencedSeriesSequence}
+    assert referenced == remap_uid(str(source.SeriesInstanceUID), key) == clean.SeriesInstanceUID
+    names = {d.segment_label: d for d in (seg.get_segment_description(n)
+             for n in seg.get_segment_numbers())}  # fmt: skip
+    assert names["liver"].segmented_property_type.meaning == "Liver"
+    assert names["tumor"].segmented_property_type.meaning == "Neoplasm"
+    assert seg.SeriesDescription == "radpipe segmentation"
+    assert main([*command, "--overwrite", "--keep-phi"]) == 0
+    kept = pydicom.dcmread(out)
+    assert kept.PatientID == source.PatientID and kept.PatientName == source.PatientName

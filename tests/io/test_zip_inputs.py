@@ -72,7 +72,8 @@ def test_every_command_reads_a_zip(zipped_study, tmp_path, capsys):
     np.testing.assert_array_equal(converted.array, radpipe.load(study.series_folder).array)
     assert main(["render", series, "-o", str(tmp_path / "r.png"), "--mask", labels]) == 0
     assert (tmp_path / "r.png").stat().st_size > 1000
-    code = main(["masks", "convert", labels, str(tmp_path / "seg.dcm"), "--image", series])
+    code = main(["masks", "convert", labels, str(tmp_path / "seg.dcm"), "--image", series,
+                 "--keep-phi"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     from radpipe.io.seg import read_seg
 

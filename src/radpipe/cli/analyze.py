@@ -124,6 +124,14 @@ def convert_masks(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace OUTPUT if it exists.")
     ] = False,
+    keep_phi: Annotated[
+        bool,
+        typer.Option(
+            "--keep-phi",
+            help="SEG: keep the real patient identity (default: pseudonym, shifted dates and "
+            "remapped UIDs, as `radpipe deidentify` gives the images).",
+        ),
+    ] = False,
 ) -> None:
     """Convert masks to a label map (NIfTI / NRRD) or a DICOM SEG on IMAGE's geometry."""
     from radpipe.errors import FormatError
@@ -142,7 +150,7 @@ def convert_masks(
         files = [f for f in volume.meta.source_files if registry.format_of(f) is None]
         if not files:
             raise FormatError("DICOM SEG output needs --image to be a DICOM series")
-        write_seg(labelmap, files, output, overwrite=overwrite)
+        write_seg(labelmap, files, output, overwrite=overwrite, keep_phi=keep_phi)
     else:
         save(labelmap, output, overwrite=overwrite)
     counts = ", ".join(f"{n}: {c}" for n, c in masks.voxel_counts().items())

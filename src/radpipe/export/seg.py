@@ -13,6 +13,45 @@ from numpy.typing import NDArray
 from radpipe.errors import FormatError
 from radpipe.volume import LabelMap, Volume
 
+#: Segment names (lower case, first match wins) → SNOMED CT property type, by pydicom's code name.
+NAMED_STRUCTURES = (
+    ("gtv", "GrossTumorVolume"),
+    ("ctv", "ClinicalTargetVolume"),
+    ("liver", "Liver"),
+    ("spleen", "Spleen"),
+    ("kidney", "Kidney"),
+    ("pancrea", "Pancreas"),
+    ("lung", "Lung"),
+    ("heart", "Heart"),
+    ("brain", "Brain"),
+    ("bone", "Bone"),
+)
+
+
+def segment_codes(name: str, kind: str | None = None) -> tuple[Any, Any]:
+    """(category, property type) SNOMED CT codes for a segment named ``name``.
+
+    Tumours (``tumor``, ``lesion``, ``livertumor01`` …) are a Morphologically Abnormal Structure
+    / Neoplasm, a ``GTV`` a Gross Tumor Volume; organs are an Anatomical Structure of their own
+    code (Liver, Spleen …) when the name says which, else Organ; ``kind`` ("organ", "tumor",
+    "tissue") overrides the guess from the name.
+    """
+    from pydicom.sr.codedict import codes
+
+    from radpipe.masks import is_tumour
+
+    lower = name.lower()
+    structure = next(
+        (getattr(codes.SCT, code) for word, code in NAMED_STRUCTURES if word in lower), None
+    )
+    if kind == "tissue":
+        return codes.SCT.Tissue, codes.SCT.Tissue
+    if kind == "tumor" or (kind is None and is_tumour(name)):
+        if "gtv" in lower or "ctv" in lower:
+            return codes.SCT.MorphologicallyAbnormalStructure, structure
+        return codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Neoplasm
+    return codes.SCT.AnatomicalStructure, structure or codes.SCT.Organ
+
 
 def write_seg(
     labels: LabelMap,
@@ -20,6 +59,9 @@ def write_seg(
     path: str | Path,
     *,
     categories: dict[int, str] | None = None,
+    algorithm: str | None = None,
+    series_description: str = "radpipe segmentation",
+    keep_phi: bool = False,
     overwrite: bool = False,
 ) -> Path:
     """Write a label map as a binary DICOM SEG referencing its source images.
@@ -34,13 +76,30 @@ def write_seg(
         take the label at their world position (exactly when the grids' voxels coincide — a
         label map stored in the opposite slice order is placed right — else by nearest
         neighbour, with a ``ResampledWarning``).
-    source_files : DICOM files of the segmented series.
+    source_files : DICOM files of the segmented series (files or zip members).
     path : output ``.dcm``
     categories : label → "organ" | "tumor" | "tissue"; by default guessed from the names.
+    algorithm : str, optional
+        The model that made the labels: segments are then AUTOMATIC with this algorithm name;
+        MANUAL otherwise.
+    series_description : str
+    keep_phi : bool
+        Keep the source's real patient identity (for a SEG going back to the hospital's own
+        PACS). By default the SEG is de-identified exactly as ``radpipe deidentify`` treats its
+        source: the same pseudonym, shifted dates and remapped UIDs, so it references the
+        de-identified images.
+
+    Raises
+    ------
+    GeometryError
+        If the label map does not overlap the source images.
+    FormatError
+        If no label lies on the source images, or a source image lacks its geometry.
     """
+    import warnings
+
     import highdicom as hd
     import pydicom
-    from pydicom.sr.codedict import codes
 
     from radpipe.io.atomic import atomic_path
     from radpipe.io.sources import open_source
@@ -65,45 +124,64 @@ def write_seg(
         raise FormatError(
             f"{path}: no label of the label map lies on the source images; nothing to write"
         )
+    if algorithm:
+        from pydicom.sr.codedict import codes
+
+        algorithm_type = hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC
+        identification = hd.AlgorithmIdentificationSequence(
+            name=algorithm, family=codes.cid7162.ArtificialIntelligence, version="1"
+        )
+    else:
+        algorithm_type, identification = hd.seg.SegmentAlgorithmTypeValues.MANUAL, None
     descriptions = []
     for number, value in enumerate(present, start=1):
-        name = labels.labels.get(value, f"label {value}")
-        kind = (categories or {}).get(value) or (
-            "tumor" if "tum" in name.lower() or "lesion" in name.lower() else "organ"
-        )
-        category, property_type = (
-            (codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Neoplasm)
-            if kind == "tumor"
-            else (codes.SCT.Organ, codes.SCT.Organ)
-        )
+        name = labels.name_of(value)
+        category, property_type = segment_codes(name, (categories or {}).get(value))
         descriptions.append(
             hd.seg.SegmentDescription(
                 segment_number=number,
                 segment_label=name,
                 segmented_property_category=category,
                 segmented_property_type=property_type,
-                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+                algorithm_type=algorithm_type,
+                algorithm_identification=identification,
             )
         )
     mask = np.stack([mask_on_images == value for value in present], axis=-1).astype(np.uint8)
-    seg = hd.seg.Segmentation(
-        source_images=datasets,
-        pixel_array=mask,
-        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=descriptions,
-        series_instance_uid=hd.UID(),
-        series_number=99,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer="radpipe",
-        manufacturer_model_name="radpipe",
-        software_versions="0.1",
-        device_serial_number="0",
-    )
+    with warnings.catch_warnings():  # highdicom's name checks quote the patient's name
+        warnings.simplefilter("ignore", UserWarning)
+        seg = hd.seg.Segmentation(
+            source_images=datasets,
+            pixel_array=mask,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=descriptions,
+            series_instance_uid=hd.UID(),
+            series_number=99,
+            sop_instance_uid=hd.UID(),
+            instance_number=1,
+            manufacturer="radpipe",
+            manufacturer_model_name="radpipe",
+            software_versions=_version(),
+            device_serial_number="0",
+        )
+    if not keep_phi:
+        from radpipe.export.deidentify import deidentify_dataset
+        from radpipe.privacy import pseudonym_key
+
+        deidentify_dataset(seg, key=pseudonym_key())
+    seg.SeriesDescription = series_description  # radpipe's own words: no identifier
     target = Path(path)
-    with atomic_path(target, overwrite=overwrite) as temporary:
+    with atomic_path(
+        target, overwrite=overwrite, inputs=[str(p) for p in source_files]
+    ) as temporary:
         seg.save_as(temporary)
     return target
+
+
+def _version() -> str:
+    from radpipe import __version__
+
+    return __version__
 
 
 def _labels_on_source_images(
