@@ -72,7 +72,14 @@ def analyze(
     ] = False,
     on_duplicate: OnDuplicate = "error",
 ) -> None:
-    """Measure organs and tumours: per-lesion, per-patient and cohort reports."""
+    """Measure organs and tumours: per-lesion, per-patient and cohort reports.
+
+    Example:
+
+    $ radpipe analyze demo-output/patient01 --out report
+
+    $ radpipe analyze --image ct/ --mask liver=liver.nii.gz --mask tumor=tumor.nii.gz
+    """
     from radpipe.catalog.patients import analysis_inputs
     from radpipe.export.report import analyse_to_reports
     from radpipe.io.mask_sources import parse_label_names
@@ -133,7 +140,14 @@ def convert_masks(
         ),
     ] = False,
 ) -> None:
-    """Convert masks to a label map (NIfTI / NRRD) or a DICOM SEG on IMAGE's geometry."""
+    """Convert masks to a label map (NIfTI / NRRD) or a DICOM SEG on IMAGE's geometry.
+
+    Example:
+
+    $ radpipe masks convert labels.nii.gz seg.dcm --image study/CT
+
+    $ radpipe masks convert rtstruct.dcm labels.nii.gz --image study/CT
+    """
     from radpipe.errors import FormatError
     from radpipe.io import load, save
     from radpipe.io.atomic import check_writable

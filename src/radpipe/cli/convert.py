@@ -29,7 +29,14 @@ def convert(
         bool, typer.Option("--overwrite", help="Replace OUTPUT if it exists.")
     ] = False,
 ) -> None:
-    """Convert INPUT to OUTPUT (format from the file ending), keeping exact geometry."""
+    """Convert INPUT to OUTPUT (format from the file ending), keeping exact geometry.
+
+    Example:
+
+    $ radpipe convert study/CT ct.nii.gz
+
+    $ radpipe convert "study.zip::study/CT" ct.mha
+    """
     from radpipe.io import load, save
     from radpipe.io.atomic import check_writable
     from radpipe.io.dicom.series import OnDuplicate

@@ -59,7 +59,14 @@ def preprocess_command(
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace outputs.")] = False,
 ) -> None:
-    """Resample, reorient, correct, normalise, crop and pad an image (and its label map)."""
+    """Resample, reorient, correct, normalise, crop and pad an image (and its label map).
+
+    Example:
+
+    $ radpipe preprocess ct.nii.gz out.nii.gz --spacing 1.5 --orient RAS
+
+    $ radpipe preprocess ct.nii.gz out.nii.gz --mask labels.nii.gz --mask-output out_labels.nii.gz
+    """
     from radpipe.errors import FormatError
     from radpipe.io import load, save
     from radpipe.io.atomic import check_writable
@@ -142,7 +149,14 @@ def build_command(
     ] = False,
     on_duplicate: OnDuplicate = "error",
 ) -> None:
-    """Build an HDF5 dataset of images and masks."""
+    """Build an HDF5 dataset of images and masks.
+
+    Example:
+
+    $ radpipe dataset build /data/3Dircadb1 -o liver.h5 --spacing 2.5,1,1
+
+    $ radpipe dataset build --data-directory sunnybrook -o sb.h5
+    """
     from radpipe.dataset.build import build, build_options, load_config, plan_build
     from radpipe.errors import DatasetError
 
@@ -196,7 +210,12 @@ def inspect_command(
         ),
     ] = None,
 ) -> None:
-    """Counts, shapes, spacing, class balance and a montage of a dataset."""
+    """Counts, shapes, spacing, class balance and a montage of a dataset.
+
+    Example:
+
+    $ radpipe dataset inspect liver.h5 --montage montage.png
+    """
     import json
 
     import numpy as np
@@ -247,7 +266,12 @@ def batches_command(
         float, typer.Option("--val-fraction", help="Hold out this fraction of patients.")
     ] = 0.0,
 ) -> None:
-    """Show how samples are drawn: batch indices per epoch, reproducible from the seed."""
+    """Show how samples are drawn: batch indices per epoch, reproducible from the seed.
+
+    Example:
+
+    $ radpipe dataset batches liver.h5 --batch-size 16 --epochs 2
+    """
     from radpipe.dataset.loader import BatchLoader, split_by_patient
     from radpipe.dataset.schema import DatasetReader
 

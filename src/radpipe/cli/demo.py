@@ -21,7 +21,12 @@ def demo(
         bool, typer.Option("--overwrite", help="Replace an earlier demo's files.")
     ] = False,
 ) -> None:
-    """Run radpipe end to end on built-in phantom CT studies."""
+    """Run radpipe end to end on built-in phantom CT studies.
+
+    Example:
+
+    $ radpipe demo demo-output
+    """
     from radpipe.cli.info import print_table
     from radpipe.export.png import write_png
     from radpipe.io import load, save

@@ -96,7 +96,12 @@ def nerf(
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print nothing but errors.")] = False,
 ) -> None:
-    """Write numbered PNG slices and a nerfstudio / instant-ngp transforms.json."""
+    """Write numbered PNG slices and a nerfstudio / instant-ngp transforms.json.
+
+    Example:
+
+    $ radpipe export nerf study/CT nerf-out --normalization window --window abdomen
+    """
     from radpipe.errors import FormatError
     from radpipe.export.nerf import export_nerf
     from radpipe.io import load

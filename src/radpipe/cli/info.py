@@ -23,7 +23,14 @@ def info(
         bool, typer.Option("--keep-phi", help="Show real patient IDs instead of pseudonyms.")
     ] = False,
 ) -> None:
-    """Show the series in PATH: patient (pseudonymised), modality, shape, spacing, orientation."""
+    """Show the series in PATH: patient (pseudonymised), modality, shape, spacing, orientation.
+
+    Example:
+
+    $ radpipe info study/
+
+    $ radpipe info study.zip --json
+    """
     from radpipe.io.summary import summarize_path
 
     with progress_bar(f"Reading {path.name}") as (advance, set_total):

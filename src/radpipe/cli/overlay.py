@@ -86,7 +86,14 @@ def overlay(
         bool, typer.Option("--overwrite", help="Replace OUTPUT if it exists.")
     ] = False,
 ) -> None:
-    """Blend an ML heatmap onto a slice and write a PNG."""
+    """Blend an ML heatmap onto a slice and write a PNG.
+
+    Example:
+
+    $ radpipe overlay -i study/CT --heatmap gradcam.npy -o overlay.png --colormap hot
+
+    $ radpipe overlay --demo -o demo.png
+    """
     from radpipe.errors import ReadError
     from radpipe.export.png import write_png
     from radpipe.io import load
@@ -158,13 +165,21 @@ def render(
         bool, typer.Option("--overwrite", help="Replace OUTPUT if it exists.")
     ] = False,
 ) -> None:
-    """Render views of a volume: three planes, a lightbox, one slice, or every slice."""
+    """Render views of a volume: three planes, a lightbox, one slice, or every slice.
+
+    Example:
+
+    $ radpipe render study/CT -o views.png --mask labels.nii.gz --window liver
+
+    $ radpipe render study/CT --all-slices --view coronal -o slices/
+    """
     from radpipe.errors import FormatError, ReadError
     from radpipe.windowing import PRESETS
 
     if list_windows:
+        stdout.print(f"{'preset':<12} CENTER/WIDTH (as --window takes it)")
         for name, preset in PRESETS.items():
-            stdout.print(f"{name:<12} width {preset.width:>6g}  level {preset.center:>5g}")
+            stdout.print(f"{name:<12} {preset.center:g}/{preset.width:g}")
         return
     from radpipe.export.png import write_all_slices, write_png
     from radpipe.io import load

@@ -83,7 +83,12 @@ def scan_command(
         bool, typer.Option("--overwrite", help="Replace existing exports.")
     ] = False,
 ) -> None:
-    """Scan ROOT (folders and zip archives, nested) into a catalog of patients and series."""
+    """Scan ROOT (folders and zip archives, nested) into a catalog of patients and series.
+
+    Example:
+
+    $ radpipe scan /data/3Dircadb1 --catalog ircadb.sqlite
+    """
     found, report = _run_scan(
         root,
         catalog,
@@ -154,7 +159,12 @@ def query(
     min_slices: Annotated[int | None, typer.Option(help="Fewest slices.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List the series of CATALOG that match every filter."""
+    """List the series of CATALOG that match every filter.
+
+    Example:
+
+    $ radpipe catalog query ircadb.sqlite --modality CT --role image --json
+    """
     from radpipe.catalog.store import open_catalog
 
     with open_catalog(catalog) as found:
@@ -176,7 +186,12 @@ def query(
 def problems(
     catalog: Annotated[Path, typer.Argument(help="Catalog file written by `radpipe scan`.")],
 ) -> None:
-    """List what could not be scanned, with the reason."""
+    """List what could not be scanned, with the reason.
+
+    Example:
+
+    $ radpipe catalog problems ircadb.sqlite
+    """
     from radpipe.catalog.store import open_catalog
 
     with open_catalog(catalog) as found:
@@ -199,7 +214,12 @@ def metadata(
         bool, typer.Option("--overwrite", help="Replace OUT if it exists.")
     ] = False,
 ) -> None:
-    """Write a metadata table (one row per series or file) for ROOT."""
+    """Write a metadata table (one row per series or file) for ROOT.
+
+    Example:
+
+    $ radpipe metadata /data/3Dircadb1 --out metadata.csv
+    """
     from radpipe.catalog.metadata import metadata_rows, write_table
     from radpipe.io.atomic import check_writable
 
@@ -219,7 +239,12 @@ def deidentify(
         bool, typer.Option("--overwrite", help="Replace TARGET if it exists.")
     ] = False,
 ) -> None:
-    """Write a de-identified copy of SOURCE (PS3.15 basic profile; dates shifted; UIDs remapped)."""
+    """Write a de-identified copy of SOURCE (PS3.15 basic profile; dates shifted; UIDs remapped).
+
+    Example:
+
+    $ radpipe deidentify hospital-export/ anonymised/
+    """
     from radpipe.export.deidentify import deidentify_tree
 
     report = deidentify_tree(source, target, overwrite=overwrite)

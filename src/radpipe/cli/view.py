@@ -12,11 +12,27 @@ import typer
 from radpipe.cli.console import stdout
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS says is free on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+def free_port(host: str = "127.0.0.1", port: int = 0) -> int:
+    """``port`` if it is free on ``host`` (a free one the OS picks when 0).
+
+    Raises
+    ------
+    RadpipeError
+        When the port is taken or the host is not an address of this machine.
+    """
+    from radpipe.errors import RadpipeError
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, port))
+            return int(probe.getsockname()[1])
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise RadpipeError(
+            f"cannot serve on {host}:{port or 'a free port'} ({reason}); choose another "
+            "--port, or leave --port / --host out"
+        ) from None
 
 
 def view(
@@ -32,7 +48,9 @@ def view(
     labels: Annotated[
         str | None, typer.Option("--labels", help="Names of label values, e.g. 1=liver,2=tumor.")
     ] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port (default: a free one).")] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", min=1, max=65535, help="Port (default: a free one).")
+    ] = None,
     host: Annotated[
         str, typer.Option("--host", help="Interface; anything but 127.0.0.1 exposes the data.")
     ] = "127.0.0.1",
@@ -43,14 +61,21 @@ def view(
         bool, typer.Option("--keep-phi", help="Show real patient identifiers.")
     ] = False,
 ) -> None:
-    """Open the interactive three-pane viewer in the browser."""
+    """Open the interactive three-pane viewer in the browser.
+
+    Example:
+
+    $ radpipe view study/CT --mask labels.nii.gz --labels 1=liver,2=tumor
+
+    $ radpipe view /data/3Dircadb1
+    """
     from radpipe._optional import import_optional
     from radpipe.viewer.app import create_app
     from radpipe.viewer.sessions import build_session
 
     uvicorn = import_optional("uvicorn", extra="viewer")
+    chosen = free_port(host, port or 0)  # checked before the scan is read
     session = build_session(path, mask or [], heatmap, keep_phi=keep_phi, label_names=labels)
-    chosen = port or free_port(host)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(
             f"radpipe: warning: serving on {host} exposes the images to the network",

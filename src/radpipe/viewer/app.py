@@ -80,7 +80,7 @@ def create_app(session: Session) -> Any:
 
     def allowed(request: Request) -> bool:
         given = request.query_params.get("token") or request.headers.get("x-token", "")
-        return secrets.compare_digest(given, session.token)
+        return secrets.compare_digest(given.encode(), session.token.encode())
 
     def guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
         async def wrapper(request: Request) -> Any:

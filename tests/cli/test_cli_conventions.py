@@ -1,0 +1,75 @@
+"""CLI conventions: --version, -h, an example in every command's help, one window order, a taken
+port refused before anything is served, and a non-ASCII token answered 403, not 500."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from radpipe.cli.main import app, main
+
+
+def command_paths() -> list[list[str]]:
+    """Every leaf command of the app, as the words that call it."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    paths = []
+
+    def walk(command, words):
+        children = getattr(command, "commands", None)
+        if children:
+            for name, child in children.items():
+                walk(child, [*words, name])
+        else:
+            paths.append(words)
+
+    walk(group, [])
+    return paths
+
+
+def test_version_and_short_help(capsys):
+    from radpipe import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"radpipe {__version__}"
+    assert main(["-h"]) == 0
+    assert "Usage" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("words", command_paths(), ids=lambda words: " ".join(words))
+def test_every_command_help_has_an_example(capsys, words):
+    assert main([*words, "-h"]) == 0
+    out = capsys.readouterr().out
+    assert "Example:" in out and f"$ radpipe {words[0]}" in out, out
+
+
+def test_window_presets_print_as_window_reads_them(capsys):
+    from radpipe.windowing import PRESETS, parse_window
+
+    assert main(["render", "--list-windows"]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    for line in lines:
+        name, value = line.split()
+        assert parse_window(value) == PRESETS[name]  # CENTER/WIDTH, as --window reads it
+
+
+def test_a_taken_port_is_refused_before_serving(phantom_study, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["view", str(phantom_study.series_folder), "--port", str(port), "--no-browser"])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Address already in use" in err and "viewer at" not in out
+
+
+def test_a_non_ascii_token_is_forbidden_not_an_error(phantom_study):
+    from starlette.testclient import TestClient
+
+    from radpipe.viewer.app import create_app
+    from radpipe.viewer.sessions import build_session
+
+    client = TestClient(create_app(build_session(phantom_study.series_folder, [], None)))
+    assert client.get("/api/info", params={"token": "ünïcødé"}).status_code == 403
