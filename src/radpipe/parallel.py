@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 from radpipe._optional import import_optional
+from radpipe.errors import RadpipeError
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -20,6 +23,41 @@ def default_workers() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def _die_with_parent() -> None:
+    """In a worker: ask Linux to kill this process when its parent dies, so a killed command
+    leaves no worker running on (elsewhere this does nothing)."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request took effect
+        os._exit(1)
+
+
+@contextlib.contextmanager
+def process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """The one way radpipe makes a local process pool: fork where available (workers inherit
+    what the parent already loaded), and workers that die with the command.
+
+    Examples
+    --------
+    >>> with process_pool(2) as pool:
+    ...     list(pool.map(abs, [-1, -2]))
+    [1, 2]
+    """
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_die_with_parent) as pool:
+        yield pool
 
 
 def run_map(
@@ -54,10 +92,14 @@ def run_map(
         return
     count = min(count, len(items))
     size = chunksize or max(1, min(256, len(items) // (count * 4)))
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with ProcessPoolExecutor(count, mp_context=context) as pool:
-        yield from pool.map(function, items, chunksize=size)
+    with process_pool(count) as pool:
+        try:
+            yield from pool.map(function, items, chunksize=size)
+        except BrokenProcessPool:
+            raise RadpipeError(
+                "a worker process died (killed, or out of memory); nothing was published — "
+                "run again, with fewer --workers if memory is short"
+            ) from None
 
 
 def _chunk_apply(function: Callable[[Item], Result], chunk: Sequence[Item]) -> list[Result]:

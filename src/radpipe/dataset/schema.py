@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from radpipe.errors import DatasetError
-from radpipe.io.atomic import publish_mode
+from radpipe.io.atomic import publish_mode, remove_stale_temporaries, temporary_prefix
 
 SCHEMA = "radpipe-dataset"
 SCHEMA_VERSION = 1
@@ -88,8 +88,9 @@ class DatasetWriter:
             raise DatasetError(f"{self.path}: the folder {self.path.parent} does not exist")
         if self.path.exists() and not (append or overwrite):
             raise DatasetError(f"{self.path}: exists; pass --append to add patients or --overwrite")
+        remove_stale_temporaries(self.path)
         descriptor, temporary = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".h5", dir=self.path.parent
+            prefix=temporary_prefix(self.path), suffix=".h5", dir=self.path.parent
         )
         os.close(descriptor)
         self.temporary = Path(temporary)

@@ -118,6 +118,51 @@ def _writing(path: Path) -> Iterator[None]:
         ) from None
 
 
+def temporary_prefix(path: Path) -> str:
+    """The name prefix of ``path``'s temporaries: hidden, and naming this process, so a later
+    run can tell a dead writer's leftovers from a live one's."""
+    return f".{path.name}.radpipe-{os.getpid()}-"
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete temporaries of ``path`` left by writers that are no longer running (killed).
+
+    Returns
+    -------
+    list of Path
+        What was removed.
+    """
+    removed: list[Path] = []
+    prefix = f".{path.name}.radpipe-"
+    try:
+        siblings = list(path.parent.iterdir())
+    except OSError:
+        return removed
+    for sibling in siblings:
+        if not sibling.name.startswith(prefix):
+            continue
+        owner = sibling.name[len(prefix) :].split("-", 1)[0]
+        if not owner.isdigit() or _alive(int(owner)):
+            continue
+        if sibling.is_dir() and not sibling.is_symlink():
+            shutil.rmtree(sibling, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                sibling.unlink()
+        removed.append(sibling)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def current_umask() -> int:
     """The process's umask (read by setting and restoring it)."""
     mask = os.umask(0o022)
@@ -157,9 +202,10 @@ def atomic_path(
     guard_output(path, inputs=inputs, input_folders=input_folders)
     check_writable(path, overwrite=overwrite)
     suffix = "".join(path.suffixes)
+    remove_stale_temporaries(path)
     with _writing(path):
         descriptor, temporary = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=suffix, dir=path.parent
+            prefix=temporary_prefix(path), suffix=suffix, dir=path.parent
         )
     os.close(descriptor)
     try:
@@ -240,8 +286,9 @@ def atomic_folder(
     guard_output(path, inputs=inputs, input_folders=input_folders)
     check_folder_replaceable(path, overwrite=overwrite)
     make_parent(path)
+    remove_stale_temporaries(path)
     with _writing(path):
-        temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        temporary = Path(tempfile.mkdtemp(prefix=temporary_prefix(path), dir=path.parent))
     try:
         yield temporary
         (temporary / OUTPUT_MARKER).write_text("written by radpipe; --overwrite may replace it\n")
@@ -249,7 +296,9 @@ def atomic_folder(
         publish_mode(temporary, folder=True)
         previous = None
         if path.exists():
-            previous = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            previous = Path(
+                tempfile.mkdtemp(prefix=temporary_prefix(path) + "old-", dir=path.parent)
+            )
             os.replace(path, previous / "folder")
         os.replace(temporary, path)
         if previous is not None:

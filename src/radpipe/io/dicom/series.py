@@ -154,14 +154,10 @@ def scan_headers(
     skipped: list[SkippedFile] = []
     workers = _worker_count(len(files))
     if workers > 1 and len(files) >= HEADER_PROCESS_THRESHOLD:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from radpipe.parallel import process_pool
 
-        context = multiprocessing.get_context(
-            "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        )
         chunk = max(1, min(64, len(files) // (workers * 4)))
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with process_pool(workers) as pool:
             results: Iterable[list[FrameRecord] | SkippedFile] = list(
                 pool.map(_frame_records_without_header, files, chunksize=chunk)
             )
@@ -537,16 +533,13 @@ def _decode_in_processes(
     progress: Progress | None,
 ) -> None:
     """Decode compressed files in a process pool (fork where available) and store the frames."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from radpipe.parallel import process_pool
 
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     jobs = [
         (path, items[0][0].layout, [record.frame for record, _ in items])
         for path, items in by_file.items()
     ]
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with process_pool(workers) as pool:
         for (path, _, _), frames in zip(
             jobs, pool.map(_decode_frames_job, jobs, chunksize=4), strict=True
         ):
