@@ -4,6 +4,7 @@ and the patient's tumour burden. Pure: arrays in, dataclasses out."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -90,6 +91,7 @@ class PatientReport:
     total_tumour_volume_ml: float = 0.0
     tumour_burden_percent: float | None = None
     largest_lesion_ml: float | None = None
+    reference_organ_volume_ml: float | None = None
     warnings: list[str] = field(default_factory=list)
 
     def row(self) -> dict[str, Any]:
@@ -105,6 +107,9 @@ class PatientReport:
             if self.largest_lesion_ml is None
             else round(self.largest_lesion_ml, 4),
             "reference_organ": self.reference_organ,
+            "reference_organ_volume_ml": None
+            if self.reference_organ_volume_ml is None
+            else round(self.reference_organ_volume_ml, 4),
             "small_lesions": len(self.small_lesions),
         }
         for organ in self.organs:
@@ -309,7 +314,13 @@ def find_lesions(
             )
             (small if lesion.small else kept).append(lesion)
     kept.sort(key=lambda lesion: -lesion.volume_ml)
-    return kept, small
+    small.sort(key=lambda lesion: -lesion.volume_ml)
+    # numbered in the order they are listed: largest first, possible noise after
+    ordered = [
+        dataclasses.replace(lesion, lesion_id=number)
+        for number, lesion in enumerate(kept + small, start=1)
+    ]
+    return ordered[: len(kept)], ordered[len(kept) :]
 
 
 def analyse_patient(
@@ -363,6 +374,7 @@ def analyse_patient(
         for mask in tumours.values():
             union |= mask & filled[report.reference_organ]
         organ_ml = int(union.sum()) * voxel_ml
+        report.reference_organ_volume_ml = organ_ml
         if organ_ml > 0:
             report.tumour_burden_percent = 100.0 * report.total_tumour_volume_ml / organ_ml
     elif report.reference_organ is not None:

@@ -277,6 +277,7 @@ def view(
     annotations: bool = True,
     colorbar: bool = False,
     label_values: list[int] | None = None,
+    legend: bool = True,
 ) -> RGB:
     """One slice of a volume as an RGB image, with optional heatmap and mask overlays.
 
@@ -298,6 +299,8 @@ def view(
         outlined, with a legend.
     label_values : list of int, optional
         The non-zero labels present in ``mask`` when already known (saves a pass over it).
+    legend : bool
+        Name the mask's labels in a legend (figures of several views show it once).
 
     Returns
     -------
@@ -319,7 +322,7 @@ def view(
     image = to_grey(plane_slice(shown.array, chosen, k), grey_window)
     rows_mm, cols_mm = pixel_spacing(shown, chosen)
     options = style or HeatmapStyle()
-    legend = None
+    legend_names = None
     base = image
     if heatmap is not None:
         placed = heatmap_on(
@@ -351,11 +354,15 @@ def view(
             )
         )
         rgb = blend_labels(rgb, resized, colours, opacity=mask_opacity, outline=outline)
-        legend = {mask.name_of(label): colours[label] for label in present}
+        legend_names = {mask.name_of(label): colours[label] for label in present}
     if annotations:
         mm_per_pixel = cols_mm * rgb_width_ratio(shown, chosen, size)
         rgb = annotate(
-            rgb, chosen, mm_per_pixel=mm_per_pixel, title=f"{chosen.value} {k}", legend=legend
+            rgb,
+            chosen,
+            mm_per_pixel=mm_per_pixel,
+            title=f"{chosen.value} {k}",
+            legend=legend_names if legend else None,
         )
     if colorbar and heatmap is not None:
         low, high = (
@@ -476,9 +483,11 @@ def three_plane(
     """
     shown, options = prepared(volume, options)
     k, j, i = point if point is not None else tuple(n // 2 for n in canonical(shown).spatial_shape)
+    options.setdefault("legend", True)
+    once = {**options, "legend": False}  # the legend is drawn in the last panel only
     panels = [
-        view(shown, plane=Plane.AXIAL, index=k, **options),
-        view(shown, plane=Plane.CORONAL, index=j, **options),
+        view(shown, plane=Plane.AXIAL, index=k, **once),
+        view(shown, plane=Plane.CORONAL, index=j, **once),
         view(shown, plane=Plane.SAGITTAL, index=i, **options),
     ]
     return _row(panels)

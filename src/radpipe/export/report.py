@@ -64,6 +64,34 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _lesion_summary(lesion: Lesion) -> dict[str, Any]:
+    """The columns a reader needs first; everything else is in the folded details."""
+    hu = lesion.intensity.mean if lesion.intensity is not None else None
+    return {
+        "lesion": lesion.lesion_id,
+        "volume mL": lesion.volume_ml,
+        "axial diameter mm": lesion.longest_axial_diameter_mm,
+        "perpendicular mm": lesion.perpendicular_diameter_mm,
+        "3-D diameter mm": lesion.longest_3d_diameter_mm,
+        "mean HU": hu,
+        "organ": lesion.organ,
+        "source": lesion.source,
+    }
+
+
+def _patient_summary(report: PatientReport) -> dict[str, Any]:
+    """One patient in a few columns: counts, volumes and the burden with its definition."""
+    return {
+        "lesions": report.tumour_count,
+        "tumour volume mL": report.total_tumour_volume_ml,
+        "largest mL": report.largest_lesion_ml,
+        "reference organ": report.reference_organ,
+        "reference organ volume mL": report.reference_organ_volume_ml,
+        "burden %": report.tumour_burden_percent,
+        "small components": len(report.small_lesions),
+    }
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return ""
@@ -168,36 +196,50 @@ def write_reports(
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
             for caption, image in (pictures or {}).get(report.patient, [])[:MAX_PICTURES]
         )
-        lesions = [
+        lesions = [_lesion_summary(lesion) for lesion in report.lesions]
+        details = [
             {k: v for k, v in lesion.row().items() if not k.startswith("hu_p")}
-            for lesion in report.lesions
+            for lesion in report.lesions + report.small_lesions
         ]
-        small = [lesion.row() for lesion in report.small_lesions]
+        small = [_lesion_summary(lesion) for lesion in report.small_lesions]
         warnings = "".join(f"<li>{html.escape(w)}</li>" for w in report.warnings)
         sections.append(
-            f"<section><h2>{html.escape(report.patient)}</h2>{_table([report.row()])}"
-            f"<h3>Lesions</h3>{_table(lesions)}"
+            f"<section><h2>{html.escape(report.patient)}</h2>{_table([_patient_summary(report)])}"
+            f"<h3>Lesions (largest first)</h3>{_table(lesions)}"
             + (f"<h3>Small components (possible noise)</h3>{_table(small)}" if small else "")
             + (f"<ul class=warn>{warnings}</ul>" if warnings else "")
-            + f"<div class=figs>{figures}</div></section>"
+            + f"<div class=figs>{figures}</div>"
+            + "<details><summary>All measurements of each lesion and organ</summary>"
+            f"<div class=wide>{_table(details)}{_table([report.row()])}</div></details></section>"
         )
     histogram = _histogram([lesion.volume_ml for report in reports for lesion in report.lesions])
     cohort_rows = [
         {"measure": name, **values} for name, values in summary.items() if isinstance(values, dict)
     ]
     style = (
-        "body{font-family:sans-serif;margin:2em;color:#222}"
-        "table{border-collapse:collapse;margin:.5em 0}"
+        "body{font-family:sans-serif;margin:1.5em auto;max-width:1200px;padding:0 1em;"
+        "color:#222}table{border-collapse:collapse;margin:.5em 0}"
         "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px;text-align:right}"
-        "th{background:#eee}figure{display:inline-block;margin:4px}img{max-width:100%}"
-        ".warn{color:#a60}"
+        "th{background:#eee}figure{display:inline-block;margin:4px;max-width:100%}"
+        "img{max-width:100%;height:auto}.warn{color:#a60}.wide{overflow-x:auto;max-width:100%}"
+        "details{margin:.5em 0}summary{cursor:pointer;color:#246}"
     )
     histogram_html = f'<img src="{histogram}" alt="lesion volumes">' if histogram else ""
+    definitions = (
+        "<p>Organ volumes are the voxels of each organ mask. The tumour burden is total tumour "
+        "volume ÷ reference-organ volume, where the reference organ includes the tumours inside "
+        "it (holes a tumour leaves in the organ mask are filled): that volume is given as "
+        "<i>reference organ volume</i>. Lesions are connected tumour components, numbered "
+        "largest first; each picture marks its lesion in its own colour.</p>"
+    )
     page = (
-        '<!doctype html><html><head><meta charset="utf-8"><title>radpipe analysis</title>'
-        f"<style>{style}</style></head><body><h1>Organ and tumour analysis</h1>"
+        '<!doctype html><html><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>radpipe analysis</title><style>{style}</style></head><body>"
+        "<h1>Organ and tumour analysis</h1>"
         f"<p>{summary['patients']} patient(s). Patient identifiers are pseudonymised.</p>"
-        f"<h2>Cohort</h2>{_table(cohort_rows)}{histogram_html}{''.join(sections)}</body></html>"
+        f"{definitions}<h2>Cohort</h2><div class=wide>{_table(cohort_rows)}</div>"
+        f"{histogram_html}{''.join(sections)}</body></html>"
     )
     with atomic_path(paths["html"], overwrite=True) as temporary:
         temporary.write_text(page)
@@ -208,22 +250,49 @@ def lesion_pictures(
     image: Volume, masks: MaskSet, lesions: Sequence[Lesion], *, count: int = MAX_PICTURES
 ) -> list[tuple[str, NDArray[np.uint8]]]:
     """A captioned three-plane picture through the centre of each of the first ``count``
-    lesions, with the masks outlined."""
+    lesions, with the masks outlined and the lesion itself in its own colour and legend entry."""
     from radpipe.render import canonical, three_plane
 
     labels = masks.to_labelmap()
     shown = canonical(image)
+    mark = max(labels.labels, default=0) + 1
     pictures = []
     for lesion in list(lesions)[:count]:
         centre = (round(float(v)) for v in shown.world_to_index(lesion.centroid_mm))
         k, j, i = (min(max(v, 0), n - 1) for v, n in zip(centre, shown.spatial_shape, strict=True))
-        picture = three_plane(image, point=(k, j, i), mask=labels, mask_opacity=0.15)
+        marked = labels.array.copy()
+        marked[_lesion_voxels(masks, lesion, labels.spatial_shape)] = mark
+        named = labels.like(marked)
+        named.labels = {**labels.labels, mark: f"lesion {lesion.lesion_id}"}
+        picture = three_plane(image, point=(k, j, i), mask=named, mask_opacity=0.15)
         caption = (
             f"lesion {lesion.lesion_id}: {lesion.volume_ml:.2f} mL, "
             f"{lesion.longest_axial_diameter_mm:.1f} mm"
         )
         pictures.append((caption, picture))
     return pictures
+
+
+def _lesion_voxels(
+    masks: MaskSet, lesion: Lesion, shape: tuple[int, int, int]
+) -> NDArray[np.bool_]:
+    """The voxels of one lesion: the component of its source mask, inside its bounding box,
+    that has its voxel count."""
+    import cc3d
+
+    found = np.zeros(shape, dtype=bool)
+    source = masks.masks.get(lesion.source)
+    if source is None:
+        return found
+    s0, s1, r0, r1, c0, c1 = lesion.bbox
+    crop = source[s0:s1, r0:r1, c0:c1]
+    components = cc3d.connected_components(crop.astype(np.uint8), connectivity=26)
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    matching = np.flatnonzero(sizes == lesion.voxels)
+    chosen = int(matching[0]) if matching.size else int(np.argmax(sizes))
+    found[s0:s1, r0:r1, c0:c1] = components == chosen
+    return found
 
 
 def analyse_to_reports(
