@@ -117,3 +117,19 @@ def test_a_missing_slice_is_reported_in_the_analysis(data, tmp_path, capsys):
     assert "1 slice(s) missing" in capsys.readouterr().err
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert any("1 slice(s) missing" in w for w in report["patients"][0]["warnings"])
+
+
+def test_a_mask_folder_is_named_after_its_organ_and_tables_need_a_known_ending(tmp_path, capsys):
+    import json
+
+    from radpipe.phantom import write_ircadb_patient
+
+    patient = tmp_path / "3Dircadb1.1"
+    write_ircadb_patient(patient, zipped=False, shape=(12, 48, 48), tumours=1)
+    out = tmp_path / "liver.nii.gz"
+    assert main(["masks", "convert", str(patient / "MASKS_DICOM" / "liver"), str(out),
+                 "--image", str(patient / "PATIENT_DICOM")]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "liver.json").read_text()) == {"1": "liver"}
+    err = refused(["metadata", str(patient), "--out", str(tmp_path / "table.weird")], capsys)
+    assert ".csv, .tsv or .json" in err
+    assert not (tmp_path / "table.weird").exists()

@@ -119,16 +119,39 @@ def metadata_rows(
     return rows
 
 
-def write_table(rows: list[dict[str, Any]], path: str | Path, *, overwrite: bool = False) -> Path:
-    """Write rows as CSV (or JSON when the path ends in ``.json``), atomically."""
+def check_table_path(path: str | Path) -> Path:
+    """``path`` if it ends in ``.csv``, ``.tsv`` or ``.json`` (checked before a long scan).
+
+    Raises
+    ------
+    FormatError
+        Otherwise.
+    """
+    from radpipe.errors import FormatError
+
     target = Path(path)
+    if target.suffix.lower() not in (".csv", ".tsv", ".json"):
+        raise FormatError(f"{target}: write the table as .csv, .tsv or .json")
+    return target
+
+
+def write_table(rows: list[dict[str, Any]], path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write rows as CSV (or JSON when the path ends in ``.json``), atomically.
+
+    Raises
+    ------
+    FormatError
+        If the path ends in neither ``.csv``, ``.tsv`` nor ``.json``.
+    """
+    target = check_table_path(path)
     columns = list(rows[0]) if rows else []
     with atomic_path(target, overwrite=overwrite) as temporary:
         if target.suffix.lower() == ".json":
             temporary.write_text(json.dumps(rows, indent=2, default=str))
         else:
             with open(temporary, "w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=columns)
+                delimiter = "\t" if target.suffix.lower() == ".tsv" else ","
+                writer = csv.DictWriter(handle, fieldnames=columns, delimiter=delimiter)
                 writer.writeheader()
                 writer.writerows(rows)
     return target

@@ -220,9 +220,10 @@ def metadata(
 
     $ radpipe metadata /data/3Dircadb1 --out metadata.csv
     """
-    from radpipe.catalog.metadata import metadata_rows, write_table
+    from radpipe.catalog.metadata import check_table_path, metadata_rows, write_table
     from radpipe.io.atomic import check_writable
 
+    check_table_path(out)
     check_writable(out, overwrite=overwrite)
     found, _ = _run_scan(root, catalog, workers=workers, scheduler=scheduler, keep_phi=keep_phi)
     with found:

@@ -86,6 +86,13 @@ def load_mask_file(
 
                 return read_rtstruct(copy, image, strict=strict)
     volume = load(location)
+    if (
+        name is None
+        and check_location(location) == "folder"
+        and registry.format_of(location) is None
+    ):
+        # a DICOM mask series' folder names its organ (3D-IRCADb: MASKS_DICOM/liver)
+        name = Path(location.replace("::", "/").rstrip("/")).name or None
     labels = labels_on(volume, image, name=f"mask {location}")
     names = dict(label_names or {}) or label_names_from_sidecar(location)
     present = [int(v) for v in np.unique(labels.array) if v != 0]
