@@ -74,8 +74,8 @@ def main() -> None:
         def theirs() -> None:
             nib.save(image, folder / "plain.nii")
 
-        report("write 300×512×512 int16 NIfTI (uncompressed), best of 7",
-               best_time(ours, repeats=7), {"nibabel.save": best_time(theirs, repeats=7)})  # fmt: skip
+        peers = {"nibabel.save": best_time(theirs, repeats=7)}
+        report("write 300×512×512 int16 NIfTI, best of 7", best_time(ours, repeats=7), peers)
 
 
 if __name__ == "__main__":
