@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
 import os
@@ -59,3 +60,20 @@ def pseudonym(patient_id: str | None, *, key: bytes | None = None) -> str:
         return "anon-unknown"
     digest = hmac.new(key or pseudonym_key(), patient_id.encode(), hashlib.sha256).hexdigest()
     return f"anon-{digest[:10]}"
+
+
+def shift_days(patient_id: str | None, key: bytes) -> int:
+    """Per-patient date shift in days (0–364) from a keyed hash; stable for a key."""
+    digest = hmac.new(key, (patient_id or "").encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:4], "big") % 365
+
+
+def shifted_date(value: str | None, days: int) -> str | None:
+    """A DICOM date (YYYYMMDD) moved back by ``days``; None when absent or invalid."""
+    if not value:
+        return None
+    try:
+        date = datetime.date(int(value[0:4]), int(value[4:6]), int(value[6:8]))
+    except ValueError:
+        return None
+    return (date - datetime.timedelta(days=days)).strftime("%Y%m%d")

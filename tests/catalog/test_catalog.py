@@ -14,7 +14,7 @@ import pytest
 
 import radpipe
 from radpipe.catalog.store import open_catalog, scan
-from radpipe.errors import DatasetError
+from radpipe.errors import DatasetError, FormatError
 from radpipe.io.sources import ArchiveLimits, Problem, walk_sources
 from radpipe.phantom import write_ircadb_patient, write_phantom_study
 from radpipe.privacy import pseudonym
@@ -274,3 +274,26 @@ def test_an_unfinished_first_scan_and_a_foreign_database_are_refused(tmp_path, p
     with pytest.raises(DatasetError, match="not a radpipe catalog"):
         scan(phantom_study.folder, other, workers=1)
     assert other.read_bytes() == before
+
+
+def test_metadata_takes_any_dicom_keyword_and_guards_identifiers(tmp_path, phantom_study):
+    import pydicom
+
+    from radpipe.catalog.metadata import metadata_rows
+    from radpipe.privacy import pseudonym_key, shift_days, shifted_date
+
+    catalog, _ = scan(phantom_study.folder, tmp_path / "c.sqlite", workers=1)
+    source = pydicom.dcmread(phantom_study.files[0])
+    with catalog:
+        rows = metadata_rows(catalog, fields=["modality", "KVP", "StudyDate", "Rows", "EchoTime"])
+        (row,) = [r for r in rows if r["modality"] == "CT"]
+        assert row["KVP"] == str(source.KVP) and row["Rows"] == str(source.Rows)
+        assert row["EchoTime"] is None  # a CT has none
+        days = shift_days(str(source.PatientID), pseudonym_key())
+        assert row["StudyDate"] == shifted_date(str(source.StudyDate), days) != source.StudyDate
+        with pytest.raises(FormatError, match="identifies the patient"):
+            metadata_rows(catalog, fields=["PatientName"])
+        kept = metadata_rows(catalog, fields=["modality", "PatientName"], keep_phi=True)
+        assert str(source.PatientName) in {r["PatientName"] for r in kept}
+        with pytest.raises(FormatError, match="nor a DICOM keyword"):
+            metadata_rows(catalog, fields=["Nonsense"])

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import datetime
-import hashlib
-import hmac
 import io
 import json
 import re
@@ -31,7 +28,7 @@ from radpipe.io.dicom.headers import (
     referenced_series,
 )
 from radpipe.io.sources import SEPARATOR, Source, local_copy, natural_key, read_bytes
-from radpipe.privacy import pseudonym, pseudonym_key
+from radpipe.privacy import pseudonym, pseudonym_key, shift_days, shifted_date
 
 LABEL_NAME = re.compile(r"(_seg|_mask|_label|_labels|-seg|-label)(\.|$)", re.IGNORECASE)
 LABEL_FOLDERS = {"labels", "labelstr", "labelsts", "masks", "segmentations", "seg"}
@@ -149,23 +146,6 @@ def _text(dataset: Any, keyword: str) -> str | None:
     if not isinstance(value, str) and hasattr(value, "__iter__"):
         return "\\".join(str(v).strip() for v in value)
     return str(value).strip()
-
-
-def shift_days(patient_id: str | None, key: bytes) -> int:
-    """Per-patient date shift in days (0–364) from a keyed hash; stable for a key."""
-    digest = hmac.new(key, (patient_id or "").encode(), hashlib.sha256).digest()
-    return int.from_bytes(digest[:4], "big") % 365
-
-
-def shifted_date(value: str | None, days: int) -> str | None:
-    """A DICOM date (YYYYMMDD) moved back by ``days``; None when absent or invalid."""
-    if not value:
-        return None
-    try:
-        date = datetime.date(int(value[0:4]), int(value[4:6]), int(value[6:8]))
-    except ValueError:
-        return None
-    return (date - datetime.timedelta(days=days)).strftime("%Y%m%d")
 
 
 def dicom_facts(dataset: Any, options: DescribeOptions) -> dict[str, Any]:

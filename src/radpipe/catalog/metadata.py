@@ -91,32 +91,104 @@ def _series_fields(entry: SeriesEntry, first: dict[str, datetime.date]) -> dict[
 
 
 def metadata_rows(
-    catalog: Catalog, *, per_file: bool = False, fields: Sequence[str] | None = None
+    catalog: Catalog,
+    *,
+    per_file: bool = False,
+    fields: Sequence[str] | None = None,
+    keep_phi: bool = False,
 ) -> list[dict[str, Any]]:
     """Rows of metadata, one per series (or per file of each series with ``per_file``).
+
+    Parameters
+    ----------
+    fields : sequence of str, optional
+        Column names (``DEFAULT_FIELDS`` by default, plus ``OPTIONAL_FIELDS``) or any DICOM
+        keyword (``EchoTime``, ``ConvolutionKernel``, ``ContrastBolusAgent`` …), read from the
+        series' first file (or each file with ``per_file``).
+    keep_phi : bool
+        Allow keywords that identify the patient (names, IDs, birth date, addresses). Without
+        it they are refused; dates are shifted per patient as the catalog shifts them.
 
     Raises
     ------
     FormatError
-        If a requested field does not exist.
+        If a field is neither a column nor a DICOM keyword, or identifies the patient without
+        ``keep_phi``.
     """
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+
     chosen = list(fields) if fields else list(DEFAULT_FIELDS)
-    unknown = [f for f in chosen if f not in DEFAULT_FIELDS + OPTIONAL_FIELDS]
+    columns = DEFAULT_FIELDS + OPTIONAL_FIELDS
+    keywords = [f for f in chosen if f not in columns]
+    unknown = [f for f in keywords if tag_for_keyword(f) is None]
     if unknown:
         raise FormatError(
-            f"unknown metadata field(s) {', '.join(unknown)}; choose from "
-            f"{', '.join(DEFAULT_FIELDS + OPTIONAL_FIELDS)}"
+            f"unknown metadata field(s) {', '.join(unknown)}: not a column "
+            f"({', '.join(columns)}) nor a DICOM keyword such as EchoTime"
+        )
+    identifying = [f for f in keywords if _identifies(f, dictionary_VR(tag_for_keyword(f) or 0))]
+    if identifying and not keep_phi:
+        raise FormatError(
+            f"{', '.join(identifying)} identif{'ies' if len(identifying) == 1 else 'y'} the "
+            "patient; add --keep-phi (and keep the table on this machine) to include "
+            f"{'it' if len(identifying) == 1 else 'them'}"
         )
     first = _day_offsets(catalog)
     rows = []
     for entry in catalog.series():
         values = _series_fields(entry, first)
-        if per_file:
-            for location in catalog.files(entry):
-                rows.append({**{f: values[f] for f in chosen}, "file": location})
-        else:
-            rows.append({f: values[f] for f in chosen})
+        locations = catalog.files(entry) if per_file else catalog.files(entry)[:1]
+        for location in locations if (per_file or keywords) else [None]:
+            row = {f: values[f] for f in chosen if f in values}
+            if keywords and location is not None:
+                row.update(_header_fields(location, keywords, keep_phi=keep_phi))
+            row = {f: row.get(f) for f in chosen}
+            if per_file:
+                row["file"] = location
+            rows.append(row)
     return rows
+
+
+def _identifies(keyword: str, vr: str) -> bool:
+    """Whether a DICOM attribute can identify the patient (de-identification profile or PN)."""
+    from radpipe.export.deidentify import EMPTY, REMOVE
+
+    return vr == "PN" or keyword in REMOVE or keyword in EMPTY
+
+
+def _header_fields(location: str, keywords: Sequence[str], *, keep_phi: bool) -> dict[str, Any]:
+    """The keywords' values in one file's header (dates shifted unless ``keep_phi``)."""
+    from radpipe.errors import ReadError
+    from radpipe.io.dicom.headers import open_dataset
+    from radpipe.privacy import pseudonym_key, shift_days, shifted_date
+
+    try:
+        dataset, _ = open_dataset(location, stop_before_pixels=True)
+    except ReadError:
+        return {}
+    days = 0 if keep_phi else shift_days(str(dataset.get("PatientID", "") or ""), pseudonym_key())
+    found: dict[str, Any] = {}
+    for keyword in keywords:
+        element = dataset.get(keyword)
+        if element is None or element == "":
+            found[keyword] = None
+            continue
+        vr = dataset.data_element(keyword).VR
+        if vr == "SQ":
+            found[keyword] = f"{len(element)} item(s)"
+        elif vr == "DA" and not keep_phi:
+            found[keyword] = shifted_date(str(element), days)
+        elif isinstance(element, bytes):
+            found[keyword] = f"{len(element)} bytes"
+        else:
+            found[keyword] = (
+                "\\".join(map(str, element)) if vr != "PN" and _multi(element) else (str(element))
+            )
+    return found
+
+
+def _multi(value: Any) -> bool:
+    return isinstance(value, list | tuple) or type(value).__name__ == "MultiValue"
 
 
 def check_table_path(path: str | Path) -> Path:

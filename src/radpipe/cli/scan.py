@@ -204,7 +204,8 @@ def metadata(
     out: Annotated[Path, typer.Option("--out", help="CSV (or .json) table to write.")],
     per_file: Annotated[bool, typer.Option("--per-file", help="One row per file.")] = False,
     fields: Annotated[
-        str | None, typer.Option("--fields", help="Comma-separated columns (default: all common).")
+        str | None,
+        typer.Option("--fields", help="Comma-separated columns or DICOM keywords (EchoTime, …)."),
     ] = None,
     catalog: CatalogOption = DEFAULT_CATALOG,
     workers: WorkersOption = None,
@@ -228,7 +229,7 @@ def metadata(
     found, _ = _run_scan(root, catalog, workers=workers, scheduler=scheduler, keep_phi=keep_phi)
     with found:
         chosen = [f.strip() for f in fields.split(",")] if fields else None
-        rows = metadata_rows(found, per_file=per_file, fields=chosen)
+        rows = metadata_rows(found, per_file=per_file, fields=chosen, keep_phi=keep_phi)
     write_table(rows, out, overwrite=overwrite)
     stdout.print(f"wrote {out}: {len(rows)} rows")
 

@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from radpipe.catalog.discover import shift_days, shifted_date
 from radpipe.errors import ReadError
 from radpipe.io.atomic import atomic_folder
 from radpipe.io.sources import SEPARATOR, Source, natural_key, open_source, walk_sources
-from radpipe.privacy import pseudonym, pseudonym_key
+from radpipe.privacy import pseudonym, pseudonym_key, shift_days, shifted_date
 
 #: Attributes the basic profile removes (X), by keyword.
 REMOVE = frozenset(
