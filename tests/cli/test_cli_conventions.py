@@ -73,3 +73,18 @@ def test_a_non_ascii_token_is_forbidden_not_an_error(phantom_study):
 
     client = TestClient(create_app(build_session(phantom_study.series_folder, [], None)))
     assert client.get("/api/info", params={"token": "ünïcødé"}).status_code == 403
+
+
+def test_one_output_convention(phantom_study, tmp_path, capsys):
+    series = str(phantom_study.series_folder)
+    assert main(["convert", series, "-o", str(tmp_path / "a.nii.gz")]) == 0
+    assert main(["convert", series, str(tmp_path / "b.nii.gz")]) == 0  # positional, as before
+    assert main(["deidentify", series, "--output", str(tmp_path / "clean")]) == 0
+    assert main(["metadata", series, "-o", str(tmp_path / "m.csv")]) == 0
+    capsys.readouterr()
+    assert (
+        main(["convert", series, str(tmp_path / "c.nii.gz"), "-o", str(tmp_path / "d.nii.gz")]) == 2
+    )
+    assert main(["convert", series]) == 2
+    assert "-o/--output" in capsys.readouterr().err
+    assert not (tmp_path / "c.nii.gz").exists() and not (tmp_path / "d.nii.gz").exists()

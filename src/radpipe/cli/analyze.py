@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from radpipe.cli.console import progress_bar, stdout
-from radpipe.cli.options import OnDuplicate
+from radpipe.cli.options import OnDuplicate, chosen_output, output_option
 
 masks_app = typer.Typer(
     help="Convert masks between label maps, DICOM SEG and contours.", no_args_is_help=True
@@ -42,7 +42,10 @@ def analyze(
     out: Annotated[
         Path,
         typer.Option(
-            "--out", help="Folder for lesions.csv, patients.csv, report.json, report.html."
+            "-o",
+            "--output",
+            "--out",
+            help="Folder for lesions.csv, patients.csv, report.json, report.html.",
         ),
     ] = Path("radpipe-report"),
     min_volume: Annotated[
@@ -116,14 +119,16 @@ def convert_masks(
         Path, typer.Argument(help="Label map, DICOM mask series, SEG, RTSTRUCT or contour folder.")
     ],
     output: Annotated[
-        Path, typer.Argument(help=".nii / .nii.gz / .nrrd label map, or .dcm for DICOM SEG.")
-    ],
+        Path | None,
+        typer.Argument(help=".nii / .nii.gz / .nrrd label map, or .dcm for DICOM SEG."),
+    ] = None,
+    output_flag: Annotated[Path | None, output_option("Label map or SEG")] = None,
     image: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--image", help="The image the masks belong to (DICOM series for SEG output)."
         ),
-    ],
+    ] = None,
     labels: Annotated[
         str | None, typer.Option("--labels", help="Names of label values, e.g. 1=liver,2=tumor.")
     ] = None,
@@ -148,6 +153,9 @@ def convert_masks(
 
     $ radpipe masks convert rtstruct.dcm labels.nii.gz --image study/CT
     """
+    output = chosen_output(output, output_flag, "output file")
+    if image is None:
+        raise typer.BadParameter("give the image the masks belong to", param_hint="--image")
     from radpipe.errors import FormatError
     from radpipe.io import load, save
     from radpipe.io.atomic import check_writable

@@ -8,14 +8,17 @@ from typing import Annotated
 import typer
 
 from radpipe.cli.console import progress_bar, stdout
-from radpipe.cli.options import OnDuplicate
+from radpipe.cli.options import OnDuplicate, chosen_output, output_option
 
 
 def convert(
     source: Annotated[
         Path, typer.Argument(help="DICOM folder or file, NIfTI, Analyze, MINC or NRRD.")
     ],
-    output: Annotated[Path, typer.Argument(help="Output file: .nii, .nii.gz or .nrrd.")],
+    output: Annotated[
+        Path | None, typer.Argument(help="Output file: .nii, .nii.gz, .nrrd or .mha.")
+    ] = None,
+    output_flag: Annotated[Path | None, output_option("Output file")] = None,
     series: Annotated[
         str | None,
         typer.Option("--series", help="SeriesInstanceUID to convert when INPUT holds several."),
@@ -37,6 +40,7 @@ def convert(
 
     $ radpipe convert "study.zip::study/CT" ct.mha
     """
+    output = chosen_output(output, output_flag, "output file")
     from radpipe.io import load, save
     from radpipe.io.atomic import check_writable
     from radpipe.io.dicom.series import OnDuplicate

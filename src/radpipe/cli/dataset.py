@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from radpipe.cli.console import progress_bar, stdout
-from radpipe.cli.options import OnDuplicate
+from radpipe.cli.options import OnDuplicate, chosen_output, output_option
 
 dataset_app = typer.Typer(
     help="Build, inspect and sample training datasets (HDF5).", no_args_is_help=True
@@ -32,7 +32,8 @@ def _ints(text: str | None) -> list[int] | None:
 
 def preprocess_command(
     source: Annotated[Path, typer.Argument(help="Image: DICOM folder or file, NIfTI, NRRD.")],
-    output: Annotated[Path, typer.Argument(help="Output .nii / .nii.gz / .nrrd.")],
+    output: Annotated[Path | None, typer.Argument(help="Output .nii / .nii.gz / .nrrd.")] = None,
+    output_flag: Annotated[Path | None, output_option("Output image")] = None,
     spacing: Annotated[
         str | None, typer.Option("--spacing", help="mm: one value or SLICE,ROW,COLUMN.")
     ] = None,
@@ -67,6 +68,7 @@ def preprocess_command(
 
     $ radpipe preprocess ct.nii.gz out.nii.gz --mask labels.nii.gz --mask-output out_labels.nii.gz
     """
+    output = chosen_output(output, output_flag, "output file")
     from radpipe.errors import FormatError
     from radpipe.io import load, save
     from radpipe.io.atomic import check_writable

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from radpipe.cli.console import progress_bar, stdout
+from radpipe.cli.options import chosen_output, output_option
 
 export_app = typer.Typer(help="Export volumes for other tools.", no_args_is_help=True)
 
@@ -51,7 +52,10 @@ def nerf(
             help="DICOM series folder, NIfTI / NRRD file, or a dataset root with --all."
         ),
     ],
-    output: Annotated[Path, typer.Argument(help="Output folder (001.png …, transforms.json).")],
+    output: Annotated[
+        Path | None, typer.Argument(help="Output folder (001.png …, transforms.json).")
+    ] = None,
+    output_flag: Annotated[Path | None, output_option("Output folder")] = None,
     normalization: Annotated[
         str, typer.Option("--normalization", help="minmax, window or percentile.")
     ] = "minmax",
@@ -102,6 +106,7 @@ def nerf(
 
     $ radpipe export nerf study/CT nerf-out --normalization window --window abdomen
     """
+    output = chosen_output(output, output_flag, "output folder")
     from radpipe.errors import FormatError
     from radpipe.export.nerf import export_nerf
     from radpipe.io import load

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,3 +12,27 @@ OnDuplicate = Annotated[
     str,
     typer.Option("--on-duplicate", help="Images sharing a slice position: error, first or last."),
 ]
+
+
+def output_option(what: str) -> object:
+    """The ``-o/--output`` option of a command whose output may also be given positionally."""
+    return typer.Option("-o", "--output", help=f"{what} (or give it as the last argument).")
+
+
+def chosen_output(positional: Path | None, option: Path | None, what: str) -> Path:
+    """The output given either way (``radpipe convert IN OUT`` or ``-o OUT``).
+
+    Raises
+    ------
+    typer.BadParameter
+        If neither or two different outputs are given (a usage error: exit 2).
+    """
+    if positional is not None and option is not None and positional != option:
+        raise typer.BadParameter(
+            f"the {what} is given twice ({positional}, {option}); give it once",
+            param_hint="-o/--output",
+        )
+    chosen = option if option is not None else positional
+    if chosen is None:
+        raise typer.BadParameter(f"give the {what}", param_hint="-o/--output")
+    return chosen

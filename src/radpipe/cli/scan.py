@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from radpipe.cli.console import progress_bar, stdout
+from radpipe.cli.options import chosen_output, output_option
 
 DEFAULT_CATALOG = Path("radpipe-catalog.sqlite")
 
@@ -201,7 +202,9 @@ def problems(
 
 def metadata(
     root: Annotated[Path, typer.Argument(help="Folder or archive to describe.")],
-    out: Annotated[Path, typer.Option("--out", help="CSV (or .json) table to write.")],
+    out: Annotated[
+        Path, typer.Option("-o", "--output", "--out", help="CSV, TSV or JSON table to write.")
+    ],
     per_file: Annotated[bool, typer.Option("--per-file", help="One row per file.")] = False,
     fields: Annotated[
         str | None,
@@ -236,7 +239,10 @@ def metadata(
 
 def deidentify(
     source: Annotated[Path, typer.Argument(help="DICOM folder, file or zip archive.")],
-    target: Annotated[Path, typer.Argument(help="Folder to create with the de-identified copy.")],
+    target: Annotated[
+        Path | None, typer.Argument(help="Folder to create with the de-identified copy.")
+    ] = None,
+    output_flag: Annotated[Path | None, output_option("Folder for the de-identified copy")] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace TARGET if it exists.")
     ] = False,
@@ -247,6 +253,7 @@ def deidentify(
 
     $ radpipe deidentify hospital-export/ anonymised/
     """
+    target = chosen_output(target, output_flag, "output folder")
     from radpipe.export.deidentify import deidentify_tree
 
     report = deidentify_tree(source, target, overwrite=overwrite)
