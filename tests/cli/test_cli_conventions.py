@@ -88,3 +88,16 @@ def test_one_output_convention(phantom_study, tmp_path, capsys):
     assert main(["convert", series]) == 2
     assert "-o/--output" in capsys.readouterr().err
     assert not (tmp_path / "c.nii.gz").exists() and not (tmp_path / "d.nii.gz").exists()
+
+
+def test_progress_lines_when_not_on_a_terminal(monkeypatch, capsys):
+    import radpipe.cli.console as console
+
+    monkeypatch.setattr(console, "LOG_INTERVAL_S", 0.0)
+    with console.progress_bar("Reading study") as (advance, set_total):
+        set_total(3)
+        for _ in range(3):
+            advance(1)
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["radpipe: Reading study: 1/3", "radpipe: Reading study: 2/3",
+                   "radpipe: Reading study: 3/3"]  # fmt: skip

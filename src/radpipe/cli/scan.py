@@ -256,7 +256,8 @@ def deidentify(
     target = chosen_output(target, output_flag, "output folder")
     from radpipe.export.deidentify import deidentify_tree
 
-    report = deidentify_tree(source, target, overwrite=overwrite)
+    with progress_bar(f"De-identifying {source.name}") as (advance, _):
+        report = deidentify_tree(source, target, overwrite=overwrite, progress=advance)
     stdout.print(
         f"wrote {report.written} de-identified DICOM files to {target}; "
         f"{len(report.skipped)} non-DICOM files not copied"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -248,12 +249,14 @@ def deidentify_tree(
     *,
     key: bytes | None = None,
     overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> DeidentifyReport:
     """Write a de-identified copy of every DICOM file under ``source`` into ``target``.
 
     Zip archives are read in place and their members written as plain files (``a.zip`` →
     folder ``a``). Non-DICOM files are not copied (they may hold identifiers); they are
     listed in the report. The target folder appears only once everything is written.
+    ``progress`` is called with 1 per file handled.
     """
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -264,6 +267,8 @@ def deidentify_tree(
     items = sorted(walk_sources(root), key=lambda item: natural_key(item.location))
     with atomic_folder(target, overwrite=overwrite, input_folders=[root]) as temporary:
         for item in items:
+            if progress is not None:
+                progress(1)
             if not isinstance(item, Source):
                 report.problems.append((item.location, item.reason))
                 continue
