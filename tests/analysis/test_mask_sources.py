@@ -19,15 +19,28 @@ from radpipe.masks import rasterize_polygon
 from radpipe.volume import LabelMap
 
 
-def test_polygon_rule_matches_scikit_image():
+def test_polygon_rule_equals_scikit_image_on_every_pixel(data_dir):
+    """Random polygons, integer vertices (centres exactly on edges) and every real Sunnybrook
+    contour file: identical to skimage.draw.polygon2mask, pixel for pixel."""
+    from skimage.draw import polygon2mask
+
+    from radpipe.io.contours import read_polygon_file
+
     rng = np.random.default_rng(0)
-    for _ in range(50):
-        points = rng.uniform(-3, 40, size=(rng.integers(3, 12), 2))
+    shapes = [rng.uniform(-3, 40, size=(rng.integers(3, 12), 2)) for _ in range(50)]
+    shapes += [rng.integers(0, 36, size=(rng.integers(3, 8), 2)).astype(float) for _ in range(50)]
+    for points in shapes:
         ours = rasterize_polygon(points, (36, 38))
-        rows, columns = skimage_polygon(points[:, 1], points[:, 0], shape=(36, 38))
-        theirs = np.zeros((36, 38), bool)
-        theirs[rows, columns] = True
-        assert (ours != theirs).sum() <= 2  # only centres exactly on an edge may differ
+        np.testing.assert_array_equal(ours, polygon2mask((36, 38), points[:, ::-1]))
+    files = sorted((data_dir / "sunnybrook" / "contourfiles").rglob("*.txt"))
+    assert len(files) > 50
+    pixels = 0
+    for path in files:
+        points = read_polygon_file(path)
+        ours = rasterize_polygon(points, (256, 256))
+        np.testing.assert_array_equal(ours, polygon2mask((256, 256), points[:, ::-1]))
+        pixels += int(ours.sum())
+    assert pixels > 80_000
     square = rasterize_polygon([(0.5, 0.5), (3.5, 0.5), (3.5, 2.5), (0.5, 2.5)], (5, 5))
     assert np.argwhere(square).tolist() == [[1, 1], [1, 2], [1, 3], [2, 1], [2, 2], [2, 3]]
 
