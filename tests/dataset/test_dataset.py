@@ -241,3 +241,22 @@ def test_catalog_build_loads_each_image_once(tmp_path, monkeypatch):
     assert errors == [] and written > 0
     assert loads.count("image") == 4
     assert loads.count("mask") == mask_series
+
+
+def test_sunnybrook_download_missing_a_patient_warns_and_goes_on(data_dir, tmp_path):
+    import shutil
+    import warnings
+
+    from radpipe.dataset.build import BuildOptions, sunnybrook_jobs
+    from radpipe.errors import RadpipeWarning
+
+    root = tmp_path / "sunnybrook"
+    shutil.copytree(data_dir / "sunnybrook", root)
+    link = (root / "link.csv").read_text()
+    (root / "link.csv").write_text(link.rstrip("\n") + "\nSCD_MISSING,SC-HF-I-99\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        jobs = sunnybrook_jobs(root, BuildOptions())
+    assert len(jobs) == 3
+    messages = [str(w.message) for w in caught if issubclass(w.category, RadpipeWarning)]
+    assert any("SCD_MISSING" in m and "skipped" in m for m in messages)

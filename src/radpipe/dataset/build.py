@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import configparser
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from radpipe.dataset.schema import DatasetWriter, Sample
-from radpipe.errors import DatasetError, FormatError, RadpipeError
+from radpipe.errors import DatasetError, FormatError, RadpipeError, RadpipeWarning
 from radpipe.volume import LabelMap, Volume
 
 #: A mask covering more than this fraction of its sample is rejected as implausible.
@@ -244,21 +245,36 @@ def sunnybrook_jobs(data_directory: str | Path, options: BuildOptions) -> list[P
     if not link.is_file():
         raise DatasetError(f"{root}: no link.csv (expected dicoms/, contourfiles/ and link.csv)")
     jobs = []
-    with open(link, newline="") as handle:
-        for row in csv.reader(handle):
-            if len(row) < 2 or row[0].strip().lower() in ("patient_id", "patient"):
-                continue
-            images, contours = row[0].strip(), row[1].strip()
-            jobs.append(
-                PatientJob(
-                    patient=images,
-                    kind="sunnybrook",
-                    sources=(str(root / "dicoms" / images), str(root / "contourfiles" / contours)),
-                    options=options,
-                )
+    try:
+        with open(link, newline="", encoding="utf-8", errors="replace") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, csv.Error) as exc:
+        raise DatasetError(f"{link}: cannot read the link table ({exc})") from None
+    for row in rows:
+        if len(row) < 2 or row[0].strip().lower() in ("patient_id", "patient"):
+            continue
+        images, contours = row[0].strip(), row[1].strip()
+        missing = [
+            folder
+            for folder in (root / "dicoms" / images, root / "contourfiles" / contours)
+            if not images or not contours or not folder.is_dir()
+        ]
+        if missing:  # a real download often lacks some patients
+            warnings.warn(
+                RadpipeWarning(f"{link}: patient {images!r} skipped, no folder {missing[0]}"),
+                stacklevel=2,
             )
+            continue
+        jobs.append(
+            PatientJob(
+                patient=images,
+                kind="sunnybrook",
+                sources=(str(root / "dicoms" / images), str(root / "contourfiles" / contours)),
+                options=options,
+            )
+        )
     if not jobs:
-        raise DatasetError(f"{link}: lists no patient")
+        raise DatasetError(f"{link}: lists no patient whose image and contour folders exist")
     return jobs
 
 
