@@ -297,3 +297,22 @@ def test_metadata_takes_any_dicom_keyword_and_guards_identifiers(tmp_path, phant
         assert str(source.PatientName) in {r["PatientName"] for r in kept}
         with pytest.raises(FormatError, match="nor a DICOM keyword"):
             metadata_rows(catalog, fields=["Nonsense"])
+
+
+def test_two_segs_sharing_a_series_uid_are_two_series(tmp_path, data_dir):
+    """Two SEG objects with one SeriesInstanceUID (a 512² and a resized copy) scan as two."""
+    import shutil
+
+    import pydicom
+
+    seg = data_dir / "dcmqi/data/segmentations/liver.dcm"
+    shutil.copy(seg, tmp_path / "a.dcm")
+    dataset = pydicom.dcmread(seg)
+    dataset.SOPInstanceUID = pydicom.uid.generate_uid()
+    dataset.file_meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    dataset.Rows = 510
+    dataset.save_as(tmp_path / "b.dcm")
+    catalog, _ = scan(tmp_path, tmp_path / "c.sqlite", workers=1)
+    with catalog:
+        keys = sorted(e.key for e in catalog.series(role="segmentation"))
+    assert len(keys) == 2 and keys[1] == keys[0] + "#2"

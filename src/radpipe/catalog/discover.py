@@ -420,6 +420,12 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
             facts = entry.facts
             role = "segmentation" if entry.kind == "dicom-seg" else "contours"
             series_key = f"{facts.get('series_uid') or entry.location}:{role}"
+            used = {row.key for row in rows}
+            if series_key in used:  # one SeriesInstanceUID, several objects (other geometry)
+                number = 2
+                while f"{series_key}#{number}" in used:
+                    number += 1
+                series_key = f"{series_key}#{number}"
             referenced = facts.get("referenced_series") or []
             rows.append(
                 SeriesEntry(
