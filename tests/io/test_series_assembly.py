@@ -265,3 +265,28 @@ def test_a_wrong_transfer_syntax_is_refused_not_read_as_native(
     files[4].write_bytes(data.replace(explicit, syntax + b"\0"))
     with pytest.raises(ReadError, match=message):
         radpipe.load(tmp_path / "ct")
+
+
+@pytest.mark.parametrize(("keyword", "dtype"), [("FloatPixelData", np.float32),
+                                                 ("DoubleFloatPixelData", np.float64)])  # fmt: skip
+def test_float_pixel_data_reads_as_pydicom_decodes_it(phantom_study, tmp_path, keyword, dtype):
+    """Parametric maps (Float / Double Float Pixel Data): values equal to pydicom's, not the
+    zeros or integers of the stored bytes read as unsigned."""
+    files = copy_series(phantom_study.series_folder, tmp_path / "map")
+    rng = np.random.default_rng(3)
+    expected = []
+    for path in files:
+        dataset = pydicom.dcmread(path)
+        values = rng.normal(0.0, 1e-3, (dataset.Rows, dataset.Columns)).astype(dtype)
+        del dataset.PixelData, dataset.PixelRepresentation
+        for name in ("RescaleSlope", "RescaleIntercept", "BitsStored", "HighBit"):
+            if name in dataset:
+                delattr(dataset, name)
+        dataset.BitsAllocated = 64 if dtype == np.float64 else 32
+        setattr(dataset, keyword, values.tobytes())
+        dataset.save_as(path)
+        expected.append((float(dataset.ImagePositionPatient[2]), pydicom.dcmread(path).pixel_array))
+    volume = radpipe.load(tmp_path / "map")
+    assert volume.dtype == dtype
+    ordered = np.stack([values for _, values in sorted(expected, key=lambda item: item[0])])
+    np.testing.assert_array_equal(volume.array, ordered)

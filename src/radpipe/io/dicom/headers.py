@@ -22,6 +22,9 @@ _EXPLICIT_BE = "1.2.840.10008.1.2.2"
 _NATIVE_SYNTAXES = {_IMPLICIT_LE, _EXPLICIT_LE, _EXPLICIT_BE}
 _PIXEL_DATA_TAG_LE = b"\xe0\x7f\x10\x00"
 _PIXEL_DATA_TAG_BE = b"\x7f\xe0\x00\x10"
+#: (7FE0,0008) Float Pixel Data and (7FE0,0009) Double Float Pixel Data, as stored.
+_FLOAT_PIXEL_TAGS_LE = (b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
+_FLOAT_PIXEL_TAGS_BE = (b"\x7f\xe0\x00\x08", b"\x7f\xe0\x00\x09")
 
 #: Which package decodes which compressed transfer syntax (for error messages).
 DECODER_PACKAGES: dict[str, str] = {
@@ -64,11 +67,15 @@ class PixelLayout:
     number_of_frames: int
     pixel_offset: int | None
     """Byte offset of native pixel data in the file, or None to decode with pydicom."""
+    float_pixels: bool = False
+    """Float (7FE0,0008) or Double Float (7FE0,0009) Pixel Data: IEEE values, no rescale."""
 
     @property
     def stored_dtype(self) -> np.dtype[Any]:
         """NumPy dtype of one stored sample (byte order included)."""
         order = ">" if self.transfer_syntax == _EXPLICIT_BE else "<"
+        if self.float_pixels:
+            return np.dtype(f"{order}f{8 if self.bits_allocated == 64 else 4}")
         kind = "i" if self.signed else "u"
         return np.dtype(f"{order}{kind}{max(1, self.bits_allocated // 8)}")
 
@@ -228,7 +235,10 @@ def _locate_native_pixels(handle: Any, dataset: Any) -> int | None:
     if len(head) < 8:
         return None
     expected_tag = _PIXEL_DATA_TAG_BE if syntax == _EXPLICIT_BE else _PIXEL_DATA_TAG_LE
-    if head[:4] != expected_tag:
+    float_tags = _FLOAT_PIXEL_TAGS_BE if syntax == _EXPLICIT_BE else _FLOAT_PIXEL_TAGS_LE
+    if head[:4] in float_tags:
+        dataset._radpipe_float_bits = 64 if head[:4] == float_tags[1] else 32
+    elif head[:4] != expected_tag:
         return None
     order = ">" if syntax == _EXPLICIT_BE else "<"
     if syntax == _IMPLICIT_LE:
@@ -254,6 +264,9 @@ def pixel_layout(dataset: Any, pixel_offset: int | None, path: str) -> PixelLayo
     except AttributeError as exc:
         raise ReadError(f"{path}: image pixel module incomplete ({exc})") from exc
     samples = int(dataset.get("SamplesPerPixel", 1) or 1)
+    float_bits = int(getattr(dataset, "_radpipe_float_bits", 0) or 0)
+    if float_bits:
+        bits_allocated = float_bits  # 32 or 64 by definition of the element
     if syntax not in _NATIVE_SYNTAXES and syntax != _DEFLATED_LE:
         if syntax not in DECODER_PACKAGES:
             raise ReadError(
@@ -278,11 +291,12 @@ def pixel_layout(dataset: Any, pixel_offset: int | None, path: str) -> PixelLayo
         planar_configuration=int(dataset.get("PlanarConfiguration", 0) or 0),
         number_of_frames=int(dataset.get("NumberOfFrames", 1) or 1),
         pixel_offset=pixel_offset,
+        float_pixels=float_bits > 0,
     )
     native_ok = (
         pixel_offset is not None
         and samples == 1
-        and bits_allocated in (8, 16, 32)
+        and bits_allocated in ((32, 64) if float_bits else (8, 16, 32))
         and layout.photometric in ("MONOCHROME1", "MONOCHROME2")
     )
     if not native_ok and pixel_offset is not None:

@@ -58,6 +58,8 @@ def _read_native_frames(
 
 
 def _fix_stored_bits(values: NDArray[Any], layout: PixelLayout) -> NDArray[Any]:
+    if layout.float_pixels:
+        return values
     if layout.signed and layout.bits_stored < layout.bits_allocated:
         shift = layout.bits_allocated - layout.bits_stored
         values = (values << shift) >> shift

@@ -428,6 +428,8 @@ def _output_dtype(records: Sequence[FrameRecord]) -> tuple[np.dtype[Any], str | 
         return np.dtype(np.uint8 if bits == 8 else np.uint16), None, False
     if layout.channels > 1:
         return (np.dtype(np.uint8) if layout.bits_allocated == 8 else stored), None, False
+    if layout.float_pixels:  # parametric maps: IEEE values as stored, in their own units
+        return stored, None, False
     pairs = {(record.slope, record.intercept) for record in records}
     if pairs == {(1.0, 0.0)}:
         return stored, units, False
