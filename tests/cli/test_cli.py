@@ -119,3 +119,27 @@ def test_cli_prints_each_radpipe_warning_as_one_line(phantom_study, tmp_path, ca
         f"radpipe: warning: {folder}: 1 slice(s) missing (a gap of 5.000 mm after slice 12 "
         "where the spacing is 2.500 mm)"
     ]
+
+
+def test_info_lists_every_readable_series_and_a_problem_per_damaged_file(
+    phantom_study, tmp_path, capsys
+):
+    """One truncated copy (caught from the header and the file size) and one garbage .dcm in a
+    tree hide nothing else: the good series is listed, both files in a problems table, exit 0;
+    the catalog lists the truncated file among its problems too."""
+    tree = tmp_path / "tree"
+    shutil.copytree(phantom_study.series_folder, tree / "good")
+    (tree / "bad").mkdir()
+    first = sorted(phantom_study.series_folder.glob("*.dcm"))[0]
+    (tree / "bad" / "truncated.dcm").write_bytes(first.read_bytes()[:3000])
+    (tree / "bad" / "garbage.dcm").write_bytes(b"\0" * 500)
+    assert main(["info", str(tree), "--headers-only"]) == 0
+    out = capsys.readouterr().out
+    assert "24 × 96 × 112" in out and "not listed" in out
+    assert "truncated.dcm" in out and "garbage.dcm" in out and "pixel data is truncated" in out
+    from radpipe.catalog.store import scan
+
+    catalog, _ = scan(tree, tmp_path / "c.sqlite", workers=1)
+    with catalog:
+        problems = dict(catalog.problems())
+    assert "pixel data is truncated" in problems[str(tree / "bad" / "truncated.dcm")]

@@ -31,16 +31,41 @@ def info(
 
     $ radpipe info study.zip --json
     """
-    from radpipe.io.summary import summarize_path
+    import sys
+
+    from radpipe.errors import ReadError
+    from radpipe.io.summary import survey_path
 
     with progress_bar(f"Reading {path.name}") as (advance, set_total):
-        summaries = summarize_path(
+        survey = survey_path(
             path, keep_phi=keep_phi, values=not headers_only, progress=advance, on_total=set_total
         )
+    if not survey.series:
+        where, reason = survey.problems[0]
+        more = (
+            f" (and {len(survey.problems) - 1} more problem(s))" if len(survey.problems) > 1 else ""
+        )
+        raise ReadError(f"{reason}{more}" if reason.startswith(where) else f"{where}: {reason}")
     if as_json:
-        typer.echo(json.dumps([s.as_dict() for s in summaries], indent=2))
+        typer.echo(json.dumps([s.as_dict() for s in survey.series], indent=2))
+        for where, reason in survey.problems:
+            print(f"radpipe: warning: not listed: {_one_line(reason, where)}", file=sys.stderr)
         return
-    print_table(summaries, title=str(path))
+    print_table(survey.series, title=str(path))
+    if survey.problems:
+        from rich.table import Table
+
+        table = Table(title="not listed", title_justify="left")
+        table.add_column("file or series", overflow="fold")
+        table.add_column("reason", overflow="fold")
+        for where, reason in survey.problems:
+            table.add_row(where, reason.removeprefix(f"{where}: "))
+        stdout.print(table)
+
+
+def _one_line(reason: str, where: str) -> str:
+    text = " ".join(reason.split())
+    return text if text.startswith(where) else f"{where}: {text}"
 
 
 def print_table(summaries: list, title: str) -> None:  # type: ignore[type-arg]

@@ -91,6 +91,15 @@ def _summary(
     )
 
 
+@dataclass(frozen=True)
+class Survey:
+    """What ``info`` found under a path: the series it could read and the problems, each a
+    (file or series folder, reason) pair."""
+
+    series: list[SeriesSummary]
+    problems: list[tuple[str, str]]
+
+
 def summarize_path(
     path: str | Path,
     *,
@@ -99,7 +108,8 @@ def summarize_path(
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> list[SeriesSummary]:
-    """Summarise every series under a DICOM file or folder, or one NIfTI / NRRD file.
+    """Summarise every series under a DICOM file or folder, or one volume file; the first
+    problem raises (see :func:`survey_path` to list the readable series and the problems).
 
     Parameters
     ----------
@@ -114,6 +124,40 @@ def summarize_path(
     on_total : callable, optional
         Called with the total count of work units before work starts and again when known.
     """
+    return _survey(path, keep_phi=keep_phi, values=values, progress=progress,
+                   on_total=on_total, collect=False).series  # fmt: skip
+
+
+def survey_path(
+    path: str | Path,
+    *,
+    keep_phi: bool = False,
+    values: bool = True,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> Survey:
+    """Every series under ``path`` that can be read, and a problem for each file or series
+    that cannot (an unsupported colour series or one corrupt file hides nothing else).
+
+    Raises
+    ------
+    ReadError
+        If ``path`` does not exist, or nothing under it is DICOM or a volume file.
+    """
+    return _survey(path, keep_phi=keep_phi, values=values, progress=progress,
+                   on_total=on_total, collect=True)  # fmt: skip
+
+
+def _survey(
+    path: str | Path,
+    *,
+    keep_phi: bool,
+    values: bool,
+    progress: Callable[[int], None] | None,
+    on_total: Callable[[int], None] | None,
+    collect: bool,
+) -> Survey:
+    from radpipe.errors import RadpipeError
     from radpipe.io import load, registry
     from radpipe.io.dicom.series import assemble, scan_series
     from radpipe.io.sources import check_location
@@ -122,8 +166,12 @@ def summarize_path(
     if check_location(source) == "file" and registry.format_of(source) is not None:
         volume = load(source)
         name = Path(source.split("::")[-1]).name
-        return [summarize_volume(volume, key=name, keep_phi=keep_phi, values=values)]
-    plans, skipped = scan_series(source, on_duplicate="first", progress=progress, on_total=on_total)
+        return Survey([summarize_volume(volume, key=name, keep_phi=keep_phi, values=values)], [])
+    plans, skipped = scan_series(
+        source, on_duplicate="first", progress=progress, on_total=on_total,
+        collect_errors=collect,
+    )  # fmt: skip
+    problems = [(item.path, item.reason) for item in skipped if item.damaged]
     if values and on_total is not None:
         on_total(
             sum(plan.file_count for plan in plans)
@@ -134,9 +182,15 @@ def summarize_path(
     for plan in plans:
         value_range = None
         if values:
-            with warnings.catch_warnings():  # the summary carries the plan's warnings
-                warnings.simplefilter("ignore", RadpipeWarning)
-                volume = assemble(plan, progress=progress)
+            try:
+                with warnings.catch_warnings():  # the summary carries the plan's warnings
+                    warnings.simplefilter("ignore", RadpipeWarning)
+                    volume = assemble(plan, progress=progress)
+            except RadpipeError as exc:
+                if not collect:
+                    raise
+                problems.append((plan.key, str(exc)))
+                continue
             value_range = (float(np.min(volume.array)), float(np.max(volume.array)))
             del volume
         summaries.append(
@@ -150,4 +204,4 @@ def summarize_path(
                 value_range=value_range,
             )
         )
-    return summaries
+    return Survey(summaries, problems)

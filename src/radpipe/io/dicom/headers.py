@@ -12,7 +12,7 @@ import numpy as np
 
 from radpipe.errors import ReadError
 from radpipe.io.dicom.fast_header import LONG_VRS as _LONG_VRS
-from radpipe.io.sources import open_source
+from radpipe.io.sources import is_archive_location, open_source
 from radpipe.volume import VolumeMeta
 
 _IMPLICIT_LE = "1.2.840.10008.1.2"
@@ -137,10 +137,12 @@ class FrameRecord:
 
 @dataclass(frozen=True, slots=True)
 class SkippedFile:
-    """A file in a folder that holds no image to assemble, and why."""
+    """A file in a folder that holds no image to assemble, and why (``damaged`` when it should
+    have held one but could not be read)."""
 
     path: str
     reason: str
+    damaged: bool = False
 
 
 def _float_or_none(value: Any) -> float | None:
@@ -397,11 +399,33 @@ def _frame_records(path: str | Path, *, fast: bool = True) -> list[FrameRecord] 
             name, "Siemens mosaic, not supported: convert it with dcm2niix and load the NIfTI"
         )
     layout = pixel_layout(dataset, offset, name)
+    _check_pixel_length(layout, name)
     if _has_functional_groups(dataset, layout):
         return _enhanced_records(name, dataset, layout)
     if layout.number_of_frames > 1:
         return _legacy_multiframe_records(name, dataset, layout)
     return [_classic_record(name, dataset, layout)]
+
+
+def _check_pixel_length(layout: PixelLayout, name: str) -> None:
+    """Refuse native pixel data that runs past the end of the file (a truncated copy), from
+    the header and the file size alone; zip members are checked when decoded."""
+    import os
+
+    if layout.pixel_offset is None or is_archive_location(name):
+        return
+    needed = layout.pixel_offset + (
+        layout.number_of_frames * layout.frame_samples * layout.stored_dtype.itemsize
+    )
+    try:
+        size = os.path.getsize(name)
+    except OSError:
+        return
+    if size < needed:
+        raise ReadError(
+            f"{name}: pixel data is truncated (the header needs {needed} bytes, the file has "
+            f"{size}); the file is incomplete, copy it again from the source"
+        )
 
 
 def _fast_header(name: str) -> tuple[Any, int | None] | None:

@@ -22,6 +22,7 @@ from radpipe import geometry
 from radpipe.errors import (
     DuplicateSliceWarning,
     GeometryWarning,
+    RadpipeError,
     RadpipeWarning,
     ReadError,
     SeriesError,
@@ -141,14 +142,15 @@ def list_files(path: str | Path) -> list[str]:
 
 
 def scan_headers(
-    files: Sequence[str], *, progress: Progress | None = None
+    files: Sequence[str], *, progress: Progress | None = None, collect_errors: bool = False
 ) -> tuple[list[FrameRecord], list[SkippedFile]]:
     """Read the header of every file once (no pixel data) and describe its frames.
 
     Header parsing is pure Python and holds the GIL, so large folders are parsed in a pool of
     processes (one per core); their records come back without the parsed header, which is
     read again only for the first frame of each series. Files that hold no image are returned
-    as skipped, with the reason.
+    as skipped, with the reason; with ``collect_errors`` unreadable files are too (marked
+    ``damaged``) instead of raising their ``ReadError``.
     """
     records: list[FrameRecord] = []
     skipped: list[SkippedFile] = []
@@ -159,10 +161,14 @@ def scan_headers(
         chunk = max(1, min(64, len(files) // (workers * 4)))
         with process_pool(workers) as pool:
             results: Iterable[list[FrameRecord] | SkippedFile] = list(
-                pool.map(_frame_records_without_header, files, chunksize=chunk)
+                pool.map(
+                    _frame_records_collected if collect_errors else _frame_records_without_header,
+                    files,
+                    chunksize=chunk,
+                )
             )
     else:
-        results = map(frame_records, files)
+        results = map(_frame_records_or_damage if collect_errors else frame_records, files)
     for result in results:
         if isinstance(result, SkippedFile):
             skipped.append(result)
@@ -175,6 +181,20 @@ def scan_headers(
 
 #: Folders with at least this many files have their headers parsed in worker processes.
 HEADER_PROCESS_THRESHOLD = 64
+
+
+def _frame_records_or_damage(path: str) -> list[FrameRecord] | SkippedFile:
+    try:
+        return frame_records(path)
+    except ReadError as exc:
+        return SkippedFile(path, str(exc), damaged=True)
+
+
+def _frame_records_collected(path: str) -> list[FrameRecord] | SkippedFile:
+    try:
+        return _frame_records_without_header(path)
+    except ReadError as exc:
+        return SkippedFile(path, str(exc), damaged=True)
 
 
 def _frame_records_without_header(path: str) -> list[FrameRecord] | SkippedFile:
@@ -690,6 +710,7 @@ def scan_series(
     on_duplicate: OnDuplicate | str = OnDuplicate.ERROR,
     progress: Progress | None = None,
     on_total: Progress | None = None,
+    collect_errors: bool = False,
 ) -> tuple[list[SeriesPlan], list[SkippedFile]]:
     """Find and plan every series under a file, folder or zip location from headers alone.
 
@@ -704,6 +725,9 @@ def scan_series(
         Called with a count of files done.
     on_total : callable, optional
         Called with the number of files before their headers are read.
+    collect_errors : bool
+        Survey mode (``info``): unreadable files and series that cannot be planned come back
+        as ``damaged`` SkippedFiles instead of stopping everything.
 
     Returns
     -------
@@ -713,18 +737,25 @@ def scan_series(
     files = list_files(path)
     if on_total is not None:
         on_total(len(files))
-    records, skipped = scan_headers(files, progress=progress)
+    records, skipped = scan_headers(files, progress=progress, collect_errors=collect_errors)
     if not records:
+        if collect_errors and any(item.damaged for item in skipped):
+            return [], skipped
         reasons = sorted({s.reason for s in skipped})
         raise ReadError(
             f"{path}: no DICOM images found in {len(files)} file(s)"
             + (f" (skipped: {', '.join(reasons)})" if reasons else "")
         )
-    stacks = group_stacks(records)
-    plans = [
-        plan_series(key, stack, on_duplicate=on_duplicate, skipped_files=len(skipped))
-        for key, stack in stacks.items()
-    ]
+    plans = []
+    for key, stack in group_stacks(records).items():
+        try:
+            plans.append(
+                plan_series(key, stack, on_duplicate=on_duplicate, skipped_files=len(skipped))
+            )
+        except RadpipeError as exc:
+            if not collect_errors:
+                raise
+            skipped.append(SkippedFile(str(Path(stack[0].path).parent), str(exc), damaged=True))
     return plans, skipped
 
 
