@@ -88,7 +88,8 @@ def run_map(
         return
     count = workers if workers is not None else default_workers()
     if count <= 1 or len(items) < 2:
-        yield from map(function, items)
+        for item in items:  # not ``map``: a StopIteration raised by ``function`` must not end
+            yield function(item)  # the run silently (here it becomes a RuntimeError)
         return
     count = min(count, len(items))
     size = chunksize or max(1, min(256, len(items) // (count * 4)))

@@ -317,6 +317,10 @@ class Volume:
         )
 
 
+#: More distinct values than this make a "label map" an image (whole-body atlases hold ~200).
+MAX_LABEL_COUNT = 1000
+
+
 class LabelMap(Volume):
     """Integer labels on the geometry of the image they annotate.
 
@@ -392,6 +396,22 @@ class LabelMap(Volume):
             if rounded.min() < 0 or rounded.max() > np.iinfo(np.int32).max:
                 raise GeometryError("label values must lie between 0 and 2147483647")
             data = rounded.astype(np.int32 if rounded.max() > 65535 else np.uint16)
+        if data.dtype != np.bool_ and data.size:
+            low, high = int(data.min()), int(data.max())
+            if low < 0:
+                raise GeometryError(
+                    f"label values must not be negative (found {low}); is this an image (CT in "
+                    "HU) rather than a label map?"
+                )
+            if high > MAX_LABEL_COUNT:
+                counts = np.unique(data).size
+            else:
+                counts = int(np.count_nonzero(np.bincount(data.ravel(), minlength=1)))
+            if counts > MAX_LABEL_COUNT:
+                raise GeometryError(
+                    f"{counts} different values: more than a label map holds "
+                    f"({MAX_LABEL_COUNT} at most); is this an image rather than a label map?"
+                )
         names = labels if labels is not None else getattr(volume, "labels", None)
         return cls(data, volume.affine, labels=names, meta=volume.meta)
 

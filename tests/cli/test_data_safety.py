@@ -133,3 +133,68 @@ def test_a_mask_folder_is_named_after_its_organ_and_tables_need_a_known_ending(t
     err = refused(["metadata", str(patient), "--out", str(tmp_path / "table.weird")], capsys)
     assert ".csv, .tsv or .json" in err
     assert not (tmp_path / "table.weird").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["scan", "{data}/pat1", "--catalog", "{out}/c.sqlite", "--json", "{out}/c.sqlite"],
+        ["overlay", "-i", "{data}/pat1/CT", "--heatmap", "{data}/heat.png", "-o",
+         "{data}/heat.png", "--overwrite"],
+        ["render", "{data}/pat1/CT", "-o", "{data}/pat1/CT/x.png"],
+        ["masks", "convert", "{data}/pat1/labels.nii.gz", "{data}/pat1/labels.nii.gz",
+         "--image", "{data}/pat1/CT", "--overwrite"],
+        ["masks", "convert", "{data}/pat1/labels.nii.gz", "{data}/pat1/CT/l.nii.gz",
+         "--image", "{data}/pat1/CT"],
+        ["metadata", "{data}/pat1", "-o", "{data}/pat1/CT/meta.csv"],
+        ["dataset", "build", "{data}/pat1", "-o", "{data}/pat1/CT/d.h5"],
+    ],
+)  # fmt: skip
+def test_every_writer_refuses_to_overlap_its_inputs(data, tmp_path, capsys, command):
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.full((96, 112), 200, np.uint8)).save(data / "heat.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    before = digest(data)
+    err = refused([part.format(data=data, out=out) for part in command], capsys)
+    assert "input" in err
+    assert digest(data) == before
+
+
+def test_a_renamed_label_map_keeps_its_own_names_file(data, tmp_path, capsys):
+    """`labels.v2.nii.gz` gets `labels.v2.json`: the input's `labels.json` stays as it was."""
+    names = (data / "pat1" / "labels.json").read_text()
+    assert main(["masks", "convert", str(data / "pat1" / "labels.nii.gz"),
+                 str(tmp_path / "labels.v2.nii.gz"), "--image", str(data / "pat1" / "CT"),
+                 "--labels", "1=organ,2=lesion,3=other"]) == 0  # fmt: skip
+    assert (tmp_path / "labels.v2.json").is_file()
+    assert (data / "pat1" / "labels.json").read_text() == names
+    for bad in ("1=liver,2=liver", "1=liver,1=tumor", "1=,2=tumor", "0=background"):
+        err = refused(["masks", "convert", str(data / "pat1" / "labels.nii.gz"),
+                       str(tmp_path / "x.nii.gz"), "--image", str(data / "pat1" / "CT"),
+                       "--labels", bad], capsys)  # fmt: skip
+        assert "label" in err
+
+
+def test_an_image_is_not_a_label_map_and_zip_outputs_beside_the_archive_work(
+    data, tmp_path, capsys
+):
+    import os
+    import zipfile
+
+    assert main(["convert", str(data / "pat1" / "CT"), str(tmp_path / "ct.nii.gz")]) == 0
+    err = refused(["masks", "convert", str(tmp_path / "ct.nii.gz"), str(tmp_path / "m.nii.gz"),
+                   "--image", str(data / "pat1" / "CT")], capsys)  # fmt: skip
+    assert "negative" in err or "different values" in err
+    archive = tmp_path / "series.zip"
+    with zipfile.ZipFile(archive, "w") as handle:
+        for path in sorted((data / "pat1" / "CT").glob("*.dcm")):
+            handle.write(path, f"study/CT/{path.name}")
+    previous = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert main(["convert", "series.zip::study/CT", "s.nii.gz"]) == 0
+    finally:
+        os.chdir(previous)

@@ -198,7 +198,10 @@ def _volume_facts(location: str) -> dict[str, Any]:
             if lower.endswith((".nrrd", ".nhdr")):
                 import nrrd
 
-                header = nrrd.read_header(str(path))
+                try:
+                    header = nrrd.read_header(str(path))
+                except StopIteration:  # pynrrd on an empty file
+                    raise ReadError("an empty NRRD file") from None
                 sizes = [int(v) for v in header["sizes"]][::-1]
                 directions = header.get("space directions")
                 rows = [] if directions is None else list(directions)

@@ -207,7 +207,13 @@ def check_table_path(path: str | Path) -> Path:
     return target
 
 
-def write_table(rows: list[dict[str, Any]], path: str | Path, *, overwrite: bool = False) -> Path:
+def write_table(
+    rows: list[dict[str, Any]],
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    input_folders: Sequence[str | Path] = (),
+) -> Path:
     """Write rows as CSV (or JSON when the path ends in ``.json``), atomically.
 
     Raises
@@ -217,7 +223,7 @@ def write_table(rows: list[dict[str, Any]], path: str | Path, *, overwrite: bool
     """
     target = check_table_path(path)
     columns = list(rows[0]) if rows else []
-    with atomic_path(target, overwrite=overwrite) as temporary:
+    with atomic_path(target, overwrite=overwrite, input_folders=input_folders) as temporary:
         if target.suffix.lower() == ".json":
             temporary.write_text(json.dumps(rows, indent=2, default=str))
         else:

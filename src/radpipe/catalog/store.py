@@ -22,6 +22,7 @@ from radpipe.catalog.discover import (
 from radpipe.catalog.entries import EXPORT_COLUMNS, SeriesEntry
 from radpipe.errors import DatasetError, FormatError, ReadError, SeriesError
 from radpipe.io import registry
+from radpipe.io.atomic import Inputs
 from radpipe.io.sources import ArchiveLimits, Problem, Source, natural_key, walk_sources
 from radpipe.volume import Volume
 
@@ -256,6 +257,11 @@ class Catalog:
         plan = plan_series(entry.key, records, on_duplicate=on_duplicate)
         return assemble(plan)
 
+    def _inputs(self) -> Inputs:
+        """This catalog's file and scanned root, which no export may replace or sit in."""
+        root = self.root
+        return Inputs(inputs=[str(self.path)], input_folders=[root] if root else [])
+
     def write_json(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """Export one object per series (plus patients and problems) as JSON, atomically."""
         from radpipe.io.atomic import atomic_path
@@ -266,7 +272,7 @@ class Catalog:
             "series": [e.as_row() | {"warnings": list(e.warnings)} for e in self.series()],
             "problems": [{"location": loc, "reason": why} for loc, why in self.problems()],
         }
-        with atomic_path(path, overwrite=overwrite) as temporary:
+        with atomic_path(path, overwrite=overwrite, **self._inputs()) as temporary:
             temporary.write_text(json.dumps(document, indent=2))
         return Path(path)
 
@@ -275,7 +281,7 @@ class Catalog:
         from radpipe.io.atomic import atomic_path
 
         with (
-            atomic_path(path, overwrite=overwrite) as temporary,
+            atomic_path(path, overwrite=overwrite, **self._inputs()) as temporary,
             open(temporary, "w", newline="") as handle,
         ):
             writer = csv.DictWriter(handle, fieldnames=EXPORT_COLUMNS)

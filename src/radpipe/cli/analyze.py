@@ -109,6 +109,7 @@ def analyze(
             inputs, out, reference_organ=reference_organ, connectivity=connectivity,
             min_volume_ml=min_volume, pictures=pictures, overwrite=overwrite,
             on_patient=report_line,
+            input_folders=[str(p) for p in (path, image) if p is not None],
         )  # fmt: skip
     stdout.print(f"wrote {', '.join(str(p) for p in paths.values())}")
 
@@ -158,11 +159,14 @@ def convert_masks(
         raise typer.BadParameter("give the image the masks belong to", param_hint="--image")
     from radpipe.errors import FormatError
     from radpipe.io import load, save
-    from radpipe.io.atomic import check_writable
+    from radpipe.io.atomic import check_writable, guard_output, inputs_of
     from radpipe.io.mask_sources import load_mask_file, parse_label_names
 
     check_writable(output, overwrite=overwrite)
     volume = load(image)
+    sources = inputs_of(volume)
+    guard_output(output, inputs=[*sources["inputs"], str(source)],
+                 input_folders=[*sources["input_folders"], str(source)])  # fmt: skip
     masks = load_mask_file(source, volume, name=name, label_names=parse_label_names(labels))
     labelmap = masks.to_labelmap()
     if output.name.lower().endswith(".dcm"):

@@ -176,6 +176,9 @@ def build_command(
     )
     if output is None:
         raise DatasetError("give the output file with -o/--output-filename")
+    from radpipe.io.atomic import guard_output
+
+    guard_output(output, input_folders=[str(p) for p in (source, data_directory) if p])
     with tempfile.TemporaryDirectory() as work:
         jobs, label_names = plan_build(options, work, source=source, data_directory=data_directory)
         with progress_bar("Building") as (advance, set_total):

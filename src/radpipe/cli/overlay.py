@@ -97,7 +97,7 @@ def overlay(
     from radpipe.errors import ReadError
     from radpipe.export.png import write_png
     from radpipe.io import load
-    from radpipe.io.atomic import check_writable
+    from radpipe.io.atomic import check_writable, inputs_of
     from radpipe.io.heatmaps import read_heatmap
     from radpipe.render import overlay as compose
 
@@ -127,7 +127,10 @@ def overlay(
         heatmap_box=_box(heatmap_box), plane=plane, index=slice_,
         window=window, mask=labels, colorbar=colorbar,
     )  # fmt: skip
-    write_png(image, output, overwrite=overwrite)
+    sources = inputs_of(volume)
+    extra = [str(p) for p in (heatmap, mask) if p is not None]
+    write_png(image, output, overwrite=overwrite, inputs=sources["inputs"] + extra,
+              input_folders=sources["input_folders"])  # fmt: skip
     stdout.print(f"wrote {output} ({image.shape[1]}×{image.shape[0]})")
 
 
@@ -183,7 +186,7 @@ def render(
         return
     from radpipe.export.png import write_all_slices, write_png
     from radpipe.io import load
-    from radpipe.io.atomic import check_writable
+    from radpipe.io.atomic import check_writable, inputs_of
     from radpipe.placement import labels_on
     from radpipe.render import lightbox, three_plane, view
 
@@ -219,5 +222,8 @@ def render(
         raise FormatError(
             f"unknown view {view_name!r}; use three-plane, lightbox, axial, coronal or sagittal"
         )
-    write_png(image, output, overwrite=overwrite)
+    sources = inputs_of(volume)
+    extra = [str(mask)] if mask is not None else []
+    write_png(image, output, overwrite=overwrite, inputs=sources["inputs"] + extra,
+              input_folders=sources["input_folders"])  # fmt: skip
     stdout.print(f"wrote {output} ({image.shape[1]}×{image.shape[0]})")

@@ -225,15 +225,16 @@ def metadata(
     $ radpipe metadata /data/3Dircadb1 --out metadata.csv
     """
     from radpipe.catalog.metadata import check_table_path, metadata_rows, write_table
-    from radpipe.io.atomic import check_writable
+    from radpipe.io.atomic import check_writable, guard_output
 
     check_table_path(out)
+    guard_output(out, input_folders=[root])
     check_writable(out, overwrite=overwrite)
     found, _ = _run_scan(root, catalog, workers=workers, scheduler=scheduler, keep_phi=keep_phi)
     with found:
         chosen = [f.strip() for f in fields.split(",")] if fields else None
         rows = metadata_rows(found, per_file=per_file, fields=chosen, keep_phi=keep_phi)
-    write_table(rows, out, overwrite=overwrite)
+    write_table(rows, out, overwrite=overwrite, input_folders=[root])
     stdout.print(f"wrote {out}: {len(rows)} rows")
 
 

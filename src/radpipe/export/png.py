@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,11 @@ def write_png(
     *,
     overwrite: bool = False,
     compress_level: int = COMPRESS_LEVEL,
+    inputs: Sequence[str | Path] = (),
+    input_folders: Sequence[str | Path] = (),
 ) -> Path:
-    """Write an (H, W) grey or (H, W, 3) RGB uint8 image as PNG, atomically."""
+    """Write an (H, W) grey or (H, W, 3) RGB uint8 image as PNG, atomically; it may not
+    replace one of ``inputs`` or lie in one of ``input_folders`` (see ``guard_output``)."""
     from PIL import Image
 
     target = Path(path)
@@ -33,7 +36,9 @@ def write_png(
         raise FormatError(f"{target}: the output must be a .png file")
     if image.dtype != np.uint8 or image.ndim not in (2, 3):
         raise FormatError(f"a PNG needs (H, W) or (H, W, 3) uint8, got {image.shape} {image.dtype}")
-    with atomic_path(target, overwrite=overwrite) as temporary:
+    with atomic_path(
+        target, overwrite=overwrite, inputs=inputs, input_folders=input_folders
+    ) as temporary:
         Image.fromarray(image).save(temporary, format="PNG", compress_level=compress_level)
     return target
 

@@ -305,6 +305,7 @@ def analyse_to_reports(
     pictures: bool = True,
     overwrite: bool = False,
     on_patient: Callable[[PatientReport], None] | None = None,
+    input_folders: Sequence[str | Path] = (),
 ) -> tuple[list[PatientReport], dict[str, Path]]:
     """Analyse each (patient, image, masks) and write the cohort's reports into ``folder``.
 
@@ -318,6 +319,8 @@ def analyse_to_reports(
     pictures : a three-plane picture through each lesion in report.html
     overwrite : replace an earlier report in ``folder``; checked before any work is done
     on_patient : called with each patient's report as it is done (progress)
+    input_folders : folders the inputs were read from; the report folder may lie in one (a
+        dataset root) but may not be one or hold one
 
     Returns
     -------
@@ -329,8 +332,10 @@ def analyse_to_reports(
     >>> reports, paths = analyse_to_reports(analysis_inputs("demo/p1"), "report")  # doctest: +SKIP
     """
     from radpipe.analysis import analyse_masks
+    from radpipe.io.atomic import guard_output
 
     target = Path(folder)
+    guard_output(target, input_folders=input_folders, inside_ok=True)
     check_report_folder(target, overwrite=overwrite)
     reports = []
     figures: dict[str, list[tuple[str, NDArray[np.uint8]]]] = {}

@@ -133,6 +133,7 @@ def save(volume: Volume, path: str | Path, *, overwrite: bool = False) -> Path:
     guard_output(target, **inputs_of(volume))
     if isinstance(volume, LabelMap) and volume.labels:
         sidecar = label_sidecar_path(target)
+        guard_output(sidecar, **inputs_of(volume))
         if sidecar.exists() and not overwrite:
             from radpipe.errors import OutputExistsError
 
@@ -150,7 +151,10 @@ def save(volume: Volume, path: str | Path, *, overwrite: bool = False) -> Path:
 
 
 def label_sidecar_path(path: str | Path) -> Path:
-    """Where a label map's names live: ``<stem>.json`` beside it (``labels.nii.gz`` →
-    ``labels.json``), read back by the mask loaders."""
+    """Where a label map's names live: ``<name>.json`` beside it, the name without its volume
+    ending (``labels.nii.gz`` → ``labels.json``, ``labels.v2.nii.gz`` → ``labels.v2.json``),
+    read back by the mask loaders."""
+    from radpipe.io import registry
+
     target = Path(path)
-    return target.with_name(target.name.split(".")[0] + ".json")
+    return target.with_name(registry.strip_suffix(target.name) + ".json")

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from radpipe.errors import OutputExistsError, RadpipeError, WriteError
 
@@ -36,6 +36,7 @@ def guard_output(
     *,
     inputs: Iterable[str | Path] = (),
     input_folders: Iterable[str | Path] = (),
+    inside_ok: bool = False,
 ) -> None:
     """Refuse an output that equals an input, contains one, or lies inside an input folder.
 
@@ -44,6 +45,8 @@ def guard_output(
     target : the output file or folder
     inputs : files the command reads (a DICOM series' files, a NIfTI, an archive)
     input_folders : folders the command reads as a whole (a series folder, a dataset root)
+    inside_ok : allow the output inside an input folder (new files beside the inputs, such as
+        a report in a dataset root), never equal to it or holding it
 
     Raises
     ------
@@ -64,7 +67,8 @@ def guard_output(
             )
     for name in input_folders:
         folder = _resolved(name)
-        if output == folder or output in folder.parents or folder in output.parents:
+        inside = folder in output.parents and not inside_ok
+        if output == folder or output in folder.parents or inside:
             raise OutputOverlapsInputError(
                 f"{target}: overlaps the input folder {name}; write the output outside it"
             )
@@ -219,20 +223,24 @@ def atomic_path(
         raise
 
 
-def inputs_of(volume: Any) -> dict[str, list[str]]:
+class Inputs(TypedDict):
+    """Keyword arguments of :func:`guard_output` describing what a command reads."""
+
+    inputs: list[str]
+    input_folders: list[str]
+
+
+def inputs_of(volume: Any) -> Inputs:
     """The inputs a Volume was read from, as keyword arguments for :func:`guard_output`: its
-    source files, and the folders of its DICOM files (a series folder is read as a whole)."""
+    source files (a zip member's archive), and the folders of its DICOM files (a series folder
+    is read as a whole)."""
     from radpipe.io import registry
 
     files = [str(name) for name in getattr(volume.meta, "source_files", ())]
-    folders = sorted(
-        {
-            str(Path(name.split("::")[0]).parent)
-            for name in files
-            if registry.format_of(name) is None
-        }
-    )
-    return {"inputs": files, "input_folders": folders}
+    archives = sorted({name.split("::")[0] for name in files if "::" in name})
+    plain = [name for name in files if "::" not in name]
+    folders = sorted({str(Path(name).parent) for name in plain if registry.format_of(name) is None})
+    return Inputs(inputs=plain + archives, input_folders=folders)
 
 
 def check_folder_replaceable(path: Path, *, overwrite: bool) -> None:

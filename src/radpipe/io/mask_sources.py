@@ -21,6 +21,7 @@ def label_names_from_sidecar(path: str | Path) -> dict[int, str]:
 
     ``path`` may be a location inside a zip archive; the sidecar is then looked for there.
     """
+    from radpipe.io import registry
     from radpipe.io.sources import SEPARATOR, read_bytes
 
     location = str(path)
@@ -28,7 +29,7 @@ def label_names_from_sidecar(path: str | Path) -> dict[int, str]:
     if SEPARATOR in location:
         ends.append(location.rfind(SEPARATOR) + len(SEPARATOR) - 1)
     cut = max(ends) + 1
-    sidecar = location[:cut] + location[cut:].split(".")[0] + ".json"
+    sidecar = location[:cut] + registry.strip_suffix(location[cut:]) + ".json"
     try:
         text = read_bytes(sidecar).decode("utf-8")
     except (ReadError, UnicodeDecodeError):
@@ -46,13 +47,25 @@ def parse_label_names(text: str | None) -> dict[int, str]:
     """``"1=liver,2=tumor"`` → ``{1: "liver", 2: "tumor"}``."""
     if not text:
         return {}
-    names = {}
+    names: dict[int, str] = {}
     for part in text.split(","):
         value, _, name = part.partition("=")
         try:
-            names[int(value)] = name.strip()
+            number = int(value)
         except ValueError:
             raise FormatError(f"bad label name {part!r}; write VALUE=NAME, e.g. 1=liver") from None
+        if not name.strip():
+            raise FormatError(f"label {number} has no name in {text!r}; write VALUE=NAME")
+        if number in names:
+            raise FormatError(f"label {number} is named twice in {text!r}")
+        if name.strip() in names.values():
+            raise FormatError(
+                f"the name {name.strip()!r} is given to two labels in {text!r}; each label needs "
+                "its own name (masks are kept by name)"
+            )
+        if number <= 0:
+            raise FormatError(f"label values are positive (0 is background), got {number}")
+        names[number] = name.strip()
     return names
 
 

@@ -36,8 +36,10 @@ def read_nrrd(path: str | Path) -> Volume:
         data, header = nrrd.read(name, index_order="C")
     except FileNotFoundError as exc:
         raise ReadError(f"{name}: no such file") from exc
-    except (nrrd.NRRDError, OSError, ValueError) as exc:
-        raise ReadError(f"{name}: cannot read as NRRD ({exc})") from exc
+    except (nrrd.NRRDError, OSError, ValueError, KeyError, TypeError, StopIteration) as exc:
+        raise ReadError(
+            f"{name}: cannot read as NRRD ({type(exc).__name__}: {exc or 'empty file'})"
+        ) from None
     directions = header.get("space directions")
     space = header.get("space", "left-posterior-superior")
     if space not in _SPACE_SIGNS:

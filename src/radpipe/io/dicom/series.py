@@ -137,7 +137,11 @@ def list_files(path: str | Path) -> list[str]:
     found: list[str] = []
     for folder, subfolders, names in os.walk(root):
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        found.extend(os.path.join(folder, n) for n in sorted(names) if not n.startswith("."))
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            # only regular files: opening a named pipe or a device could block forever
+            if not name.startswith(".") and os.path.isfile(path):
+                found.append(path)
     return found
 
 
