@@ -78,6 +78,11 @@ def normalize(
         If no value is finite.
     """
     choice = Normalization.choose(method, HEATMAP_NORMALIZATIONS, option="--normalization")
+    low_pct, high_pct = (float(v) for v in percentiles)
+    if choice is Normalization.PERCENTILE and not 0.0 <= low_pct < high_pct <= 100.0:
+        raise FormatError(
+            f"--percentiles must be LOW,HIGH with 0 ≤ LOW < HIGH ≤ 100, got {list(percentiles)}"
+        )
     data = np.asarray(values, dtype=np.float32)
     finite = np.isfinite(data)
     all_finite = bool(finite.all())

@@ -28,6 +28,20 @@ class Interpolation(StrEnum):
     NEAREST = "nearest"
 
 
+#: Largest grid preprocessing makes (voxels): beyond it a typo (1e-9 mm, a size of 100000)
+#: would exhaust the memory instead of giving an error.
+MAX_VOXELS = 2**31
+
+
+def _check_voxel_count(shape: tuple[int, ...], what: str) -> None:
+    count = float(np.prod([float(n) for n in shape]))
+    if count > MAX_VOXELS:
+        raise GeometryError(
+            f"{what} makes a {' × '.join(map(str, shape))} grid ({count:.3g} voxels), more than "
+            f"radpipe allocates ({MAX_VOXELS:.3g}); check the value"
+        )
+
+
 def target_grid(
     volume: Volume, spacing: float | Sequence[float]
 ) -> tuple[tuple[int, int, int], NDArray[np.float64]]:
@@ -35,12 +49,18 @@ def target_grid(
 
     The first voxel centre stays where it is; the extent is kept (rounded to whole voxels).
     """
-    wanted = np.broadcast_to(np.asarray(spacing, dtype=np.float64), (3,)).copy()
-    if np.any(wanted <= 0):
-        raise GeometryError(f"spacing must be positive, got {wanted.tolist()}")
+    given = np.atleast_1d(np.asarray(spacing, dtype=np.float64))
+    if given.size not in (1, 3):
+        raise GeometryError(
+            f"spacing is one value or three (slice, row, column mm), got {given.tolist()}"
+        )
+    wanted = np.broadcast_to(given, (3,)).copy()
+    if not np.all(np.isfinite(wanted)) or np.any(wanted <= 0):
+        raise GeometryError(f"spacing must be positive numbers of mm, got {wanted.tolist()}")
     current = np.asarray(volume.spacing)
     extent = np.asarray(volume.spatial_shape) * current
     shape = tuple(max(1, round(float(e / w))) for e, w in zip(extent, wanted, strict=True))
+    _check_voxel_count(shape, f"resampling to {wanted.tolist()} mm")
     affine = volume.affine.copy()
     affine[:3, :3] = geometry.direction_of(volume.affine) * wanted
     return (shape[0], shape[1], shape[2]), affine
@@ -220,6 +240,7 @@ def pad_or_crop(
     target = [int(n) for n in shape]
     if len(target) != 3 or min(target) < 1:
         raise GeometryError(f"size must be three positive numbers, got {list(shape)}")
+    _check_voxel_count(tuple(target), f"a size of {target}")
     data = volume.array
     fill = float(data.min()) if value is None else value
     if isinstance(volume, LabelMap):

@@ -37,6 +37,10 @@ class Plane(StrEnum):
     CORONAL = "coronal"
     SAGITTAL = "sagittal"
 
+    @classmethod
+    def _missing_(cls, value: object) -> Plane:
+        raise FormatError(f"unknown plane {value!r}; use axial, coronal or sagittal")
+
 
 #: Edge letters (top, bottom, left, right) of each plane's display.
 EDGES = {
@@ -93,6 +97,8 @@ def slice_index(volume: Volume, plane: Plane | str, where: int | str | None) -> 
             position = float(where[3:])
         except ValueError:
             raise FormatError(f"bad slice position {where!r}; write mm:-41.5") from None
+        if not math.isfinite(position):
+            raise FormatError(f"bad slice position {where!r}; write a finite number, mm:-41.5")
         centre = volume.index_to_world([(n - 1) / 2 for n in volume.spatial_shape])
         world_axis = {Plane.AXIAL: 2, Plane.CORONAL: 1, Plane.SAGITTAL: 0}[chosen]
         centre[world_axis] = position

@@ -149,3 +149,49 @@ def test_bad_input_gives_one_clear_line(corpus, phantom_study, tmp_path, capsys,
     assert Path(name).stem.split(".")[0] in err or "no " in err, err  # names the input
     assert not [p for p in out.rglob("*") if p.name.startswith(".")], "temporaries left"
     shutil.rmtree(out)
+
+
+OPTION_CASES = {
+    "slice mm:nan": ["render", "{series}", "--view", "axial", "--slice", "mm:nan", "-o",
+                     "{out}/r.png"],
+    "plane foo": ["overlay", "-i", "{series}", "--heatmap", "{heat}", "--plane", "foo", "-o",
+                  "{out}/o.png"],
+    "percentiles 0,200": ["overlay", "-i", "{series}", "--heatmap", "{heat}", "--normalization",
+                          "percentile", "--percentiles", "0,200", "-o", "{out}/o.png"],
+    "spacing 1e-9": ["preprocess", "{series}", "-o", "{out}/p.nii.gz", "--spacing", "1e-9"],
+    "spacing 1,2": ["preprocess", "{series}", "-o", "{out}/p.nii.gz", "--spacing", "1,2"],
+    "spacing nan": ["preprocess", "{series}", "-o", "{out}/p.nii.gz", "--spacing", "nan"],
+    "size huge": ["preprocess", "{series}", "-o", "{out}/p.nii.gz", "--size",
+                  "100000,100000,100000"],
+    "mask output odd": ["preprocess", "{series}", "-o", "{out}/p.nii.gz", "--mask", "{labels}",
+                        "--mask-output", "{out}/m.npy"],
+    "config garbage": ["dataset", "build", "{study}", "-o", "{out}/d.h5", "--config",
+                       "{garbage}"],
+    "deidentify no dicom": ["deidentify", "{labels}", "-o", "{out}/clean"],
+    "report into a file": ["analyze", "{study}", "--out", "{garbage}"],
+    "name too long": ["convert", "{series}", "{out}/" + "x" * 300 + ".nii.gz"],
+    "empty npz": ["overlay", "-i", "{series}", "--heatmap", "{empty_npz}", "-o", "{out}/o.png"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(OPTION_CASES), ids=list(OPTION_CASES))
+def test_bad_option_values_give_one_clear_line(phantom_study, tmp_path, capsys, case):
+    out = tmp_path / "out"
+    out.mkdir()
+    heat = tmp_path / "heat.npy"
+    np.save(heat, np.ones((96, 112), np.float32))
+    garbage = tmp_path / "garbage.toml"
+    garbage.write_bytes(b"\xff\xfe\x00 not toml")
+    empty_npz = tmp_path / "empty.npz"
+    empty_npz.write_bytes(b"")
+    values = {"series": str(phantom_study.series_folder), "study": str(phantom_study.folder),
+              "labels": str(phantom_study.labels_path), "out": str(out), "heat": str(heat),
+              "garbage": str(garbage), "empty_npz": str(empty_npz)}  # fmt: skip
+    argv = [part.format(**values) for part in OPTION_CASES[case]]
+    code = main(argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if not line.startswith("radpipe: warning:")]
+    assert code == 1, (argv, err)
+    assert len(lines) == 1 and lines[0].startswith("radpipe: error:"), err
+    assert "internal error" not in err
+    assert not [p for p in out.rglob("*")], "nothing written"

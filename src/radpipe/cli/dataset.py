@@ -78,6 +78,19 @@ def preprocess_command(
     check_writable(output, overwrite=overwrite)
     if mask is not None and mask_output is None:
         raise FormatError("--mask needs --mask-output")
+    if mask_output is not None:  # checked before anything is written: both outputs or neither
+        from radpipe.io import registry
+
+        if mask is None:
+            raise FormatError("--mask-output needs --mask")
+        if Path(mask_output).resolve() == Path(output).resolve():
+            raise FormatError(f"{mask_output}: the mask output is the image output")
+        if not str(mask_output).lower().endswith(registry.writable_suffixes()):
+            raise FormatError(
+                f"{mask_output}: unknown output format; use one of "
+                f"{', '.join(registry.writable_suffixes())}"
+            )
+        check_writable(mask_output, overwrite=overwrite)
     image = load(source)
     labels = None
     if mask is not None:

@@ -61,8 +61,9 @@ def load_config(path: str | Path) -> dict[str, Any]:
             for key, value in parser.items(section):
                 values[key.replace("-", "_")] = value
         return values
-    except (tomllib.TOMLDecodeError, configparser.Error, OSError) as exc:
-        raise FormatError(f"{source}: cannot read the config ({exc})") from exc
+    except (tomllib.TOMLDecodeError, configparser.Error, OSError, UnicodeDecodeError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise FormatError(f"{source}: cannot read the config ({reason})") from None
 
 
 @dataclass

@@ -286,4 +286,9 @@ def deidentify_tree(
             output.parent.mkdir(parents=True, exist_ok=True)
             dataset.save_as(output, enforce_file_format=False)
             report.written += 1
+        if report.written == 0:
+            raise ReadError(
+                f"{source}: no DICOM file to de-identify ({len(report.skipped)} other file(s), "
+                f"{len(report.problems)} problem(s)); nothing was written"
+            )
     return report

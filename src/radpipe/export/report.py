@@ -4,6 +4,7 @@ with a picture through each lesion, the tables, cohort statistics and a volume h
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import html
 import io
@@ -100,14 +101,15 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def _csv_text(rows: list[dict[str, Any]]) -> str:
     columns: list[str] = []
     for row in rows:
         columns.extend(c for c in row if c not in columns)
-    with atomic_path(path, overwrite=True) as temporary, open(temporary, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns or ["patient"])
-        writer.writeheader()
-        writer.writerows(rows)
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=columns or ["patient"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
 
 
 REPORT_FILES = {
@@ -128,6 +130,8 @@ def check_report_folder(folder: Path, *, overwrite: bool) -> None:
     """
     from radpipe.errors import OutputExistsError
 
+    if folder.exists() and not folder.is_dir():
+        raise OutputExistsError(f"{folder}: is a file; the report needs a folder")
     existing = [name for name in REPORT_FILES.values() if (folder / name).exists()]
     if existing and not overwrite:
         raise OutputExistsError(
@@ -163,7 +167,9 @@ def write_reports(
     """
     target = Path(folder)
     check_report_folder(target, overwrite=overwrite)
-    target.mkdir(parents=True, exist_ok=True)
+    from radpipe.io.atomic import make_parent
+
+    make_parent(target / "report.json")
     lesion_rows = [
         {"patient": report.patient, **lesion.row()}
         for report in reports
@@ -172,8 +178,7 @@ def write_reports(
     patient_rows = [report.row() for report in reports]
     summary = cohort_summary(reports)
     paths = {kind: target / name for kind, name in REPORT_FILES.items()}
-    _write_csv(paths["lesions"], lesion_rows)
-    _write_csv(paths["patients"], patient_rows)
+    texts = {"lesions": _csv_text(lesion_rows), "patients": _csv_text(patient_rows)}
     document = {
         "cohort": summary,
         "patients": [
@@ -187,8 +192,7 @@ def write_reports(
             for report in reports
         ],
     }
-    with atomic_path(paths["json"], overwrite=True) as temporary:
-        temporary.write_text(json.dumps(document, indent=2, default=float))
+    texts["json"] = json.dumps(document, indent=2, default=float)
     sections = []
     for report in reports:
         figures = "".join(
@@ -241,8 +245,17 @@ def write_reports(
         f"{definitions}<h2>Cohort</h2><div class=wide>{_table(cohort_rows)}</div>"
         f"{histogram_html}{''.join(sections)}</body></html>"
     )
-    with atomic_path(paths["html"], overwrite=True) as temporary:
-        temporary.write_text(page)
+    texts["html"] = page
+    # every file is written under a temporary name first, and all are renamed together: a
+    # failed write (a full disk) leaves the earlier report whole, never a mix
+    with contextlib.ExitStack() as stack:
+        temporaries = {
+            kind: stack.enter_context(atomic_path(paths[kind], overwrite=True)) for kind in paths
+        }
+        for kind, temporary in temporaries.items():
+            temporary.write_text(
+                texts[kind], newline="" if kind in ("lesions", "patients") else None
+            )
     return paths
 
 

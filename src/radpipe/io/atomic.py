@@ -86,10 +86,14 @@ def check_writable(target: str | Path, *, overwrite: bool) -> Path:
         If the parent folder cannot be made (a file is in the way, no permission).
     """
     path = Path(target)
-    if path.is_dir():
+    try:
+        is_folder, exists = path.is_dir(), path.exists()
+    except OSError as exc:  # a name too long, a component that is not a folder
+        raise WriteError(f"{path}: not a usable output path ({exc.strerror})") from None
+    if is_folder:
         raise OutputExistsError(f"{path}: is a folder; give a file name for the output")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path}: already exists; pass overwrite=True / --overwrite")
+    if exists and not overwrite:
+        raise OutputExistsError(f"{path}: already exists; pass --overwrite to replace it")
     make_parent(path)
     return path
 
@@ -116,7 +120,7 @@ def _writing(path: Path) -> Iterator[None]:
     except OSError as exc:
         if isinstance(exc, RadpipeError):
             raise
-        reason = exc.strerror or str(exc)
+        reason = (exc.strerror or str(exc) or type(exc).__name__).strip().splitlines()[0][:200]
         raise WriteError(
             f"{path}: cannot be written ({reason}); choose a folder you can write to"
         ) from None

@@ -185,7 +185,7 @@ def _read_npy(source: Path) -> Any:
         _checked_header(handle, str(source))
     try:
         return np.load(source, allow_pickle=False)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError) as exc:
         raise FormatError(f"{source}: not a readable .npy array ({exc})") from exc
 
 
@@ -206,7 +206,7 @@ def _read_npz(source: Path, key: str | None) -> Any:
             return archive[key]
     except RadpipeError:
         raise
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError) as exc:
         raise FormatError(f"{source}: not a readable .npz archive ({exc})") from exc
 
 
