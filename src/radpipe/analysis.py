@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from radpipe.errors import GeometryError
+from radpipe.errors import FormatError, GeometryError
 from radpipe.masks import MaskSet
 from radpipe.volume import Volume
 
@@ -339,7 +339,16 @@ def analyse_patient(
     (by default the organ most lesions lie in, else ``liver`` if present, else the first)
     and its volume includes the tumours inside it (a liver mask with holes where tumours are
     is filled back with them).
+
+    Raises
+    ------
+    FormatError
+        If ``min_volume_ml`` is negative or not a number, or ``connectivity`` not 6, 18 or 26.
     """
+    if not (math.isfinite(min_volume_ml) and min_volume_ml >= 0):
+        raise FormatError(f"--min-volume must be a volume in mL ≥ 0, got {min_volume_ml}")
+    if connectivity not in (6, 18, 26):
+        raise FormatError(f"--connectivity must be 6, 18 or 26, got {connectivity}")
     voxel_ml = image.voxel_volume_mm3 / 1000.0
     values = image.array if image.array.ndim == 3 else None
     organ_reports = [

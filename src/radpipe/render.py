@@ -148,6 +148,19 @@ class HeatmapStyle:
     alpha_by_value: bool = False
     resize: Resize | str = Resize.BILINEAR
 
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.opacity) and 0.0 <= self.opacity <= 1.0):
+            raise FormatError(f"--opacity must be between 0.0 and 1.0, got {self.opacity}")
+        if self.threshold is not None and not (
+            math.isfinite(self.threshold) and 0.0 <= self.threshold <= 1.0
+        ):
+            raise FormatError(
+                f"--threshold applies to normalised values and must lie in 0.0–1.0, got "
+                f"{self.threshold}"
+            )
+        if str(self.resize) not in {member.value for member in Resize}:
+            raise FormatError(f"--resize must be bilinear or nearest, got {self.resize!r}")
+
 
 def label_colours(labels: list[int]) -> dict[int, tuple[int, int, int]]:
     """A distinct colour per label from matplotlib's ``tab10`` (then ``tab20``) table."""

@@ -216,6 +216,10 @@ def export_nerf(
 
     if every < 1:
         raise FormatError(f"--every must be at least 1, got {every}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise FormatError(f"--scale must be a positive number of scene units per mm, got {scale}")
+    if focal_length is not None and not (math.isfinite(focal_length) and focal_length > 0):
+        raise FormatError(f"--focal-length must be a positive number of pixels, got {focal_length}")
     target = Path(folder)
     guard_output(target, **inputs_of(volume))
     check_folder_replaceable(target, overwrite=overwrite)
