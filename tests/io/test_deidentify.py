@@ -118,3 +118,17 @@ def test_burned_in_annotation_is_flagged(phantom_study, tmp_path):
     report = deidentify_tree(source, tmp_path / "out", key=b"k")
     assert report.burned_in == [str(flagged)]
     assert report.written == len(phantom_study.files)
+
+
+def test_folder_names_holding_identifiers_are_pseudonymised(phantom_study, tmp_path):
+    import shutil
+
+    source = pydicom.dcmread(phantom_study.files[0])
+    patient_id = str(source.PatientID)
+    tree = tmp_path / "export" / f"{patient_id}_scan" / "CT"
+    shutil.copytree(phantom_study.series_folder, tree)
+    report = deidentify_tree(tmp_path / "export", tmp_path / "clean", key=b"k")
+    assert report.written == len(phantom_study.files)
+    paths = [str(p.relative_to(tmp_path / "clean")) for p in (tmp_path / "clean").rglob("*")]
+    assert not [p for p in paths if patient_id.lower() in p.lower()]
+    assert any(p.endswith(".dcm") for p in paths)

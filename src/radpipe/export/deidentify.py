@@ -234,12 +234,35 @@ def _output_path(source: Source, root: Path) -> PurePosixPath:
     prefix = str(root).rstrip("/") + "/"
     if text.startswith(prefix):
         text = text[len(prefix) :]
+    elif text.startswith(str(root) + SEPARATOR):  # a member of the archive given as source
+        text = root.name + text[len(str(root)) :]
     elif text == str(root):
         text = root.name
     parts: list[str] = []
     for piece in text.split(SEPARATOR):
         name = piece[:-4] if piece.lower().endswith(".zip") else piece
         parts.extend(p for p in name.split("/") if p and p != "..")
+    return PurePosixPath(*parts)
+
+
+def _identifiers(dataset: Any) -> list[str]:
+    """The patient's ID and name parts (3 characters or more), as they may appear in folder
+    and file names."""
+    found = [str(dataset.get("PatientID", "") or "")]
+    name = str(dataset.get("PatientName", "") or "")
+    found.extend(part for part in name.replace("^", " ").replace(",", " ").split())
+    return [value.lower() for value in found if len(value.strip()) >= 3]
+
+
+def _scrubbed(path: PurePosixPath, identifiers: list[str], pseudonym_text: str) -> PurePosixPath:
+    """``path`` with every component that holds a patient identifier replaced by the
+    pseudonym (a file keeps its ending)."""
+    parts = []
+    for part in path.parts:
+        if any(value in part.lower() for value in identifiers):
+            suffix = "".join(PurePosixPath(part).suffixes[-1:]) if part == path.name else ""
+            part = pseudonym_text + suffix
+        parts.append(part)
     return PurePosixPath(*parts)
 
 
@@ -280,9 +303,11 @@ def deidentify_tree(
             except (InvalidDicomError, ReadError, OSError, ValueError, EOFError):
                 report.skipped.append(item.location)
                 continue
+            identifiers = _identifiers(dataset)
             if deidentify_dataset(dataset, key=secret):
                 report.burned_in.append(item.location)
-            output = temporary / _output_path(item, root)
+            relative = _scrubbed(_output_path(item, root), identifiers, str(dataset.PatientID))
+            output = temporary / relative
             output.parent.mkdir(parents=True, exist_ok=True)
             dataset.save_as(output, enforce_file_format=False)
             report.written += 1
