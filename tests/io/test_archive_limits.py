@@ -102,3 +102,21 @@ def test_a_huge_npz_heatmap_is_refused_from_its_header(tmp_path):
     with pytest.raises(FormatError, match=r"announces \[1000, 1000, 1000\] float32"):
         read_heatmap(path)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB
+
+
+def test_members_sharing_a_name_are_refused_not_read_twice(tmp_path, phantom_study):
+    import warnings
+
+    files = sorted(phantom_study.series_folder.glob("*.dcm"))
+    path = tmp_path / "dup.zip"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.write(files[0], "a.dcm")
+            archive.write(files[1], "a.dcm")
+    problems = [item for item in walk_sources(path) if isinstance(item, Problem)]
+    assert len(problems) == 2 and "several members of this name" in problems[0].reason
+    with pytest.raises(ReadError, match="several members"):
+        import radpipe
+
+        radpipe.load(path)

@@ -276,7 +276,7 @@ def batches_command(
     path: Annotated[Path, typer.Argument(help="Dataset file.")],
     batchsize: Annotated[int, typer.Option("--batchsize", "--batch-size", min=1)] = 16,
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Non-negative seed.")] = 0,
     print_batch_indices: Annotated[
         bool, typer.Option("--print-batch-indices", help="Print each batch's sample indices.")
     ] = False,

@@ -100,10 +100,12 @@ class DatasetWriter:
             check_file(self.path)
             shutil.copyfile(self.path, self.temporary)
             self.file = h5py.File(self.temporary, "r+")
-            if self.file.attrs["mode"] != mode:
+            existing = str(self.file.attrs["mode"])
+            if existing != mode:
                 self.abort()
                 raise DatasetError(
-                    f"{self.path}: is a {self.file.attrs['mode']} dataset, not {mode}"
+                    f"{self.path}: is a {existing} dataset; append with --mode {existing} "
+                    "or build a new file"
                 )
             self.rejected = json.loads(self.file.attrs.get("rejected", "[]"))
         else:

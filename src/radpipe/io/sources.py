@@ -306,9 +306,15 @@ def _archive_sources(
             "archives counted together); raise --max-archive-bytes if it is genuine",
         )
         return
+    names = [m.filename for m in members]
+    repeated = (
+        {name for name in names if names.count(name) > 1} if len(set(names)) < len(names) else set()
+    )
     for member in sorted(members, key=lambda m: natural_key(m.filename)):
         location = f"{prefix}{SEPARATOR}{member.filename}"
         reason = _unsafe_member(member) or _oversized_member(member, limits)
+        if reason is None and member.filename in repeated:
+            reason = "member refused: the archive holds several members of this name (ambiguous)"
         if reason is not None:
             yield Problem(location, reason)
             continue

@@ -45,7 +45,8 @@ def _read_native_frames(
     with open_source(path) as handle:
         for frame in frames:
             handle.seek(layout.pixel_offset + frame * frame_bytes)
-            values = np.fromfile(handle, dtype=dtype, count=count)
+            data = handle.read(frame_bytes)  # files and zip members (in memory) alike
+            values = np.frombuffer(data, dtype=dtype, count=len(data) // dtype.itemsize)
             if values.size != count:
                 raise ReadError(
                     f"{path}: pixel data is truncated (frame {frame} needs {frame_bytes} bytes); "
