@@ -101,3 +101,13 @@ def test_progress_lines_when_not_on_a_terminal(monkeypatch, capsys):
     err = capsys.readouterr().err.splitlines()
     assert err == ["radpipe: Reading study: 1/3", "radpipe: Reading study: 2/3",
                    "radpipe: Reading study: 3/3"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["render", "--count", "0", "x"], ["convert"], ["nonsense"], ["info", "--no-such-flag", "x"]],
+)
+def test_usage_errors_are_one_line_with_exit_2(capsys, argv):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("radpipe: error:") and "-h`" in err, err

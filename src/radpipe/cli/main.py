@@ -71,15 +71,34 @@ app.command()(view)
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code.
 
-    A radpipe error prints one line on stderr and gives 1; usage errors give 2 (Typer's own
-    handling); Ctrl-C gives 130.
+    A radpipe error prints one line on stderr and gives 1; a usage error one line and 2;
+    Ctrl-C gives 130.
     """
     from radpipe.errors import RadpipeError
 
+    # Typer's own click: its usage error is the base class of the public BadParameter
+    usage_error: type[Exception] = next(
+        c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+    )
     try:
         with warnings.catch_warnings():
             _route_warnings()
-            app(args=argv, prog_name="radpipe")
+            result = app(args=argv, prog_name="radpipe", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except usage_error as exc:
+        context = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and context is not None:
+            print(context.get_help())  # `radpipe` or a command group alone: its help
+            return 0
+        command = context.command_path if context is not None else "radpipe"
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        print(f"radpipe: error: {_one_line(message)} (see `{command} -h`)", file=sys.stderr)
+        return 2
+    except typer.Abort:
+        print("radpipe: interrupted", file=sys.stderr)
+        return 130
+    except typer.Exit as exc:
+        return int(getattr(exc, "exit_code", 0) or 0)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except RadpipeError as exc:
