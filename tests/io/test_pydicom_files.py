@@ -105,3 +105,22 @@ def test_rt_dose_frames_stack_on_the_grid_offsets():
     scaled = dataset.pixel_array[0] * float(dataset.DoseGridScaling)
     k = 0 if offsets[1] > offsets[0] else len(offsets) - 1
     np.testing.assert_allclose(volume.array[k], scaled, rtol=1e-6)
+
+
+def test_palette_colour_without_file_meta_is_rgb_as_pydicom_gives_it():
+    """pydicom-data's OT-PAL-8-face.dcm: a bare data set (no file meta) in palette colour."""
+    import warnings
+
+    import pydicom
+    from pydicom.pixels import apply_color_lut
+
+    data_store = pytest.importorskip("data_store")
+    path = Path(data_store.__file__).parent / "data" / "OT-PAL-8-face.dcm"
+    volume = radpipe.load(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dataset = pydicom.dcmread(path, force=True)
+    dataset.file_meta = pydicom.dataset.FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    assert volume.shape == (1, 480, 640, 3)
+    np.testing.assert_array_equal(volume.array[0], apply_color_lut(dataset.pixel_array, dataset))

@@ -90,6 +90,13 @@ def _decode_with_pydicom(
             return [np.asarray(pixel_array(path, index=frames[0]))]
         with open_source(path) as handle:
             dataset = pydicom.dcmread(handle, force=True)
+        if "TransferSyntaxUID" not in getattr(dataset, "file_meta", {}):
+            # a bare data set (no file meta): the syntax the header pass recognised
+            from pydicom.dataset import FileMetaDataset
+
+            meta = getattr(dataset, "file_meta", None) or FileMetaDataset()
+            meta.TransferSyntaxUID = layout.transfer_syntax
+            dataset.file_meta = meta
         decoded = np.asarray(dataset.pixel_array)
         if palette:
             from pydicom.pixels import apply_color_lut  # type: ignore[attr-defined]
