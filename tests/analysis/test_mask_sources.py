@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -207,3 +208,29 @@ def test_seg_is_deidentified_like_its_images_unless_keep_phi(phantom_study, tmp_
     assert main([*command, "--overwrite", "--keep-phi"]) == 0
     kept = pydicom.dcmread(out)
     assert kept.PatientID == source.PatientID and kept.PatientName == source.PatientName
+
+
+def test_liver_seg_in_every_encoding_gives_107098_voxels(data_dir, tmp_path):
+    """The dcmqi liver SEG as stored, re-encoded here as implicit VR and deflated, and
+    pydicom-data's big-endian copy: the same 107,098 liver voxels."""
+    import warnings
+
+    import pydicom
+    from pydicom.filewriter import dcmwrite
+    from pydicom.uid import DeflatedExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    original = data_dir / "dcmqi/data/segmentations/liver.dcm"
+    paths = [original]
+    for name, syntax in (("implicit", ImplicitVRLittleEndian),
+                         ("deflated", DeflatedExplicitVRLittleEndian)):  # fmt: skip
+        dataset = pydicom.dcmread(original)
+        dataset.file_meta.TransferSyntaxUID = syntax
+        dcmwrite(tmp_path / f"{name}.dcm", dataset, enforce_file_format=True)
+        assert pydicom.dcmread(tmp_path / f"{name}.dcm").file_meta.TransferSyntaxUID == syntax
+        paths.append(tmp_path / f"{name}.dcm")
+    data_store = pytest.importorskip("data_store")
+    paths.append(Path(data_store.__file__).parent / "data" / "liver_expb.dcm")  # big endian
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        counts = [read_seg(path).voxel_counts() for path in paths]
+    assert counts == [{"Liver": 107_098}] * len(paths)

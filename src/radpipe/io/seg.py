@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from radpipe.errors import FormatError, ReadError, SeriesError
+from radpipe.errors import FormatError, RadpipeError, ReadError, SeriesError
 from radpipe.masks import MaskSet
 from radpipe.volume import LabelMap, Volume
 
@@ -32,7 +32,9 @@ def read_seg(path: str | Path, image: Volume | None = None) -> MaskSet:
 
     source = Path(path)
     try:
-        segmentation = hd.seg.segread(str(source))
+        segmentation = hd.seg.Segmentation.from_dataset(_little_endian(source))
+    except RadpipeError:
+        raise
     except Exception as exc:  # highdicom raises many types for files that are not SEG
         raise ReadError(f"{source}: not a readable DICOM SEG ({exc})") from exc
     referenced = {uid[1] for uid in segmentation.get_source_image_uids()}
@@ -76,3 +78,35 @@ def read_seg(path: str | Path, image: Volume | None = None) -> MaskSet:
         }
         affine = image.affine.copy()
     return MaskSet(affine, masks, [])
+
+
+def _little_endian(path: Path) -> Any:
+    """The SEG as a pydicom Dataset in explicit VR little endian, which highdicom parses.
+
+    Big-endian and deflated files are re-encoded in memory (OW pixel words byte-swapped; 1-bit
+    and 8-bit OB data is the same in either order); everything else is read as it is.
+    """
+    import io
+
+    import pydicom
+    from pydicom.filewriter import dcmwrite
+    from pydicom.uid import (
+        DeflatedExplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+        ExplicitVRLittleEndian,
+    )
+
+    try:
+        dataset = pydicom.dcmread(path)
+    except Exception as exc:  # pydicom raises many types for files that are not DICOM
+        raise ReadError(f"{path}: not a readable DICOM file ({exc})") from None
+    syntax = dataset.file_meta.get("TransferSyntaxUID") if "file_meta" in dir(dataset) else None
+    if syntax not in (ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian):
+        return dataset
+    dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    if syntax == ExplicitVRBigEndian and "PixelData" in dataset and dataset["PixelData"].VR == "OW":
+        dataset.PixelData = np.frombuffer(dataset.PixelData, ">u2").astype("<u2").tobytes()
+    buffer = io.BytesIO()
+    dcmwrite(buffer, dataset, enforce_file_format=True)
+    buffer.seek(0)
+    return pydicom.dcmread(buffer)
