@@ -70,12 +70,14 @@ class Lesion:
 
 @dataclass(frozen=True)
 class Organ:
-    """An organ mask's volume and intensity."""
+    """An organ mask's volume and intensity (and, for a contoured structure, the volume of its
+    planar contours, which does not depend on the image grid)."""
 
     name: str
     voxels: int
     volume_ml: float
     intensity: Intensity | None
+    contour_volume_ml: float | None = None
 
 
 @dataclass
@@ -114,6 +116,8 @@ class PatientReport:
         }
         for organ in self.organs:
             row[f"{organ.name}_volume_ml"] = round(organ.volume_ml, 4)
+            if organ.contour_volume_ml is not None:
+                row[f"{organ.name}_contour_volume_ml"] = round(organ.contour_volume_ml, 4)
         return row
 
 
@@ -409,6 +413,10 @@ def analyse_masks(
         patient, image, organs=organs, tumours=tumours, reference_organ=reference_organ,
         connectivity=connectivity, min_volume_ml=min_volume_ml,
     )  # fmt: skip
+    report.organs = [
+        dataclasses.replace(organ, contour_volume_ml=masks.contour_volumes_ml.get(organ.name))
+        for organ in report.organs
+    ]
     report.warnings.extend(f"{problem.where}: {problem.reason}" for problem in masks.problems)
     report.warnings.extend(image.meta.warnings)  # missing slices, duplicates, tilt: in the report
     return report

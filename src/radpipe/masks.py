@@ -5,7 +5,7 @@ named binary masks on one image's geometry. Pure NumPy. Putting a mask on an ima
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -141,6 +141,8 @@ class MaskSet:
     affine: NDArray[np.float64]
     masks: dict[str, NDArray[np.bool_]]
     problems: list[ContourProblem]
+    contour_volumes_ml: dict[str, float] = field(default_factory=dict)
+    """Planar-contour volumes (mL) of contour-based masks (RTSTRUCT), independent of the grid."""
 
     def voxel_counts(self) -> dict[str, int]:
         """Voxels in each mask."""
@@ -169,3 +171,46 @@ def masks_from_labelmap(labels: LabelMap) -> MaskSet:
     for value in (int(v) for v in np.unique(labels.array) if v != 0):
         masks[labels.labels.get(value, f"label {value}")] = labels.array == value
     return MaskSet(labels.affine.copy(), masks, [])
+
+
+def polygon_area(points: ArrayLike) -> float:
+    """Area enclosed by a closed polygon (shoelace formula), in the points' units squared."""
+    vertices = np.asarray(points, dtype=np.float64)
+    if vertices.ndim != 2 or len(vertices) < 3:
+        return 0.0
+    x, y = vertices[:, 0], vertices[:, 1]
+    return float(abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) / 2.0)
+
+
+def stacked_contour_volume_mm3(
+    planes: dict[float, list[NDArray[np.float64]]], default_thickness_mm: float
+) -> float:
+    """Volume of planar contours stacked by their spacing, as dicompyler and 3D Slicer compute
+    it: each plane's area (even-odd: a contour inside an odd number of others is a hole) times
+    the median distance between planes (``default_thickness_mm`` for a single plane).
+
+    Parameters
+    ----------
+    planes : dict of plane position (mm along the normal) to (N, 2) polygons in mm
+    default_thickness_mm : float
+    """
+    from matplotlib.path import Path as PolygonPath
+
+    if not planes:
+        return 0.0
+    positions = sorted(planes)
+    gaps = np.diff(positions)
+    gaps = gaps[gaps > 1e-3]
+    thickness = float(np.median(gaps)) if gaps.size else default_thickness_mm
+    total = 0.0
+    for polygons in planes.values():
+        outlines = [PolygonPath(polygon) for polygon in polygons]
+        for index, polygon in enumerate(polygons):
+            depth = sum(
+                outline.contains_point(polygon[0])
+                for other, outline in enumerate(outlines)
+                if other != index
+            )
+            area = polygon_area(polygon)
+            total += -area if depth % 2 else area
+    return max(total, 0.0) * thickness

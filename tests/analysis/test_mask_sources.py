@@ -234,3 +234,30 @@ def test_liver_seg_in_every_encoding_gives_107098_voxels(data_dir, tmp_path):
         warnings.simplefilter("ignore")
         counts = [read_seg(path).voxel_counts() for path in paths]
     assert counts == [{"Liver": 107_098}] * len(paths)
+
+
+def test_rtstruct_reports_its_planar_contour_volume_and_what_the_grid_misses(data_dir, tmp_path):
+    """pyCERR GTV-1: the stacked planar-contour volume agrees with the voxel volume within 3 %
+    on the full CT; on a single CT slice (structures many slices tall) the voxel volume is a
+    fraction of it, and a ContourWarning says so instead of a silent small number."""
+    import shutil
+    import warnings
+
+    from radpipe.errors import ContourWarning
+
+    folder = data_dir / "pyCERR/radiomics_phantom_dicom/pat_2"
+    structure = next(folder.glob("*RS*"))
+    image = radpipe.load(folder)
+    masks = read_rtstruct(structure, image)
+    voxel_ml = masks.masks["GTV-1"].sum() * image.voxel_volume_mm3 / 1000
+    contour_ml = masks.contour_volumes_ml["GTV-1"]
+    assert contour_ml == pytest.approx(voxel_ml, rel=0.03)
+    k = int(np.argmax(masks.masks["GTV-1"].sum(axis=(1, 2))))
+    (tmp_path / "one").mkdir()
+    shutil.copy(image.meta.source_files[k], tmp_path / "one" / "slice.dcm")
+    single = radpipe.load(tmp_path / "one")
+    with pytest.warns(ContourWarning, match=r"the image grid holds .* mL of its"):
+        warnings.simplefilter("always")
+        thin = read_rtstruct(structure, single)
+    assert thin.contour_volumes_ml["GTV-1"] == pytest.approx(contour_ml)
+    assert thin.masks["GTV-1"].sum() * single.voxel_volume_mm3 / 1000 < 0.5 * contour_ml

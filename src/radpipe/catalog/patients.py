@@ -87,6 +87,7 @@ def load_catalog_patient(
                 part = load_mask_file(path, image, strict=strict)
             found.masks.update(part.masks)
             found.problems.extend(part.problems)
+            found.contour_volumes_ml.update(part.contour_volumes_ml)
     return (image, found) if found.masks else None
 
 
@@ -129,6 +130,7 @@ def analysis_inputs(
             part = load_mask_file(file, volume, name=name, label_names=label_names, strict=strict)
             combined.masks.update(part.masks)
             combined.problems.extend(part.problems)
+            combined.contour_volumes_ml.update(part.contour_volumes_ml)
         patient = volume.meta.patient_id if keep_phi else pseudonym(volume.meta.patient_id)
         yield patient or "patient", volume, combined
         return

@@ -4,14 +4,21 @@ image's grid (pixel centres, even-odd rule)."""
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from radpipe.errors import FormatError, ReadError, SeriesError
+from radpipe.errors import ContourWarning, FormatError, ReadError, SeriesError
 from radpipe.io.dicom.headers import referenced_series
-from radpipe.masks import ContourProblem, MaskSet, check_contour, rasterize_contours
+from radpipe.masks import (
+    ContourProblem,
+    MaskSet,
+    check_contour,
+    rasterize_contours,
+    stacked_contour_volume_mm3,
+)
 from radpipe.volume import Volume
 
 #: A contour farther than this (in slices) from an image plane is reported.
@@ -136,9 +143,13 @@ def read_rtstruct(path: str | Path, image: Volume, *, strict: bool = False) -> M
     slices, rows, columns = image.spatial_shape
     masks: dict[str, NDArray[np.bool_]] = {}
     problems: list[ContourProblem] = []
+    volumes: dict[str, float] = {}
+    normal = image.direction[:, 0]
+    in_plane = (image.direction[:, 2], image.direction[:, 1])  # column, row directions
     for roi in dataset.get("ROIContourSequence", []):
         name = names.get(int(roi.ReferencedROINumber), f"ROI {roi.ReferencedROINumber}")
         per_slice: dict[int, list[NDArray[np.float64]]] = {}
+        planes: dict[float, list[NDArray[np.float64]]] = {}
         for number, contour in enumerate(roi.get("ContourSequence", []), start=1):
             where = f"{source} ROI {name!r} contour {number}"
             data = np.asarray(contour.ContourData, dtype=np.float64).reshape(-1, 3)
@@ -148,6 +159,11 @@ def read_rtstruct(path: str | Path, image: Volume, *, strict: bool = False) -> M
                     ContourProblem(where, f"{kind} contour skipped (not closed planar)")
                 )
                 continue
+            if len(data) >= 3:  # the contour's own geometry, wherever the image grid lies
+                position = round(float(np.mean(data @ normal)), 2)
+                planes.setdefault(position, []).append(
+                    np.stack([data @ in_plane[0], data @ in_plane[1]], axis=1)
+                )
             indices = image.world_to_index(data)
             k_mean = float(indices[:, 0].mean())
             k = round(k_mean)
@@ -171,4 +187,16 @@ def read_rtstruct(path: str | Path, image: Volume, *, strict: bool = False) -> M
         for k, polygons in per_slice.items():
             mask[k] = rasterize_contours(polygons, (rows, columns))
         masks[name] = mask
-    return MaskSet(image.affine.copy(), masks, problems)
+        volumes[name] = stacked_contour_volume_mm3(planes, image.spacing[0]) / 1000.0
+        voxel_ml = float(mask.sum()) * image.voxel_volume_mm3 / 1000.0
+        if volumes[name] > 0 and abs(voxel_ml - volumes[name]) > 0.5 * volumes[name]:
+            problems.append(
+                ContourProblem(
+                    f"{source} ROI {name!r}",
+                    f"the image grid holds {voxel_ml:.2f} mL of its {volumes[name]:.2f} mL "
+                    "(planar contour volume); most contours lie off the image's slices",
+                )
+            )
+    for problem in problems:
+        warnings.warn(ContourWarning(f"{problem.where}: {problem.reason}"), stacklevel=2)
+    return MaskSet(image.affine.copy(), masks, problems, contour_volumes_ml=volumes)
