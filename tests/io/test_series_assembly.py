@@ -103,7 +103,7 @@ def test_missing_and_uneven_slices_are_reported(phantom_study, tmp_path):
     files = copy_series(phantom_study.series_folder, tmp_path / "gap")
     files[10].unlink()
     with pytest.warns(GeometryWarning, match=r"gap: 1 slice\(s\) missing"):
-        volume = radpipe.load(tmp_path / "gap")
+        volume = radpipe.load(tmp_path / "gap", irregular="mean")
     assert volume.meta.slice_spacing_regular is False
     assert any("1 slice(s) missing" in w for w in volume.meta.warnings)
 
@@ -113,7 +113,7 @@ def test_missing_and_uneven_slices_are_reported(phantom_study, tmp_path):
     dataset.ImagePositionPatient = [position[0], position[1], position[2] + 0.9]
     dataset.save_as(files[7])
     with pytest.warns(GeometryWarning, match="uneven slice spacing"):
-        volume = radpipe.load(tmp_path / "uneven")
+        volume = radpipe.load(tmp_path / "uneven", irregular="mean")
     assert any("uneven slice spacing" in w for w in volume.meta.warnings)
 
     files = copy_series(phantom_study.series_folder, tmp_path / "noise")
@@ -290,3 +290,41 @@ def test_float_pixel_data_reads_as_pydicom_decodes_it(phantom_study, tmp_path, k
     assert volume.dtype == dtype
     ordered = np.stack([values for _, values in sorted(expected, key=lambda item: item[0])])
     np.testing.assert_array_equal(volume.array, ordered)
+
+
+def test_irregular_slices_are_resampled_through_their_true_positions(phantom_study, tmp_path):
+    """Slices at uneven heights (one missing) carry a value that is linear in z: the default
+    load puts every output plane exactly where its position says (a regular grid from the first
+    slice to the last) with values equal to the analytic ones; 'mean' keeps the slices and
+    'error' refuses."""
+    files = copy_series(phantom_study.series_folder, tmp_path / "uneven")
+    heights = np.cumsum([0.0] + [2.5 if k % 3 else 4.0 for k in range(1, len(files))])
+    heights[10:] += 2.5  # a missing slice too
+    by_position = []
+    for path, z in zip(sorted(files, key=lambda f: pydicom.dcmread(f).ImagePositionPatient[2]),
+                       heights, strict=True):  # fmt: skip
+        dataset = pydicom.dcmread(path)
+        x, y, _ = (float(v) for v in dataset.ImagePositionPatient)
+        dataset.ImagePositionPatient = [x, y, float(z)]
+        stored = np.full((dataset.Rows, dataset.Columns), 1024 + round(10 * z), np.uint16)
+        dataset.PixelData = stored.tobytes()
+        dataset.save_as(path)
+        by_position.append(z)
+    with pytest.warns(GeometryWarning, match="resampled onto a regular"):
+        volume = radpipe.load(tmp_path / "uneven")
+    step = volume.spacing[0]
+    assert step == pytest.approx(float(np.median(np.diff(heights))))
+    centres = volume.index_to_world(
+        np.stack(
+            [np.arange(volume.shape[0]), np.zeros(volume.shape[0]), np.zeros(volume.shape[0])],
+            axis=1,
+        )  # fmt: skip
+    )[:, 2]
+    np.testing.assert_allclose(centres, heights[0] + step * np.arange(volume.shape[0]), atol=1e-6)
+    assert centres[-1] <= heights[-1] + 0.1 * step
+    expected = np.rint(10 * centres)  # HU = stored − 1024 = 10 z, linear, so exact after blending
+    np.testing.assert_allclose(volume.array[:, 5, 5], expected, atol=1.0)
+    kept = radpipe.load(tmp_path / "uneven", irregular="mean")
+    assert kept.shape[0] == len(files)
+    with pytest.raises(SeriesError, match="irregular"):
+        radpipe.load(tmp_path / "uneven", irregular="error")

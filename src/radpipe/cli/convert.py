@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from radpipe.cli.console import progress_bar, stdout
-from radpipe.cli.options import OnDuplicate, chosen_output, output_option
+from radpipe.cli.options import Irregular, OnDuplicate, chosen_output, output_option
 
 
 def convert(
@@ -24,6 +24,7 @@ def convert(
         typer.Option("--series", help="SeriesInstanceUID to convert when INPUT holds several."),
     ] = None,
     on_duplicate: OnDuplicate = "error",
+    irregular: Irregular = "resample",
     resample_tilt: Annotated[
         bool,
         typer.Option("--resample-tilt", help="Resample gantry-tilted CT onto an orthogonal grid."),
@@ -47,6 +48,8 @@ def convert(
 
     if on_duplicate not in {m.value for m in OnDuplicate}:
         raise typer.BadParameter("choose error, first or last", param_hint="--on-duplicate")
+    if irregular not in ("resample", "mean", "error"):
+        raise typer.BadParameter("choose resample, mean or error", param_hint="--irregular")
     check_writable(output, overwrite=overwrite)
     with progress_bar(f"Reading {source.name}") as (advance, _):
         volume = load(
@@ -54,6 +57,7 @@ def convert(
             series=series,
             on_duplicate=on_duplicate,
             resample_tilt=resample_tilt,
+            irregular=irregular,
             progress=advance,
         )
     save(volume, output, overwrite=overwrite)

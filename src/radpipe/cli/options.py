@@ -14,6 +14,16 @@ OnDuplicate = Annotated[
 ]
 
 
+#: What to do with unevenly spaced or missing slices (``radpipe.load``'s ``irregular``).
+Irregular = Annotated[
+    str,
+    typer.Option(
+        "--irregular",
+        help="Uneven or missing slices: resample (through the true positions), mean or error.",
+    ),
+]
+
+
 def output_option(what: str) -> object:
     """The ``-o/--output`` option of a command whose output may also be given positionally."""
     return typer.Option("-o", "--output", help=f"{what} (or give it as the last argument).")

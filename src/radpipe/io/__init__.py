@@ -18,6 +18,7 @@ def load(
     series: str | None = None,
     on_duplicate: str = "error",
     resample_tilt: bool = False,
+    irregular: str = "resample",
     progress: Callable[[int], None] | None = None,
 ) -> Volume:
     """Load a volume from any supported file, a DICOM folder or a zip archive.
@@ -35,6 +36,9 @@ def load(
         DICOM only: what to do with images that share a slice position.
     resample_tilt : bool
         DICOM only: resample gantry-tilted CT onto an orthogonal grid.
+    irregular : {"resample", "mean", "error"}
+        DICOM only: unevenly spaced or missing slices are resampled onto a regular grid through
+        their true positions (default, with a warning), kept with the mean spacing, or refused.
     progress : callable, optional
         DICOM only: called with the number of frames decoded as they finish.
 
@@ -85,6 +89,7 @@ def load(
         series=series,
         on_duplicate=on_duplicate,
         resample_tilt=resample_tilt,
+        irregular=irregular,
         progress=progress,
     )
 

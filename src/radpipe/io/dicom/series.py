@@ -57,6 +57,14 @@ class OnDuplicate(StrEnum):
     LAST = "last"
 
 
+class OnIrregular(StrEnum):
+    """What to do with a stack whose slices are unevenly spaced (or missing)."""
+
+    RESAMPLE = "resample"  # onto a regular grid through the true positions (linear)
+    MEAN = "mean"  # keep the slices, an affine with the mean spacing (positions approximate)
+    ERROR = "error"
+
+
 @dataclass
 class SeriesPlan:
     """Everything needed to assemble one series, read from headers only.
@@ -89,6 +97,8 @@ class SeriesPlan:
     extra_axis: str | None
     warnings: list[RadpipeWarning] = field(default_factory=list)
     skipped_files: int = 0
+    slice_positions_mm: tuple[float, ...] = ()
+    """Each slice's position along the normal (mm), as its headers give it."""
 
     @property
     def header(self) -> Any:
@@ -359,6 +369,7 @@ def plan_series(
         affine=affine,
         units=units,
         slice_spacing_regular=regular,
+        slice_positions_mm=tuple(float(v) for v in projections),
         gantry_tilt_deg=tilt,
         extra_axis=extra_axis,
         warnings=notes,
@@ -477,6 +488,7 @@ def assemble(
     plan: SeriesPlan,
     *,
     resample_tilt: bool = False,
+    irregular: OnIrregular | str = OnIrregular.RESAMPLE,
     progress: Progress | None = None,
 ) -> Volume:
     """Decode a planned series into one preallocated array, one thread per core.
@@ -486,21 +498,83 @@ def assemble(
     plan : SeriesPlan
     resample_tilt : bool
         Resample a gantry-tilted series onto an orthogonal grid (linear, in-plane shifts).
+    irregular : {"resample", "mean", "error"}
+        Unevenly spaced or missing slices: resampled onto a regular grid through the true
+        slice positions (linear between slices; default), kept with the mean spacing (slices
+        then sit up to half a gap from their true place), or refused.
     progress : callable, optional
         Called with the number of frames done as they finish.
+
+    Raises
+    ------
+    SeriesError
+        For irregular spacing with ``irregular="error"``.
     """
+    policy = OnIrregular(irregular)
+    uneven = not plan.slice_spacing_regular and len(plan.slice_positions_mm) >= 3
+    if uneven and policy is OnIrregular.ERROR:
+        gaps = np.diff(plan.slice_positions_mm)
+        raise SeriesError(
+            f"{Path(plan.records[0].path).parent}: slice spacing is irregular ({gaps.min():.3f} "
+            f"to {gaps.max():.3f} mm); pass irregular='resample' / --irregular resample to "
+            "resample through the true positions, or 'mean' to keep the slices"
+        )
     try:
         output = _decode_all(plan, plan.dtype, checked=plan.dtype_is_guess, progress=progress)
     except _FrameOverflow:
         output = _decode_all(plan, np.dtype(np.int32), checked=False, progress=None)
     volume = Volume(output, plan.affine, meta=plan.meta())
     resampled = resample_tilt and plan.gantry_tilt_deg > 0
+    regridded = uneven and policy is OnIrregular.RESAMPLE and volume.array.ndim == 3
     for note in plan.warnings:
-        if not (resampled and "gantry tilt of" in str(note)):
-            warnings.warn(note, stacklevel=2)
+        if resampled and "gantry tilt of" in str(note):
+            continue
+        if regridded and "uneven slice spacing" in str(note):  # said by the resampling note
+            continue
+        warnings.warn(note, stacklevel=2)
+    if regridded:
+        volume = resample_irregular_slices(volume, plan)
     if resampled:
         volume = resample_sheared_slices(volume)
     return volume
+
+
+def resample_irregular_slices(volume: Volume, plan: SeriesPlan) -> Volume:
+    """Resample unevenly spaced slices onto a regular grid through their true positions.
+
+    The new slices are the median gap apart, from the first slice's position to the last's;
+    each is the linear blend of the two source slices around it, so every output plane lies
+    where the headers put it (a missing slice is filled from its neighbours, and said so).
+    """
+    positions = np.asarray(plan.slice_positions_mm, dtype=np.float64)
+    gaps = np.diff(positions)
+    step = float(np.median(gaps))
+    count = round((positions[-1] - positions[0]) / step) + 1
+    targets = positions[0] + step * np.arange(count)
+    targets[-1] = min(targets[-1], positions[-1])
+    upper = np.clip(np.searchsorted(positions, targets, side="right"), 1, len(positions) - 1)
+    lower = upper - 1
+    weight = (targets - positions[lower]) / (positions[upper] - positions[lower])
+    source = volume.array
+    result = np.empty((count, *source.shape[1:]), dtype=source.dtype)
+    integer = np.issubdtype(source.dtype, np.integer)
+    for index in range(count):
+        w = float(weight[index])
+        blended = source[lower[index]] * (1.0 - w) + source[upper[index]] * w
+        result[index] = np.rint(blended) if integer else blended
+    affine = volume.affine.copy()
+    span = positions[-1] - positions[0]
+    first_to_last = volume.affine[:3, 0] * (len(positions) - 1)  # mean step × (n − 1)
+    affine[:3, 0] = first_to_last / span * step
+    folder = Path(plan.records[0].path).parent
+    note = (
+        f"irregular slice spacing {gaps.min():.3f}–{gaps.max():.3f} mm resampled onto a "
+        f"regular {step:.3f} mm grid through the true slice positions (linear; "
+        "--irregular mean keeps the slices, --irregular error refuses)"
+    )
+    warnings.warn(GeometryWarning(f"{folder}: {note}"), stacklevel=3)
+    meta = volume.meta.replace(warnings=(*volume.meta.warnings, note), slice_spacing_regular=True)
+    return Volume(result, affine, meta=meta)
 
 
 def _decode_all(
@@ -792,6 +866,7 @@ def read_series(
     series: str | None = None,
     on_duplicate: OnDuplicate | str = OnDuplicate.ERROR,
     resample_tilt: bool = False,
+    irregular: OnIrregular | str = OnIrregular.RESAMPLE,
     progress: Progress | None = None,
 ) -> Volume:
     """Load one DICOM series from a folder, a list of files' folder or a single file.
@@ -818,4 +893,4 @@ def read_series(
     """
     plans, _ = scan_series(path, on_duplicate=on_duplicate)
     plan = choose_series(plans, series, str(path))
-    return assemble(plan, resample_tilt=resample_tilt, progress=progress)
+    return assemble(plan, resample_tilt=resample_tilt, irregular=irregular, progress=progress)
