@@ -314,12 +314,9 @@ def test_irregular_slices_are_resampled_through_their_true_positions(phantom_stu
         volume = radpipe.load(tmp_path / "uneven")
     step = volume.spacing[0]
     assert step == pytest.approx(float(np.median(np.diff(heights))))
-    centres = volume.index_to_world(
-        np.stack(
-            [np.arange(volume.shape[0]), np.zeros(volume.shape[0]), np.zeros(volume.shape[0])],
-            axis=1,
-        )  # fmt: skip
-    )[:, 2]
+    count = volume.shape[0]
+    indices = np.stack([np.arange(count), np.zeros(count), np.zeros(count)], axis=1)
+    centres = volume.index_to_world(indices)[:, 2]
     np.testing.assert_allclose(centres, heights[0] + step * np.arange(volume.shape[0]), atol=1e-6)
     assert centres[-1] <= heights[-1] + 0.1 * step
     expected = np.rint(10 * centres)  # HU = stored − 1024 = 10 z, linear, so exact after blending
