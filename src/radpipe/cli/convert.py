@@ -32,14 +32,34 @@ def convert(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace OUTPUT if it exists.")
     ] = False,
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name",
+            help="Whole-tree mode: file name pattern ({patient}, {series_number}, "
+            "{series_description}, {modality}, {series_uid}).",
+        ),
+    ] = "{patient}_{series_number}_{series_description}",
+    keep_phi: Annotated[
+        bool, typer.Option("--keep-phi", help="Whole-tree mode: real patient IDs in names.")
+    ] = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Whole-tree mode: processes.")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Whole-tree mode: Dask scheduler address.")
+    ] = None,
 ) -> None:
-    """Convert INPUT to OUTPUT (format from the file ending), keeping exact geometry.
+    """Convert INPUT to OUTPUT (format from the file ending), keeping exact geometry; with an
+    OUTPUT folder (no file ending), every series of a tree becomes a NIfTI and a JSON sidecar.
 
     Example:
 
     $ radpipe convert study/CT ct.nii.gz
 
     $ radpipe convert "study.zip::study/CT" ct.mha
+
+    $ radpipe convert /data/dicom-tree nifti/ --name "{patient}_{series_number}"
     """
     output = chosen_output(output, output_flag, "output file")
     from radpipe.io import load, save
@@ -50,6 +70,20 @@ def convert(
         raise typer.BadParameter("choose error, first or last", param_hint="--on-duplicate")
     if irregular not in ("resample", "mean", "error"):
         raise typer.BadParameter("choose resample, mean or error", param_hint="--irregular")
+    from radpipe.io import registry
+
+    if registry.format_of(output) is None and not output.suffix:
+        from radpipe.export.tree import convert_tree
+
+        with progress_bar(f"Converting {source.name}") as (advance, _):
+            done = convert_tree(
+                source, output, pattern=name, keep_phi=keep_phi, workers=workers,
+                scheduler=scheduler, overwrite=overwrite, progress=advance,
+            )  # fmt: skip
+        stdout.print(f"wrote {len(done.written)} series (NIfTI + JSON sidecar) to {output}")
+        for where, reason in done.problems:
+            stdout.print(f"[yellow]not converted:[/yellow] {where}: {reason}")
+        return
     check_writable(output, overwrite=overwrite)
     with progress_bar(f"Reading {source.name}") as (advance, _):
         volume = load(
