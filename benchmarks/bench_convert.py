@@ -15,7 +15,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BENCH_DIR, report
-
 from radpipe.export.tree import convert_tree
 from radpipe.phantom import write_phantom_study
 
