@@ -139,14 +139,18 @@ def convert_tree(
         If ``root`` holds no DICOM image at all.
     """
     from radpipe.io.atomic import atomic_folder
-    from radpipe.io.dicom.series import scan_series
+    from radpipe.io.dicom.series import is_mosaic_skip, scan_series
     from radpipe.parallel import run_map
     from radpipe.privacy import pseudonym
 
     plans, skipped = scan_series(root, on_duplicate="first", collect_errors=True)
     result = TreeConversion(problems=[(s.path, s.reason) for s in skipped if s.damaged])
     unsupported: dict[tuple[str, str], int] = {}
-    for item in skipped:  # images radpipe cannot assemble (mosaics …), counted per folder
+    mosaics: dict[str, list[str]] = {}
+    for item in skipped:  # images radpipe cannot assemble, counted per folder
+        if is_mosaic_skip(item):
+            mosaics.setdefault(str(Path(item.path).parent), []).append(item.path)
+            continue
         if not item.damaged and item.reason not in ("not DICOM", "DICOMDIR", "no pixel data"):
             place = (str(Path(item.path.split("::")[-1]).parent), item.reason)
             unsupported[place] = unsupported.get(place, 0) + 1
@@ -185,6 +189,31 @@ def convert_tree(
                 plan, records=[dataclasses.replace(r, header=None) for r in plan.records]
             )
             jobs.append((travelling, str(staging / f"{stem}.nii.gz"), facts))
+        for folder_name, files in mosaics.items():  # Siemens mosaics, unpacked here
+            from radpipe.io.dicom.mosaic import read_mosaic_series
+            from radpipe.io.nifti import write_nifti
+
+            try:
+                volume = read_mosaic_series(files)
+            except RadpipeError as exc:
+                result.problems.append((folder_name, str(exc)))
+                continue
+            header = volume.meta.header
+            patient_id = str(header.get("PatientID", "") or "")
+            patient = patient_id if keep_phi else pseudonym(patient_id)
+            stem = safe_name(pattern.format(
+                patient=patient, series_number=str(header.get("SeriesNumber", "0")),
+                series_description=str(header.get("SeriesDescription", "series")),
+                modality=str(header.get("Modality", "MR")), study_date="",
+                series_uid=str(header.get("SeriesInstanceUID", "")),
+            ))  # fmt: skip
+            names[stem] = names.get(stem, 0) + 1
+            if names[stem] > 1:
+                stem = f"{stem}_{names[stem]}"
+            write_nifti(volume, staging / f"{stem}.nii.gz")
+            facts = sidecar(header, patient=patient)
+            (staging / f"{stem}.json").write_text(json.dumps(facts, indent=2))
+            result.written.append(target / f"{stem}.nii.gz")
         for path, problem in run_map(_convert_one, jobs, workers=workers, scheduler=scheduler):
             name = Path(path).name
             if problem is None:

@@ -172,6 +172,8 @@ def _survey(
         collect_errors=collect,
     )  # fmt: skip
     problems = [(item.path, item.reason) for item in skipped if item.damaged]
+    mosaic_summaries = _mosaic_summaries(skipped, keep_phi=keep_phi, values=values,
+                                         problems=problems, collect=collect)  # fmt: skip
     if values and on_total is not None:
         on_total(
             sum(plan.file_count for plan in plans)
@@ -204,4 +206,34 @@ def _survey(
                 value_range=value_range,
             )
         )
-    return Survey(summaries, problems)
+    return Survey(summaries + mosaic_summaries, problems)
+
+
+def _mosaic_summaries(
+    skipped: list[Any],
+    *,
+    keep_phi: bool,
+    values: bool,
+    problems: list[tuple[str, str]],
+    collect: bool,
+) -> list[SeriesSummary]:
+    """Summaries of the Siemens mosaic series among the skipped files, one per folder."""
+    from radpipe.errors import RadpipeError
+    from radpipe.io.dicom.mosaic import read_mosaic_series
+    from radpipe.io.dicom.series import is_mosaic_skip
+
+    folders: dict[str, list[str]] = {}
+    for item in skipped:
+        if is_mosaic_skip(item):
+            folders.setdefault(str(Path(item.path).parent), []).append(item.path)
+    found = []
+    for folder, files in folders.items():
+        try:
+            volume = read_mosaic_series(files)
+        except RadpipeError as exc:
+            if not collect:
+                raise
+            problems.append((folder, str(exc)))
+            continue
+        found.append(summarize_volume(volume, keep_phi=keep_phi, values=values))
+    return found

@@ -395,9 +395,7 @@ def _frame_records(path: str | Path, *, fast: bool = True) -> list[FrameRecord] 
             )
         return SkippedFile(name, "no pixel data")
     if _is_mosaic(dataset):
-        return SkippedFile(
-            name, "Siemens mosaic, not supported: convert it with dcm2niix and load the NIfTI"
-        )
+        return SkippedFile(name, "Siemens mosaic (unpacked by radpipe.io.dicom.mosaic)")
     layout = pixel_layout(dataset, offset, name)
     _check_pixel_length(layout, name)
     if _has_functional_groups(dataset, layout):

@@ -817,7 +817,9 @@ def scan_series(
         on_total(len(files))
     records, skipped = scan_headers(files, progress=progress, collect_errors=collect_errors)
     if not records:
-        if collect_errors and any(item.damaged for item in skipped):
+        if any(item.damaged or is_mosaic_skip(item) for item in skipped) and (
+            collect_errors or any(is_mosaic_skip(item) for item in skipped)
+        ):
             return [], skipped
         reasons = sorted({s.reason for s in skipped})
         raise ReadError(
@@ -891,6 +893,20 @@ def read_series(
     --------
     >>> vol = read_series("study/CT")  # doctest: +SKIP
     """
-    plans, _ = scan_series(path, on_duplicate=on_duplicate)
+    plans, skipped = scan_series(path, on_duplicate=on_duplicate)
+    mosaics = [item.path for item in skipped if is_mosaic_skip(item)]
+    if mosaics and (not plans or (series is not None and not _has_plan(plans, series))):
+        from radpipe.io.dicom.mosaic import read_mosaic_series
+
+        return read_mosaic_series(mosaics, series=series)
     plan = choose_series(plans, series, str(path))
     return assemble(plan, resample_tilt=resample_tilt, irregular=irregular, progress=progress)
+
+
+def is_mosaic_skip(item: SkippedFile) -> bool:
+    """Whether a skipped file is a Siemens mosaic (read by ``io.dicom.mosaic``)."""
+    return item.reason.startswith("Siemens mosaic")
+
+
+def _has_plan(plans: Sequence[SeriesPlan], series: str) -> bool:
+    return any(plan.key == series or plan.key.split("#")[0] == series for plan in plans)
