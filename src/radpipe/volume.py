@@ -55,6 +55,8 @@ class VolumeMeta:
     slice_spacing_regular: bool | None = None
     gantry_tilt_deg: float = 0.0
     extra_axis: str | None = None
+    slice_timing_s: tuple[float, ...] = ()
+    phase_encoding_direction: str | None = None
     source_format: str | None = None
     source_files: tuple[str, ...] = ()
     skipped_files: int = 0

@@ -212,6 +212,10 @@ def convert_tree(
                 stem = f"{stem}_{names[stem]}"
             write_nifti(volume, staging / f"{stem}.nii.gz")
             facts = sidecar(header, patient=patient)
+            if volume.meta.slice_timing_s:
+                facts["SliceTiming"] = list(volume.meta.slice_timing_s)
+            if volume.meta.phase_encoding_direction:
+                facts["PhaseEncodingDirection"] = volume.meta.phase_encoding_direction
             (staging / f"{stem}.json").write_text(json.dumps(facts, indent=2))
             result.written.append(target / f"{stem}.nii.gz")
         for path, problem in run_map(_convert_one, jobs, workers=workers, scheduler=scheduler):

@@ -81,10 +81,42 @@ def read_mosaic_series(files: Sequence[str], *, series: str | None = None) -> Vo
         raise SeriesError(f"{files[0]}: the mosaics of this series differ in size")
     array = volumes[0] if len(volumes) == 1 else np.stack(volumes, axis=-1)
     first = wrappers[0][1].dcm_data
+    timing, phase = _acquisition_facts(wrappers[0][1], len(volumes[0]))
     meta = meta_from_header(
         first,
         extra_axis="time" if len(volumes) > 1 else None,
         source_files=tuple(location for location, _ in wrappers),
         slice_spacing_regular=True,
+        slice_timing_s=timing,
+        phase_encoding_direction=phase,
     )
     return Volume(np.ascontiguousarray(array), affines[0], meta=meta)
+
+
+def _acquisition_facts(wrapper: Any, slices: int) -> tuple[tuple[float, ...], str | None]:
+    """Slice timing (s, from the CSA header's MosaicRefAcqTimes) and the BIDS phase-encoding
+    direction as dcm2niix writes it (ROW → ``i``, COL → ``j``; the sign from the CSA header's
+    PhaseEncodingDirectionPositive, inverted along ``j`` because the NIfTI rows run flipped)."""
+    from nibabel.nicom import csareader
+
+    csa = getattr(wrapper, "csa_header", None) or {"tags": {}}
+    timing: tuple[float, ...] = ()
+    try:
+        times = csareader.get_vector(csa, "MosaicRefAcqTimes", slices)
+        if times is not None:
+            timing = tuple(round(float(t) / 1000.0, 6) for t in times)
+    except (KeyError, ValueError, csareader.CSAReadError):
+        timing = ()
+    axis = str(wrapper.dcm_data.get("InPlanePhaseEncodingDirection", "") or "").strip()
+    positive = None
+    if "PhaseEncodingDirectionPositive" in csa.get("tags", {}):
+        try:
+            positive = int(csareader.get_scalar(csa, "PhaseEncodingDirectionPositive"))
+        except (KeyError, ValueError, TypeError):
+            positive = None
+    phase = None
+    if axis in ("ROW", "COL") and positive in (0, 1):
+        letter = "i" if axis == "ROW" else "j"
+        negative = (positive == 0) if letter == "i" else (positive == 1)
+        phase = letter + ("-" if negative else "")
+    return timing, phase
