@@ -27,8 +27,11 @@ def convert(
     irregular: Irregular = "resample",
     resample_tilt: Annotated[
         bool,
-        typer.Option("--resample-tilt", help="Resample gantry-tilted CT onto an orthogonal grid."),
-    ] = False,
+        typer.Option(
+            "--resample-tilt/--keep-tilt",
+            help="Gantry-tilted CT: resample onto an orthogonal grid, or keep the sheared affine.",
+        ),
+    ] = True,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace OUTPUT if it exists.")
     ] = False,

@@ -17,7 +17,7 @@ def load(
     *,
     series: str | None = None,
     on_duplicate: str = "error",
-    resample_tilt: bool = False,
+    resample_tilt: bool = True,
     irregular: str = "resample",
     progress: Callable[[int], None] | None = None,
 ) -> Volume:
@@ -35,7 +35,8 @@ def load(
     on_duplicate : {"error", "first", "last"}
         DICOM only: what to do with images that share a slice position.
     resample_tilt : bool
-        DICOM only: resample gantry-tilted CT onto an orthogonal grid.
+        DICOM only: resample gantry-tilted CT onto an orthogonal grid (default, with a warning;
+        False keeps the sheared affine).
     irregular : {"resample", "mean", "error"}
         DICOM only: unevenly spaced or missing slices are resampled onto a regular grid through
         their true positions (default, with a warning), kept with the mean spacing, or refused.

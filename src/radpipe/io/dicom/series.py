@@ -867,7 +867,7 @@ def read_series(
     *,
     series: str | None = None,
     on_duplicate: OnDuplicate | str = OnDuplicate.ERROR,
-    resample_tilt: bool = False,
+    resample_tilt: bool = True,
     irregular: OnIrregular | str = OnIrregular.RESAMPLE,
     progress: Progress | None = None,
 ) -> Volume:
