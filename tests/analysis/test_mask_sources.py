@@ -261,3 +261,22 @@ def test_rtstruct_reports_its_planar_contour_volume_and_what_the_grid_misses(dat
         thin = read_rtstruct(structure, single)
     assert thin.contour_volumes_ml["GTV-1"] == pytest.approx(contour_ml)
     assert thin.masks["GTV-1"].sum() * single.voxel_volume_mm3 / 1000 < 0.5 * contour_ml
+
+
+def test_label_map_and_fractional_segs_read_like_binary_ones(data_dir):
+    """highdicom's test SEGs: the same segmentation stored binary, as a label map and as a
+    palette-colour label map gives identical segments; a fractional SEG thresholds at 0.5."""
+    import warnings
+
+    folder = data_dir / "highdicom/data/test_files"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        binary = read_seg(folder / "seg_image_sm_control.dcm")
+        labelmap = read_seg(folder / "seg_image_sm_control_labelmap.dcm")
+        palette = read_seg(folder / "seg_image_sm_control_labelmap_palette_color.dcm")
+        fractional = read_seg(folder / "seg_image_ct_true_fractional.dcm")
+    assert binary.voxel_counts() == labelmap.voxel_counts() == palette.voxel_counts()
+    for name, mask in binary.masks.items():
+        np.testing.assert_array_equal(mask, labelmap.masks[name])
+    assert sum(binary.voxel_counts().values()) > 400
+    assert fractional.voxel_counts() == {"first segment": 638}
