@@ -102,8 +102,9 @@ def test_whole_shared_data_folder(data_dir, tmp_path):
     assert any(e.first_location.endswith("dcmqi/data/segmentations/liver.dcm") for e in seg)
     ct = [e for e in catalog.series(modality="CT") if "dcm_qa_ct" in e.first_location]
     assert len(ct) == 1 and ct[0].shape == (28, 512, 512) and ct[0].layout == "DICOMDIR"
-    mosaics = [p for p in catalog.problems() if "mosaic" in p[1]]
-    assert len(mosaics) == 8
+    assert not [p for p in catalog.problems() if "mosaic" in p[1]]
+    mosaics = catalog.series(role="image")
+    assert len([e for e in mosaics if e.format == "DICOM mosaic"]) == 4  # 8 files, 4 runs
     # identifiers never reach the catalog file
     real_id = pydicom.dcmread(
         next((data_dir / "dcm_qa_ct/In/Philips/S21570/S2010").glob("I1*"))
@@ -316,3 +317,18 @@ def test_two_segs_sharing_a_series_uid_are_two_series(tmp_path, data_dir):
     with catalog:
         keys = sorted(e.key for e in catalog.series(role="segmentation"))
     assert len(keys) == 2 and keys[1] == keys[0] + "#2"
+
+
+def test_mosaic_series_are_catalogued_and_load_like_radpipe_load(data_dir, tmp_path):
+    import numpy as np
+
+    import radpipe
+
+    root = data_dir / "dcm_qa_nih/In/20180918Si"
+    catalog, _ = scan(root, tmp_path / "c.sqlite", workers=1)
+    with catalog:
+        entries = catalog.series(role="image")
+        assert [e.format for e in entries] == ["DICOM mosaic"] * 4 and catalog.problems() == []
+        for entry in entries:
+            folder = radpipe.load(str(entry.first_location).rsplit("/", 1)[0])
+            np.testing.assert_array_equal(catalog.load(entry).array, folder.array)

@@ -127,6 +127,11 @@ def _describe_dicom(entry: FileEntry, options: DescribeOptions) -> None:
         if result.reason == "DICOMDIR":
             entry.kind = "dicomdir"
             return
+        if result.reason.startswith("Siemens mosaic"):
+            dataset, _ = open_dataset(entry.location, stop_before_pixels=True)
+            entry.kind = "dicom-mosaic"
+            entry.facts = dicom_facts(dataset, options)
+            return
         if result.reason.startswith(("DICOM SEG", "RT Structure Set")):
             dataset, _ = open_dataset(entry.location, stop_before_pixels=True)
             entry.kind = "dicom-seg" if result.reason.startswith("DICOM SEG") else "dicom-rtstruct"
@@ -416,6 +421,40 @@ def build_series(entries: list[FileEntry], root: str, *, keep_phi: bool) -> Buil
         for record in stack:
             file_series[record.path] = series_key
 
+    mosaics: dict[tuple[str, str], list[FileEntry]] = {}
+    for entry in entries:  # Siemens mosaics: one series per SeriesInstanceUID and folder
+        if entry.kind == "dicom-mosaic":
+            folder = entry.location.rsplit("/", 1)[0]
+            mosaics.setdefault((str(entry.facts.get("series_uid")), folder), []).append(entry)
+    for (uid, _), members in mosaics.items():
+        first_entry = min(members, key=lambda e: natural_key(e.location))
+        facts = first_entry.facts
+        series_key = f"{uid}:mosaic" if uid != "None" else f"{first_entry.location}:mosaic"
+        place = placement(first_entry.location, root)
+        rows.append(
+            SeriesEntry(
+                key=series_key,
+                patient=facts.get("patient") or pseudonym(None, key=key),
+                study_uid=facts.get("study_uid"),
+                series_uid=None if uid == "None" else uid,
+                modality=facts.get("modality"),
+                description=facts.get("series_description"),
+                role="image",
+                name=place.name,
+                layout=place.layout,
+                format="DICOM mosaic",
+                shape=None,
+                spacing=None,
+                orientation=None,
+                slice_spacing_regular=None,
+                gantry_tilt_deg=0.0,
+                files=len(members),
+                first_location=first_entry.location,
+                facts=facts,
+            )
+        )
+        for member in members:
+            file_series[member.location] = series_key
     for entry in entries:
         if entry.kind in ("dicom-seg", "dicom-rtstruct") and entry.location not in file_series:
             if any(p[0] == entry.location for p in problems):

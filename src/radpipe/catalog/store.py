@@ -26,7 +26,7 @@ from radpipe.io.atomic import Inputs
 from radpipe.io.sources import ArchiveLimits, Problem, Source, natural_key, walk_sources
 from radpipe.volume import Volume
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
@@ -234,6 +234,10 @@ class Catalog:
             )
         if entry.format == "DICOM":
             return self._load_dicom(entry, on_duplicate)
+        if entry.format == "DICOM mosaic":
+            from radpipe.io.dicom.mosaic import read_mosaic_series
+
+            return read_mosaic_series(self.files(entry), series=entry.series_uid)
         if registry.format_of(entry.first_location) is not None:
             from radpipe.io import load
             from radpipe.io.sources import local_copy
