@@ -280,3 +280,40 @@ def test_label_map_and_fractional_segs_read_like_binary_ones(data_dir):
         np.testing.assert_array_equal(mask, labelmap.masks[name])
     assert sum(binary.voxel_counts().values()) > 400
     assert fractional.voxel_counts() == {"first segment": 638}
+
+
+def _packbits_literal(data: bytes) -> bytes:
+    """A valid PackBits encoding of ``data`` using literal runs only (the test's own encoder)."""
+    out = bytearray()
+    for start in range(0, len(data), 128):
+        chunk = data[start : start + 128]
+        out.append(len(chunk) - 1)
+        out += chunk
+    return bytes(out)
+
+
+def test_one_bit_rle_seg_is_decoded_by_radpipe(data_dir, tmp_path):
+    """pydicom cannot decode 1-bit RLE: radpipe expands the PackBits segments itself. The liver
+    SEG re-encoded frame by frame as 1-bit RLE gives the same 107,098 voxels."""
+    import struct
+    import warnings
+
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import RLELossless
+
+    dataset = pydicom.dcmread(data_dir / "dcmqi/data/segmentations/liver.dcm")
+    rows, columns, frames = int(dataset.Rows), int(dataset.Columns), int(dataset.NumberOfFrames)
+    bits = np.unpackbits(np.frombuffer(dataset.PixelData, np.uint8), bitorder="little")
+    encoded = []
+    for frame in range(frames):
+        plane = bits[frame * rows * columns : (frame + 1) * rows * columns]
+        segment = _packbits_literal(np.packbits(plane, bitorder="little").tobytes())
+        header = struct.pack("<16I", 1, 64, *([0] * 14))
+        encoded.append(header + segment + (b"\0" if len(segment) % 2 else b""))
+    dataset.PixelData = encapsulate(encoded)
+    dataset["PixelData"].is_undefined_length = True
+    dataset.file_meta.TransferSyntaxUID = RLELossless
+    dataset.save_as(tmp_path / "rle.dcm", enforce_file_format=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert read_seg(tmp_path / "rle.dcm").voxel_counts() == {"Liver": 107_098}

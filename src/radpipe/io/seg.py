@@ -94,6 +94,7 @@ def _little_endian(path: Path) -> Any:
         DeflatedExplicitVRLittleEndian,
         ExplicitVRBigEndian,
         ExplicitVRLittleEndian,
+        RLELossless,
     )
 
     try:
@@ -101,12 +102,59 @@ def _little_endian(path: Path) -> Any:
     except Exception as exc:  # pydicom raises many types for files that are not DICOM
         raise ReadError(f"{path}: not a readable DICOM file ({exc})") from None
     syntax = dataset.file_meta.get("TransferSyntaxUID") if "file_meta" in dir(dataset) else None
+    if syntax == RLELossless and int(dataset.get("BitsAllocated", 0) or 0) == 1:
+        dataset.PixelData = _one_bit_rle_to_native(dataset, path)
+        dataset["PixelData"].VR = "OB"
+        dataset["PixelData"].is_undefined_length = False
+        syntax = ExplicitVRBigEndian  # re-encoded below as explicit little endian
     if syntax not in (ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian):
         return dataset
     dataset.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    if syntax == ExplicitVRBigEndian and "PixelData" in dataset and dataset["PixelData"].VR == "OW":
+    big_endian_words = syntax == ExplicitVRBigEndian and dataset["PixelData"].VR == "OW"
+    if "PixelData" in dataset and big_endian_words and dataset.get("BitsAllocated") != 1:
         dataset.PixelData = np.frombuffer(dataset.PixelData, ">u2").astype("<u2").tobytes()
     buffer = io.BytesIO()
     dcmwrite(buffer, dataset, enforce_file_format=True)
     buffer.seek(0)
     return pydicom.dcmread(buffer)
+
+
+def _packbits_decode(data: bytes, size: int) -> bytes:
+    """One RLE segment (PS3.5 G.3.1, PackBits) expanded to ``size`` bytes."""
+    output = bytearray()
+    position = 0
+    while position < len(data) and len(output) < size:
+        header = data[position]
+        position += 1
+        if header < 128:  # copy the next header + 1 bytes
+            output += data[position : position + header + 1]
+            position += header + 1
+        elif header > 128:  # repeat the next byte 257 − header times
+            output += bytes([data[position]]) * (257 - header)
+            position += 1
+    return bytes(output[:size])
+
+
+def _one_bit_rle_to_native(dataset: Any, path: Path) -> bytes:
+    """Decode a 1-bit RLE SEG's frames (each one segment of bit-packed bytes, PS3.5 Annex G)
+    into native 1-bit pixel data (bits continuous across frames), which pydicom cannot do."""
+    import struct
+
+    from pydicom.encaps import generate_fragmented_frames
+
+    rows, columns = int(dataset.Rows), int(dataset.Columns)
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    per_frame = (rows * columns + 7) // 8
+    bits = []
+    try:
+        for fragments in generate_fragmented_frames(dataset.PixelData, number_of_frames=frames):
+            frame = b"".join(fragments)
+            count = struct.unpack_from("<I", frame, 0)[0]
+            if count != 1:
+                raise ReadError(f"{path}: a 1-bit RLE frame must hold one segment, found {count}")
+            start = struct.unpack_from("<I", frame, 4)[0]
+            packed = np.frombuffer(_packbits_decode(frame[start:], per_frame), np.uint8)
+            bits.append(np.unpackbits(packed, bitorder="little")[: rows * columns])
+    except (struct.error, ValueError) as exc:
+        raise ReadError(f"{path}: damaged 1-bit RLE pixel data ({exc})") from None
+    return np.packbits(np.concatenate(bits), bitorder="little").tobytes()
