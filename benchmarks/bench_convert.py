@@ -10,11 +10,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BENCH_DIR, report
+from common import BENCH_DIR, best_time, report
 from radpipe.export.tree import convert_tree
 from radpipe.phantom import write_phantom_study
 
@@ -31,16 +30,6 @@ def make_tree() -> Path:
                                 shape=(120, 256, 256), tumours=2, seed=number)  # fmt: skip
         marker.write_text("ok")
     return TREE
-
-
-def best(function, repeats: int = 3) -> float:
-    function()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -61,9 +50,9 @@ def main() -> None:
                            check=True, capture_output=True)  # fmt: skip
             assert len(list(target.glob("*.nii.gz"))) == PATIENTS
 
-        peers = {"dcm2niix -z y": best(theirs)} if dcm2niix else {}
+        peers = {"dcm2niix -z y": best_time(theirs)} if dcm2niix else {}
         report(f"convert a tree of {PATIENTS} series (120×256×256) to .nii.gz + .json",
-               best(ours), peers)  # fmt: skip
+               best_time(ours), peers)  # fmt: skip
         print("  target: radpipe/dcm2niix <= 1.0")
 
 

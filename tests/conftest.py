@@ -56,3 +56,25 @@ def phantom_study(tmp_path_factory: pytest.TempPathFactory) -> PhantomStudy:
     return write_phantom_study(
         folder, shape=(24, 96, 112), spacing=(2.5, 2.2, 2.0), tumours=3, seed=7
     )
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's Chromium driven by Playwright (headless); required under CI, else skipped."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing; `make test` installs it through apt")
+        pytest.skip("chromium is not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--no-first-run"],
+        )  # fmt: skip
+        yield browser
+        browser.close()

@@ -5,17 +5,13 @@ lesion, one legend per picture, and the organ volume behind the burden stated.""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from radpipe.catalog.patients import analysis_inputs
 from radpipe.export.report import analyse_to_reports, lesion_pictures
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -54,31 +50,17 @@ def test_each_picture_marks_its_own_lesion(phantom_study):
     assert int(voxels.sum()) == lesions[0].voxels
 
 
-def test_the_report_reads_at_1280_pixels_in_chromium(report):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing; `make test` installs it through apt")
-        pytest.skip("chromium is not installed")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_the_report_reads_at_1280_pixels_in_chromium(report, chromium):
     _, paths = report
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )  # fmt: skip
-        tab = browser.new_page(viewport={"width": 1280, "height": 900})
-        tab.goto(paths["html"].resolve().as_uri())
-        widths = tab.evaluate(
-            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
-        )
-        headers = tab.evaluate(
-            "Array.from(document.querySelectorAll('h3')).map(h => h.textContent)"
-        )
-        folded = tab.evaluate("document.querySelectorAll('details:not([open])').length")
-        ARTIFACTS.mkdir(exist_ok=True)
-        tab.screenshot(path=str(ARTIFACTS / "report-1280.png"), full_page=False)
-        browser.close()
+    tab = chromium.new_page(viewport={"width": 1280, "height": 900})
+    tab.goto(paths["html"].resolve().as_uri())
+    widths = tab.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    headers = tab.evaluate("Array.from(document.querySelectorAll('h3')).map(h => h.textContent)")
+    folded = tab.evaluate("document.querySelectorAll('details:not([open])').length")
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / "report-1280.png"), full_page=False)
     assert widths[0] <= widths[1] <= 1280, widths  # no horizontal scrolling
     assert "Lesions (largest first)" in headers
-    assert folded >= 1  # the full measurement tables are folded away
-    assert np.isfinite(widths[0])
+    assert folded >= 1  # the full measurements are folded away

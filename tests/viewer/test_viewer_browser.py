@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import threading
 import time
@@ -16,7 +14,6 @@ from radpipe.phantom import make_phantom
 from radpipe.viewer.app import Session, create_app
 from radpipe.viewer.state import make_scan
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -42,26 +39,15 @@ def served():
 
 
 @pytest.fixture(scope="module")
-def page(served):
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing; `make test` installs it through apt")
-        pytest.skip("chromium is not installed")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def page(served, chromium):
     url, _ = served
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-        )  # fmt: skip
-        tab = browser.new_page(viewport={"width": 1400, "height": 900})
-        tab.goto(url)
-        tab.wait_for_selector('body[data-ready="1"]', timeout=20_000)
-        wait_images(tab)
-        yield tab
-        ARTIFACTS.mkdir(exist_ok=True)
-        tab.screenshot(path=str(ARTIFACTS / "viewer.png"))
-        browser.close()
+    tab = chromium.new_page(viewport={"width": 1400, "height": 900})
+    tab.goto(url)
+    tab.wait_for_selector('body[data-ready="1"]', timeout=20_000)
+    wait_images(tab)
+    yield tab
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab.screenshot(path=str(ARTIFACTS / "viewer.png"))
 
 
 def wait_images(tab) -> None:
