@@ -56,11 +56,49 @@ def colormap_table(name: str) -> NDArray[np.uint8]:
     return table
 
 
+def normalization_range(
+    values: ArrayLike,
+    method: Normalization | str = Normalization.MINMAX,
+    *,
+    percentiles: tuple[float, float] = (5.0, 95.0),
+) -> tuple[float, float]:
+    """The values that map to 0 and 1: min/max, mean ± 3 SD, two percentiles, or (0, 1).
+
+    Computed over everything given (a whole heatmap volume, so every slice is coloured alike).
+
+    Raises
+    ------
+    FormatError
+        If no value is finite, or the method or percentiles are not valid.
+    """
+    choice = Normalization.choose(method, HEATMAP_NORMALIZATIONS, option="--normalization")
+    low_pct, high_pct = (float(v) for v in percentiles)
+    if choice is Normalization.PERCENTILE and not 0.0 <= low_pct < high_pct <= 100.0:
+        raise FormatError(
+            f"--percentiles must be LOW,HIGH with 0 ≤ LOW < HIGH ≤ 100, got {list(percentiles)}"
+        )
+    data = np.asarray(values, dtype=np.float32)
+    finite = np.isfinite(data)
+    if not finite.any():
+        raise FormatError("the heatmap has no finite value (all NaN or infinite)")
+    good = data if bool(finite.all()) else data[finite]
+    if choice is Normalization.NONE:
+        return 0.0, 1.0
+    if choice is Normalization.ZSCORE:
+        mean, std = float(good.mean()), float(good.std())
+        return mean - 3 * std, mean + 3 * std
+    if choice is Normalization.PERCENTILE:
+        low, high = (float(v) for v in np.percentile(good, percentiles))
+        return low, high
+    return float(good.min()), float(good.max())
+
+
 def normalize(
     values: ArrayLike,
     method: Normalization | str = Normalization.MINMAX,
     *,
     percentiles: tuple[float, float] = (5.0, 95.0),
+    value_range: tuple[float, float] | None = None,
 ) -> NDArray[np.float32]:
     """Map heatmap values to [0, 1]; NaN and ±inf stay NaN ("no value").
 
@@ -71,34 +109,23 @@ def normalize(
     method : {"minmax", "zscore", "percentile", "none"}
         ``zscore`` maps ±3 standard deviations to 0 and 1 (clipped); ``percentile`` clips at
         ``percentiles``; ``none`` only clips to [0, 1]. A constant map becomes 0 everywhere.
+    value_range : (low, high), optional
+        The values mapping to 0 and 1, computed elsewhere (over a whole volume, so one slice
+        is coloured as the volume is); from ``values`` by ``method`` when omitted.
 
     Raises
     ------
     FormatError
         If no value is finite.
     """
-    choice = Normalization.choose(method, HEATMAP_NORMALIZATIONS, option="--normalization")
-    low_pct, high_pct = (float(v) for v in percentiles)
-    if choice is Normalization.PERCENTILE and not 0.0 <= low_pct < high_pct <= 100.0:
-        raise FormatError(
-            f"--percentiles must be LOW,HIGH with 0 ≤ LOW < HIGH ≤ 100, got {list(percentiles)}"
-        )
     data = np.asarray(values, dtype=np.float32)
     finite = np.isfinite(data)
-    all_finite = bool(finite.all())
-    if not all_finite and not finite.any():
-        raise FormatError("the heatmap has no finite value (all NaN or infinite)")
-    result = data if all_finite else np.where(finite, data, np.float32(np.nan))
-    good = result if all_finite else result[finite]
-    if choice is Normalization.NONE:
-        low, high = 0.0, 1.0
-    elif choice is Normalization.ZSCORE:
-        mean, std = float(good.mean()), float(good.std())
-        low, high = mean - 3 * std, mean + 3 * std
-    elif choice is Normalization.PERCENTILE:
-        low, high = (float(v) for v in np.percentile(good, percentiles))
-    else:
-        low, high = float(good.min()), float(good.max())
+    low, high = (
+        value_range
+        if value_range is not None
+        else normalization_range(data, method, percentiles=percentiles)
+    )
+    result = data if bool(finite.all()) else np.where(finite, data, np.float32(np.nan))
     if high <= low:
         return np.where(finite, np.float32(0.0), np.float32(np.nan)).astype(np.float32)
     scaled = (result - np.float32(low)) * np.float32(1.0 / (high - low))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from radpipe.colormaps import blend, colormap_table, normalize
+from radpipe.colormaps import blend, colormap_table, normalization_range, normalize
 from radpipe.errors import FormatError, GeometryError
 from radpipe.placement import Resize, heatmap_on, labels_on
 from radpipe.volume import Heatmap, LabelMap, Volume
@@ -147,8 +147,13 @@ class HeatmapStyle:
     threshold: float | None = None
     alpha_by_value: bool = False
     resize: Resize | str = Resize.BILINEAR
+    scope: str = "volume"
+    """Normalise over the whole heatmap ("volume", every slice coloured alike) or per shown
+    slice ("slice")."""
 
     def __post_init__(self) -> None:
+        if self.scope not in ("volume", "slice"):
+            raise FormatError(f"normalisation scope must be volume or slice, got {self.scope!r}")
         if not (math.isfinite(self.opacity) and 0.0 <= self.opacity <= 1.0):
             raise FormatError(f"--opacity must be between 0.0 and 1.0, got {self.opacity}")
         if self.threshold is not None and not (
@@ -297,6 +302,7 @@ def view(
     colorbar: bool = False,
     label_values: list[int] | None = None,
     legend: bool = True,
+    heatmap_range: tuple[float, float] | None = None,
 ) -> RGB:
     """One slice of a volume as an RGB image, with optional heatmap and mask overlays.
 
@@ -320,6 +326,10 @@ def view(
         The non-zero labels present in ``mask`` when already known (saves a pass over it).
     legend : bool
         Name the mask's labels in a legend (figures of several views show it once).
+    heatmap_range : (low, high), optional
+        Heatmap values mapped to the colormap's ends; by default computed over the whole
+        heatmap (``style.scope="volume"``) or the shown slice (``"slice"``). The colour bar
+        shows these values.
 
     Returns
     -------
@@ -348,11 +358,28 @@ def view(
             heatmap, volume, index=heatmap_index, box=heatmap_box, resize=options.resize
         )
         values_shown = plane_slice(canonical(placed).array, chosen, k)
+        if heatmap_range is None and options.scope == "volume":  # one colour scale for all
+            heatmap_range = normalization_range(
+                placed.array, options.normalization, percentiles=options.percentiles
+            )
         unit = (
-            normalize(values_shown, options.normalization, percentiles=options.percentiles)
+            normalize(
+                values_shown,
+                options.normalization,
+                percentiles=options.percentiles,
+                value_range=heatmap_range,
+            )
             if np.isfinite(values_shown).any()
             else np.full(values_shown.shape, np.nan, np.float32)
         )
+        if heatmap_range is None:
+            heatmap_range = (
+                normalization_range(
+                    values_shown, options.normalization, percentiles=options.percentiles
+                )
+                if np.isfinite(values_shown).any()
+                else None
+            )
         base = blend(
             base, unit, colormap=options.colormap, opacity=options.opacity,
             threshold=options.threshold, alpha_by_value=options.alpha_by_value,
@@ -383,13 +410,8 @@ def view(
             title=f"{chosen.value} {k}",
             legend=legend_names if legend else None,
         )
-    if colorbar and heatmap is not None:
-        low, high = (
-            heatmap.value_range
-            if isinstance(heatmap, Heatmap)
-            else Heatmap(heatmap, source="heatmap").value_range
-        )
-        rgb = colour_bar(rgb, colormap=options.colormap, value_range=(low, high))
+    if colorbar and heatmap is not None and heatmap_range is not None:
+        rgb = colour_bar(rgb, colormap=options.colormap, value_range=heatmap_range)
     return rgb
 
 
@@ -480,6 +502,10 @@ def prepared(volume: Volume, options: dict[str, Any]) -> tuple[Volume, dict[str,
         else:
             style = result.get("style") or HeatmapStyle()
             heatmap = heatmap_on(given, volume, resize=style.resize)
+            if style.scope == "volume" and result.get("heatmap_range") is None:
+                result["heatmap_range"] = normalization_range(
+                    heatmap.array, style.normalization, percentiles=style.percentiles
+                )
     shown = canonical(volume)
     if mask is not None:
         result["mask"] = canonical(mask)

@@ -120,3 +120,30 @@ def test_masks_three_plane_and_lightbox():
     assert (plain != masked).any()
     montage = lightbox(phantom.ct, count=9, annotations=False)
     assert montage.shape[0] > plain.shape[0]
+
+
+def test_a_3d_heatmap_is_normalised_over_the_volume_not_the_slice():
+    """A slice whose maximum is 0.2 % of the volume's is drawn nearly black, not full red (as the
+    viewer colours it); per-slice normalisation only when asked; the colour bar's ends are the
+    real values."""
+    from radpipe.render import HeatmapStyle, view
+    from radpipe.volume import Heatmap
+
+    phantom = make_phantom(shape=(16, 64, 64), spacing=(2.0, 2.0, 2.0), tumours=0, seed=1)
+    values = np.zeros((16, 64, 64), np.float32)
+    values[5] = 1000.0
+    values[10, 20:40, 20:40] = 2.0
+    heat = Heatmap(values, phantom.ct.affine, source="model")
+    options = {"index": 10, "annotations": False}
+    style = HeatmapStyle(colormap="red", opacity=1.0, normalization="minmax")
+    whole = view(phantom.ct, heatmap=heat, style=style, **options)
+    scale = whole.shape[0] // 64
+    assert whole[30 * scale, 30 * scale, 0] <= 2  # 2 / 1000 of the range: black
+    per_slice = view(phantom.ct, heatmap=heat, style=HeatmapStyle(colormap="red", opacity=1.0,
+                     normalization="minmax", scope="slice"), **options)  # fmt: skip
+    assert per_slice[30 * scale, 30 * scale, 0] == 255
+    with_bar = view(phantom.ct, heatmap=heat, style=style, colorbar=True, **options)
+    assert with_bar.shape[1] > whole.shape[1]
+    from radpipe.colormaps import normalization_range
+
+    assert normalization_range(values, "minmax") == (0.0, 1000.0)
