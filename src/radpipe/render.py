@@ -458,6 +458,7 @@ def overlay(
         threshold=options.pop("threshold", None),
         alpha_by_value=options.pop("alpha_by_value", False),
         resize=options.pop("resize", Resize.BILINEAR),
+        scope=options.pop("scope", "volume"),
     )
     return view(volume, heatmap=given, style=style, **options)
 

@@ -61,6 +61,12 @@ def overlay(
     alpha_by_value: Annotated[
         bool, typer.Option("--alpha-by-value", help="Opacity proportional to the value.")
     ] = False,
+    per_slice: Annotated[
+        bool,
+        typer.Option(
+            "--per-slice", help="Normalise each shown slice alone (default: the whole heatmap)."
+        ),
+    ] = False,
     resize: Annotated[
         str, typer.Option("--resize", help="bilinear or nearest, when shapes differ.")
     ] = "bilinear",
@@ -124,6 +130,7 @@ def overlay(
         volume, values, colormap=colormap, opacity=opacity, normalization=normalization,
         percentiles=(low, high),
         threshold=threshold, alpha_by_value=alpha_by_value, resize=resize,
+        scope="slice" if per_slice else "volume",
         heatmap_box=_box(heatmap_box), plane=plane, index=slice_,
         window=window, mask=labels, colorbar=colorbar,
     )  # fmt: skip
