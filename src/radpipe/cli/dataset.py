@@ -253,7 +253,8 @@ def inspect_command(
         f"{int(meta['has_mask'].sum())}, rejected: {len(rejected)}"
     )
     spacings = np.unique(np.round(meta["spacing_mm"], 4), axis=0)
-    stdout.print(f"  spacing (mm): {', '.join(str(tuple(s)) for s in spacings[:5])}")
+    formatted = ", ".join("(" + ", ".join(f"{float(v):g}" for v in s) + ")" for s in spacings[:5])
+    stdout.print(f"  spacing (mm): {formatted}")
     stdout.print(f"  preprocessing: {attrs.get('preprocessing')}")
     step = max(1, len(reader) // 500)
     _, masks = reader.read(list(range(0, len(reader), step)))
