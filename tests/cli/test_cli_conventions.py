@@ -80,7 +80,8 @@ def test_one_output_convention(phantom_study, tmp_path, capsys):
     assert main(["convert", series, "-o", str(tmp_path / "a.nii.gz")]) == 0
     assert main(["convert", series, str(tmp_path / "b.nii.gz")]) == 0  # positional, as before
     assert main(["deidentify", series, "--output", str(tmp_path / "clean")]) == 0
-    assert main(["metadata", series, "-o", str(tmp_path / "m.csv")]) == 0
+    assert main(["metadata", series, "-o", str(tmp_path / "m.csv"), "--catalog",
+                 str(tmp_path / "c.sqlite")]) == 0  # fmt: skip
     capsys.readouterr()
     assert (
         main(["convert", series, str(tmp_path / "c.nii.gz"), "-o", str(tmp_path / "d.nii.gz")]) == 2
