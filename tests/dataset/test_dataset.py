@@ -260,3 +260,35 @@ def test_sunnybrook_download_missing_a_patient_warns_and_goes_on(data_dir, tmp_p
     assert len(jobs) == 3
     messages = [str(w.message) for w in caught if issubclass(w.category, RadpipeWarning)]
     assert any("SCD_MISSING" in m and "skipped" in m for m in messages)
+
+
+def test_a_script_that_takes_one_batch_exits(tmp_path):
+    """`next(iter(BatchLoader(...)))` (and the Keras iterator) at the end of a script: the
+    process exits within seconds (it used to hang on the prefetch thread)."""
+    import subprocess
+    import sys
+    import time
+
+    from radpipe.catalog.patients import annotated_patients
+    from radpipe.catalog.store import scan
+    from radpipe.dataset.build import BuildOptions, PatientJob, build
+    from radpipe.phantom import write_phantom_study
+
+    write_phantom_study(tmp_path / "study", shape=(24, 64, 64), tumours=1, seed=2)
+    catalog, _ = scan(tmp_path / "study", tmp_path / "c.sqlite", workers=1)
+    with catalog:
+        (patient,) = annotated_patients(catalog)
+    job = PatientJob(patient, "catalog", (str(tmp_path / "c.sqlite"),), BuildOptions())
+    path, *_ = build([job], tmp_path / "d.h5", options=BuildOptions(), label_names={}, workers=1)
+    for code in (
+        "x = next(iter(BatchLoader(sys.argv[1], batch_size=4, prefetch=2)))",
+        "x = next(BatchLoader(sys.argv[1], batch_size=4).keras())",
+    ):
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-c", f"import sys\nfrom radpipe.dataset.loader import BatchLoader\n"
+             f"{code}\nprint('ok')", str(path)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0 and "ok" in result.stdout, result.stderr
+        assert time.perf_counter() - started < 10

@@ -155,15 +155,25 @@ class BatchLoader:
         stop = threading.Event()
         done = object()
 
+        def hand_over(item: Any) -> bool:
+            """Put ``item`` in the queue unless the consumer has stopped (never blocks for
+            good: a loader whose consumer is gone must not keep the process alive)."""
+            while not stop.is_set():
+                try:
+                    pending.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         def produce() -> None:
             try:
                 for epoch, chunk in self.batch_indices():
-                    if stop.is_set():
+                    if stop.is_set() or not hand_over(self._load(epoch, chunk)):
                         return
-                    pending.put(self._load(epoch, chunk))
-                pending.put(done)
+                hand_over(done)
             except BaseException as exc:  # handed to the consumer, raised there
-                pending.put(exc)
+                hand_over(exc)
 
         worker = threading.Thread(target=produce, daemon=True, name="radpipe-prefetch")
         worker.start()
@@ -175,10 +185,25 @@ class BatchLoader:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
-        finally:
+        finally:  # the consumer stopped (break, close, garbage collection at exit)
             stop.set()
             while not pending.empty():
                 pending.get_nowait()
+            worker.join(timeout=5)
+            self.close()
+
+    def close(self) -> None:
+        """Stop the augmentation threads (iterating again starts them anew)."""
+        executor = getattr(self, "_executor", None)
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+            del self._executor
+
+    def __enter__(self) -> BatchLoader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def keras(self) -> Iterator[tuple[NDArray[np.float32], NDArray[np.uint8]]]:
         """Endless (images, masks) in channels-last layout, as Keras ``fit`` expects."""
