@@ -129,7 +129,7 @@ def test_sunnybrook_builds_one_sample_per_contoured_slice(data_dir, tmp_path):
     options = BuildOptions(spacing=[1.3, 1.3], size=[256, 256])
     jobs = sunnybrook_jobs(data_dir / "sunnybrook", options)
     names = {1: "endocardium", 2: "myocardium"}
-    path, written, rejected, errors = build(
+    path, written, rejected, errors, *_ = build(
         jobs, tmp_path / "sb.h5", options=options, label_names=names, workers=2
     )
     contours = list((data_dir / "sunnybrook/contourfiles").rglob("*-icontour-manual.txt"))
@@ -235,7 +235,7 @@ def test_catalog_build_loads_each_image_once(tmp_path, monkeypatch):
     jobs = [
         PatientJob(p, "catalog", (str(tmp_path / "catalog.sqlite"),), options) for p in patients
     ]
-    _, written, _, errors = build(
+    _, written, _, errors, *_ = build(
         jobs, tmp_path / "train.h5", options=options, label_names={}, workers=1
     )
     assert errors == [] and written > 0

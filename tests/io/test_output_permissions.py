@@ -53,7 +53,7 @@ def test_folders_and_datasets_follow_the_umask(tmp_path, umask_027):
     with catalog:
         (patient,) = annotated_patients(catalog)
     job = PatientJob(patient, "catalog", (str(tmp_path / "c.sqlite"),), BuildOptions())
-    path, written, _, errors = build([job], tmp_path / "d.h5", options=BuildOptions(),
+    path, written, _, errors, *_ = build([job], tmp_path / "d.h5", options=BuildOptions(),
                                      label_names={}, workers=1)  # fmt: skip
     assert errors == [] and written > 0
     assert mode(path) == 0o640

@@ -163,8 +163,32 @@ def build_command(
         bool, typer.Option("--keep-phi", help="Keep real patient identifiers.")
     ] = False,
     on_duplicate: OnDuplicate = "error",
+    labels: Annotated[
+        str | None,
+        typer.Option(
+            "--labels",
+            help="The label table: NAME=VALUE,… or a JSON file (default: every patient's mask "
+            "names, sorted). Other classes are left out.",
+        ),
+    ] = None,
+    merge: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--merge", help="PATTERN=NAME: masks matching PATTERN become class NAME (repeatable)."
+        ),
+    ] = None,
+    keep_numbered: Annotated[
+        bool,
+        typer.Option(
+            "--keep-numbered",
+            help="Keep numbered tumours (livertumor01, …) as classes of their own.",
+        ),
+    ] = False,
 ) -> None:
-    """Build an HDF5 dataset of images and masks.
+    """Build an HDF5 dataset of images and masks with one label table for every patient.
+
+    Numbered tumour masks (livertumor01, livertumor02, GTV-1) are one class (livertumor, GTV)
+    unless --keep-numbered; --merge rules come first.
 
     Example:
 
@@ -179,7 +203,8 @@ def build_command(
     options = build_options(
         settings, mode=mode, spacing=_floats(spacing), size=_ints(size),
         normalization=normalization, window=window, labelled_only=labelled_only or None,
-        keep_phi=keep_phi or None, on_duplicate=on_duplicate,
+        keep_phi=keep_phi or None, on_duplicate=on_duplicate, labels=labels,
+        merge=merge or None, keep_numbered=keep_numbered or None,
     )  # fmt: skip
     output = output or (
         Path(settings["output_filename"]) if "output_filename" in settings else None
@@ -196,13 +221,23 @@ def build_command(
         jobs, label_names = plan_build(options, work, source=source, data_directory=data_directory)
         with progress_bar("Building") as (advance, set_total):
             set_total(len(jobs))
-            path, written, rejected, errors = build(
+            summary = build(
                 jobs, output, options=options, label_names=label_names, append=append,
                 overwrite=overwrite, workers=workers, scheduler=scheduler, progress=advance,
             )  # fmt: skip
+    path, written, rejected, errors = (
+        summary.path,
+        summary.written,
+        summary.rejected,
+        summary.errors,
+    )
     stdout.print(
         f"wrote {path}: {written} samples from {len(jobs)} patient(s), {len(rejected)} rejected"
     )
+    table = ", ".join(f"{value} {name}" for value, name in summary.label_names.items())
+    stdout.print(f"labels: {table or 'none'}")
+    for name, count in summary.left_out.items():
+        stdout.print(f"[yellow]left out:[/yellow] {name} ({count} patient(s)), not in --labels")
     for item in rejected[:10]:
         stdout.print(
             f"[yellow]rejected:[/yellow] {item['patient']} slice {item['slice_index']}: "
@@ -242,7 +277,7 @@ def inspect_command(
 
     reader = DatasetReader(path)
     attrs = reader.attrs
-    names = json.loads(attrs.get("label_names", "{}"))
+    names = {str(value): name for value, name in reader.label_names.items()}
     rejected = json.loads(attrs.get("rejected", "[]"))
     meta = reader.meta
     stdout.print(

@@ -8,10 +8,19 @@ import tomllib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from radpipe.dataset.labels import (
+    MergeRule,
+    derive_label_table,
+    merge_masks,
+    paint_labels,
+    parse_label_table,
+    parse_merge_rules,
+    table_text,
+)
 from radpipe.dataset.schema import DatasetWriter, Sample
 from radpipe.errors import DatasetError, FormatError, RadpipeError, RadpipeWarning
 from radpipe.volume import LabelMap, Volume
@@ -34,10 +43,17 @@ class BuildOptions:
     keep_phi: bool = False
     compression: str | None = None
     on_duplicate: str = "error"
+    labels: dict[int, str] | None = None
+    merge: list[str] = field(default_factory=list)
+    keep_numbered: bool = False
 
     def settings(self) -> dict[str, Any]:
-        """What goes in the file's ``preprocessing`` attribute."""
-        return {k: v for k, v in self.__dict__.items() if k != "keep_phi"}
+        """What goes in the file's ``preprocessing`` attribute (the label table has its own)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("keep_phi", "labels")}
+
+    def merge_rules(self) -> list[MergeRule]:
+        """The parsed ``merge`` rules."""
+        return parse_merge_rules(self.merge)
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -79,11 +95,29 @@ class PatientJob:
 
 @dataclass
 class PatientResult:
-    """Samples and rejections of one patient."""
+    """Samples and rejections of one patient; ``label_names`` is the numbering its masks carry
+    (the dataset's table when one was fixed, else the patient's own sorted names), and
+    ``left_out`` the classes not in a fixed table."""
 
     samples: list[Sample]
     rejected: list[tuple[str, int, str]]
     error: str | None = None
+    label_names: dict[int, str] = field(default_factory=dict)
+    left_out: list[str] = field(default_factory=list)
+    patient: str = ""
+
+
+def _labels_for(
+    masks: dict[str, np.ndarray], affine: np.ndarray, job: PatientJob
+) -> tuple[LabelMap, list[str]]:
+    """The patient's masks merged by class and painted with the job's fixed table, or with the
+    patient's own sorted numbering when the dataset's table is derived at the end."""
+    options = job.options
+    merged = merge_masks(masks, options.merge_rules(), keep_numbered=options.keep_numbered)
+    table = job.label_names or derive_label_table(merged)
+    values = {name: value for value, name in table.items()}
+    left_out = sorted(name for name in merged if name not in values)
+    return LabelMap(paint_labels(merged, values), affine, labels=table), left_out
 
 
 def _check(
@@ -179,11 +213,11 @@ def run_job(job: PatientJob) -> PatientResult:
         with warnings.catch_warnings():
             # pydicom's value-format complaints (they can quote header values)
             warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
-            if job.kind == "sunnybrook":
-                return _sunnybrook_patient(job)
-            return _catalog_patient(job)
+            result = _sunnybrook_patient(job) if job.kind == "sunnybrook" else _catalog_patient(job)
     except RadpipeError as exc:
-        return PatientResult([], [], error=f"{job.patient}: {exc}")
+        return PatientResult([], [], error=f"{job.patient}: {exc}", patient=job.patient)
+    result.patient = job.patient
+    return result
 
 
 def _sunnybrook_patient(job: PatientJob) -> PatientResult:
@@ -194,12 +228,14 @@ def _sunnybrook_patient(job: PatientJob) -> PatientResult:
     patient = job.patient
     combined = PatientResult([], [])
     for name, (image, masks) in sunnybrook_masks(image_folder, contour_folder).items():
-        labels = np.zeros(image.spatial_shape, dtype=np.uint8)
-        if "endocardium" in masks.masks:
-            labels[masks.masks["endocardium"]] = 1
-        if "myocardium" in masks.masks:
-            labels[masks.masks["myocardium"]] = 2
-        label_map = LabelMap(labels, image.affine, labels={1: "endocardium", 2: "myocardium"})
+        chosen: dict[str, np.ndarray] = {
+            n: masks.masks[n] for n in ("endocardium", "myocardium") if n in masks.masks
+        }
+        if not chosen:
+            continue
+        label_map, left_out = _labels_for(chosen, image.affine, job)
+        combined.label_names = dict(label_map.labels)
+        combined.left_out = sorted(set(combined.left_out) | set(left_out))
         series = image.meta.series_uid or name
         if not job.options.keep_phi and image.meta.patient_id:
             patient = pseudonym(image.meta.patient_id)
@@ -222,18 +258,13 @@ def _catalog_patient(job: PatientJob) -> PatientResult:
         found = load_catalog_patient(catalog, job.patient, on_duplicate=job.options.on_duplicate)
         if found is not None:
             image, masks = found
-            patient = job.patient
-            names = list(masks.masks)
-            labels = masks.to_labelmap()
-            if job.label_names:
-                remap = {name: value for value, name in job.label_names.items()}
-                array = np.zeros(image.spatial_shape, np.uint8)
-                for number, name in enumerate(names, start=1):
-                    array[labels.array == number] = remap.get(name, number)
-                labels = LabelMap(array, image.affine, labels=job.label_names)
-            return _samples_from_volume(
-                patient, image.meta.series_uid or "", image, labels, job.options
+            labels, left_out = _labels_for(masks.masks, image.affine, job)
+            result = _samples_from_volume(
+                job.patient, image.meta.series_uid or "", image, labels, job.options
             )
+            result.label_names = dict(labels.labels)
+            result.left_out = left_out
+            return result
     raise DatasetError(f"{job.patient}: no image with masks found in the catalog")
 
 
@@ -279,37 +310,74 @@ def sunnybrook_jobs(data_directory: str | Path, options: BuildOptions) -> list[P
     return jobs
 
 
+class BuildSummary(NamedTuple):
+    """What :func:`build` did."""
+
+    path: Path
+    written: int
+    """Samples written by this run."""
+    rejected: list[dict[str, Any]]
+    """Rejected samples (all runs, for an appended file)."""
+    errors: list[str]
+    """Patients skipped, one line each."""
+    label_names: dict[int, str]
+    """The dataset's label table."""
+    left_out: dict[str, int]
+    """Mask classes not in a given table, with the number of patients that had them."""
+
+
 def build(
     jobs: list[PatientJob],
     output: str | Path,
     *,
     options: BuildOptions,
-    label_names: dict[int, str],
+    label_names: dict[int, str] | None = None,
     append: bool = False,
     overwrite: bool = False,
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Any = None,
-) -> tuple[Path, int, list[dict[str, Any]], list[str]]:
+) -> BuildSummary:
     """Process patients in parallel and write them with one writer.
 
-    Returns
-    -------
-    path, samples written (this run), rejected samples (all), patient errors
+    The label table is ``options.labels`` if given, else ``label_names`` (a layout's fixed
+    table), else the table of the file appended to, else derived once from every patient's
+    (merged) mask names in sorted order. Classes outside a given table are left out; appending
+    patients whose classes the file's table lacks is refused.
+
+    Raises
+    ------
+    DatasetError
+        If no sample is written, the tables of a file and an append disagree, or appended
+        patients hold classes the file's table lacks.
     """
     from radpipe.parallel import run_map
 
+    given = dict(options.labels or label_names or {})
     writer = DatasetWriter(
-        output, mode=options.mode, preprocessing=options.settings(), label_names=label_names,
+        output, mode=options.mode, preprocessing=options.settings(), label_names=given,
         append=append, overwrite=overwrite, compression=options.compression,
     )  # fmt: skip
+    fixed = given or writer.label_names
+    strict = not given and bool(writer.label_names)  # appending without a table of one's own
+    for job in jobs:
+        job.label_names = fixed
     written = 0
     errors: list[str] = []
+    left_out: dict[str, int] = {}
     try:
         for result in run_map(run_job, jobs, workers=workers, scheduler=scheduler, chunksize=1):
             if result.error:
                 errors.append(result.error)
-            writer.write(result.samples)
+            if strict and result.left_out:
+                raise DatasetError(
+                    f"{writer.path}: its label table {table_text(fixed)} has no "
+                    f"{', '.join(result.left_out)} (patient {_patient_of(result)}); build a new "
+                    "file, or map them with --merge 'PATTERN=NAME' or --labels"
+                )
+            for name in result.left_out:
+                left_out[name] = left_out.get(name, 0) + 1
+            writer.write(result.samples, labels=result.label_names or None)
             written += len(result.samples)
             for patient, index, reason in result.rejected:
                 writer.reject(patient, index, reason)
@@ -323,7 +391,11 @@ def build(
     except BaseException:
         writer.abort()
         raise
-    return path, written, writer.rejected, errors
+    return BuildSummary(path, written, writer.rejected, errors, writer.label_names, left_out)
+
+
+def _patient_of(result: PatientResult) -> str:
+    return result.patient or (result.samples[0].patient if result.samples else "?")
 
 
 def _numbers(value: Any, *, name: str) -> list[float] | None:
@@ -351,6 +423,12 @@ def build_options(settings: dict[str, Any] | None = None, **given: Any) -> Build
     spacing = _numbers(merged.get("spacing"), name="spacing")
     size = _numbers(merged.get("size"), name="size")
     labelled = merged.get("labelled_only", False)
+    labels = merged.get("labels")
+    if isinstance(labels, dict):  # a TOML table {liver = 1, tumor = 2}
+        labels = ",".join(f"{name}={value}" for name, value in labels.items())
+    merge = merged.get("merge") or []
+    merge = [merge] if isinstance(merge, str) else [str(rule) for rule in merge]
+    keep_numbered = merged.get("keep_numbered", False)
     options = BuildOptions(
         mode=str(merged.get("mode", "2d")),
         spacing=spacing,
@@ -361,7 +439,12 @@ def build_options(settings: dict[str, Any] | None = None, **given: Any) -> Build
         else str(labelled).lower() in ("1", "true", "yes"),
         keep_phi=bool(merged.get("keep_phi", False)),
         on_duplicate=str(merged.get("on_duplicate", "error")),
+        labels=parse_label_table(str(labels)) if labels else None,
+        merge=merge,
+        keep_numbered=keep_numbered if isinstance(keep_numbered, bool)
+        else str(keep_numbered).lower() in ("1", "true", "yes"),
     )  # fmt: skip
+    options.merge_rules()  # bad rules fail here, before any patient is read
     if options.mode not in ("2d", "3d"):
         raise DatasetError(f"--mode must be 2d or 3d, got {options.mode!r}")
     return options

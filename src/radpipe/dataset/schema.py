@@ -7,7 +7,8 @@ Layout::
     /meta     (N,) compound               patient, series, slice_index, position_mm[3],
                                           spacing_mm[3], has_mask
     attrs     schema, schema_version, mode ("2d" | "3d"), preprocessing (JSON), label_names
-              (JSON), rejected (JSON list of {patient, slice_index, reason})
+              (JSON {"1": "liver", …}: the one label table of the whole file), rejected
+              (JSON list of {patient, slice_index, reason})
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from radpipe.dataset.labels import table_text
 from radpipe.errors import DatasetError
 from radpipe.io.atomic import publish_mode, remove_stale_temporaries, temporary_prefix
 
@@ -96,6 +98,10 @@ class DatasetWriter:
         self.temporary = Path(temporary)
         self.compression = compression
         self.rejected: list[dict[str, Any]] = []
+        self.label_names: dict[int, str] = dict(label_names)
+        # samples written in another numbering than the table: (start, stop, their labels)
+        self._renumber: list[tuple[int, int, dict[int, str]]] = []
+        self._names_seen: set[str] = set()
         if append and self.path.exists():
             check_file(self.path)
             shutil.copyfile(self.path, self.temporary)
@@ -108,13 +114,20 @@ class DatasetWriter:
                     "or build a new file"
                 )
             self.rejected = json.loads(self.file.attrs.get("rejected", "[]"))
+            existing_table = read_label_names(self.file.attrs)
+            if label_names and existing_table and existing_table != dict(label_names):
+                self.abort()
+                raise DatasetError(
+                    f"{self.path}: its label table is {table_text(existing_table)}, not "
+                    f"{table_text(label_names)}; append with the same table or build a new file"
+                )
+            self.label_names = existing_table or dict(label_names)
         else:
             self.file = h5py.File(self.temporary, "w")
             self.file.attrs["schema"] = SCHEMA
             self.file.attrs["schema_version"] = SCHEMA_VERSION
             self.file.attrs["mode"] = mode
             self.file.attrs["preprocessing"] = json.dumps(preprocessing)
-            self.file.attrs["label_names"] = json.dumps({str(k): v for k, v in label_names.items()})
 
     def _create(self, sample: Sample) -> None:
         shape = sample.image.shape
@@ -130,8 +143,19 @@ class DatasetWriter:
             "meta", shape=(0,), maxshape=(None,), dtype=META_DTYPE, chunks=(1024,)
         )
 
-    def write(self, samples: list[Sample]) -> None:
-        """Append samples (all of one image shape)."""
+    def write(self, samples: list[Sample], *, labels: dict[int, str] | None = None) -> None:
+        """Append samples (all of one image shape) whose masks are numbered by ``labels``
+        (the file's table when None). Without a table of its own, the file's table is derived
+        at :meth:`close` from every name seen, sorted, and earlier samples renumbered."""
+        if labels:
+            self._names_seen.update(labels.values())
+            if self.label_names:
+                unknown = sorted(set(labels.values()) - set(self.label_names.values()))
+                if unknown:
+                    raise DatasetError(
+                        f"{self.path}: the label table {table_text(self.label_names)} has no "
+                        f"{', '.join(unknown)}"
+                    )
         if not samples:
             return
         if "images" not in self.file:
@@ -151,13 +175,38 @@ class DatasetWriter:
         images[start:] = np.stack([s.image for s in samples]).astype(images.dtype, copy=False)
         masks[start:] = np.stack([s.mask for s in samples])
         meta[start:] = np.array([meta_record(s) for s in samples], dtype=META_DTYPE)
+        if labels and labels != self.label_names:
+            self._renumber.append((start, start + count, dict(labels)))
 
     def reject(self, patient: str, slice_index: int, reason: str) -> None:
         """Record a sample that failed a sanity check."""
         self.rejected.append({"patient": patient, "slice_index": slice_index, "reason": reason})
 
+    def _settle_labels(self) -> None:
+        """Fix the table (derived from the names seen when none was given) and renumber the
+        samples written in a patient's own numbering, a block at a time."""
+        from radpipe.dataset.labels import derive_label_table, lookup_between, relabel
+
+        if not self.label_names:
+            self.label_names = derive_label_table(self._names_seen)
+        values = {name: value for value, name in self.label_names.items()}
+        masks = self.file.get("masks")
+        for start, stop, local in self._renumber:
+            lookup = lookup_between(local, values)
+            if masks is None or all(lookup[v] == v for v in local):
+                continue
+            block = max(1, (64 << 20) // max(1, int(np.prod(masks.shape[1:]))))
+            for first in range(start, stop, block):
+                last = min(stop, first + block)
+                masks[first:last] = relabel(masks[first:last], lookup)
+        self._renumber.clear()
+        self.file.attrs["label_names"] = json.dumps(
+            {str(k): v for k, v in sorted(self.label_names.items())}
+        )
+
     def close(self) -> Path:
         """Finish the file and rename it into place."""
+        self._settle_labels()
         self.file.attrs["rejected"] = json.dumps(self.rejected)
         self.file.close()
         publish_mode(self.temporary)
@@ -170,6 +219,15 @@ class DatasetWriter:
             self.file.close()
         finally:
             self.temporary.unlink(missing_ok=True)
+
+
+def read_label_names(attrs: Any) -> dict[int, str]:
+    """The label table of an open file's attributes (``{}`` when none was stored)."""
+    try:
+        stored = json.loads(attrs.get("label_names", "{}"))
+        return {int(k): str(v) for k, v in sorted(stored.items(), key=lambda kv: int(kv[0]))}
+    except (TypeError, ValueError, AttributeError):
+        return {}
 
 
 def check_file(path: str | Path) -> None:
@@ -205,6 +263,8 @@ class DatasetReader:
             self.sample_shape = tuple(handle["images"].shape[1:]) if "images" in handle else ()
             self.meta = handle["meta"][:] if "meta" in handle else np.zeros(0, META_DTYPE)
             self.attrs = {k: handle.attrs[k] for k in handle.attrs}
+        self.label_names = read_label_names(self.attrs)
+        """The file's label table, e.g. ``{1: "liver", 2: "tumor"}``."""
 
     def _open(self) -> Any:
         import h5py
