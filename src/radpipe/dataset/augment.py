@@ -1,5 +1,6 @@
-"""Paired augmentation: the same geometric change on image and mask (linear for the image,
-nearest for the mask), intensity changes on the image only; deterministic from a generator."""
+"""Paired augmentation of 2-D (H, W) and 3-D (D, H, W) samples: the same geometric change on
+image and mask (linear for the image, nearest for the mask), intensity changes on the image
+only; deterministic from a generator."""
 
 from __future__ import annotations
 
@@ -14,25 +15,33 @@ Pair = tuple[NDArray[np.float32], NDArray[np.uint8]]
 
 @dataclass(frozen=True)
 class Augment:
-    """Which augmentations to apply to a 2-D (H, W) sample, each with its probability.
+    """Which augmentations to apply to a 2-D (H, W) or 3-D (D, H, W) sample, each with its
+    probability.
 
     Attributes
     ----------
     flip_horizontal, flip_vertical, rotate90 : float
-        Probabilities.
+        Probabilities (columns, rows; quarter turns in the (H, W) plane).
+    flip_depth : float
+        Probability of reversing the slice axis of a 3-D sample.
     rotate : float
-        Probability of a rotation by an angle drawn from ±``max_angle`` degrees.
+        Probability of a rotation by an angle drawn from ±``max_angle`` degrees in the (H, W)
+        plane; a 3-D sample is also tilted out of that plane by up to ±``max_tilt`` degrees
+        about each in-plane axis.
     crop_zoom : float
-        Probability of cropping a random window of ``zoom_range`` of the size and zooming it back.
+        Probability of cropping a random window of ``zoom_range`` of the size (every axis) and
+        zooming it back.
     brightness, contrast, gamma, noise : float
         Probabilities of intensity changes (image only), scaled by ``intensity_strength``.
     """
 
     flip_horizontal: float = 0.5
     flip_vertical: float = 0.0
+    flip_depth: float = 0.0
     rotate90: float = 0.0
     rotate: float = 0.0
     max_angle: float = 15.0
+    max_tilt: float = 0.0
     crop_zoom: float = 0.0
     zoom_range: tuple[float, float] = (0.8, 1.0)
     brightness: float = 0.0
@@ -47,10 +56,25 @@ class Augment:
         """Flips, a ±15° rotation and a crop-and-zoom (the loader benchmark's set)."""
         return cls(flip_horizontal=0.5, flip_vertical=0.5, rotate=0.5, crop_zoom=0.5)
 
+    @classmethod
+    def standard_3d(cls) -> Augment:
+        """Flips on every axis, a ±15° in-plane rotation with ±5° tilts and a crop-and-zoom."""
+        return cls(
+            flip_horizontal=0.5, flip_vertical=0.5, flip_depth=0.5, rotate=0.5, max_tilt=5.0,
+            crop_zoom=0.5,
+        )  # fmt: skip
+
     def __call__(
         self, image: NDArray[np.float32], mask: NDArray[np.uint8], rng: np.random.Generator
     ) -> Pair:
         """Augment one pair; identical draws from ``rng`` give identical results."""
+        if image.shape != mask.shape or image.ndim not in (2, 3):
+            raise ValueError(
+                f"augmentation needs an image and mask of one 2-D or 3-D shape, got "
+                f"{image.shape} and {mask.shape}"
+            )
+        if image.ndim == 3:
+            return self._volume(image, mask, rng)
         for step in self.order:
             if step == "flip":
                 if rng.random() < self.flip_horizontal:
@@ -68,6 +92,28 @@ class Augment:
                     image, mask = _affine_pair(*pair, *transform)
             elif step == "intensity":
                 image = self._intensity(image, rng)
+        return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(mask)
+
+    def _volume(
+        self, image: NDArray[np.float32], mask: NDArray[np.uint8], rng: np.random.Generator
+    ) -> Pair:
+        """The 3-D path: flips of each axis, quarter turns in-plane, one trilinear warp for the
+        rotation (with tilts) and crop-and-zoom (nearest for the mask), intensity last."""
+        for step in self.order:
+            if step == "flip":
+                for axis, chance in ((2, self.flip_horizontal), (1, self.flip_vertical),
+                                     (0, self.flip_depth)):  # fmt: skip
+                    if rng.random() < chance:
+                        image, mask = np.flip(image, axis), np.flip(mask, axis)
+            elif step == "rotate90" and rng.random() < self.rotate90:
+                turns = int(rng.integers(1, 4))
+                image, mask = np.rot90(image, turns, (1, 2)), np.rot90(mask, turns, (1, 2))
+            elif step == "rotate":
+                transform = _combined_3d(image.shape, rng, self)
+                if transform is not None:
+                    image, mask = _affine_volume_pair(image, mask, *transform)
+            elif step == "intensity":
+                image = self._intensity(np.asarray(image, dtype=np.float32), rng)
         return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(mask)
 
     def _intensity(
@@ -173,3 +219,61 @@ def _combined(
         matrix = matrix @ zoom
         changed = True
     return (matrix, offset) if changed else None
+
+
+def _rotation(axis: int, angle_degrees: float) -> NDArray[np.float64]:
+    """3×3 rotation in index space about array axis ``axis``."""
+    angle = np.radians(angle_degrees)
+    cos, sin = np.cos(angle), np.sin(angle)
+    first, second = [a for a in range(3) if a != axis]
+    matrix = np.eye(3)
+    matrix[first, first], matrix[first, second] = cos, -sin
+    matrix[second, first], matrix[second, second] = sin, cos
+    return matrix
+
+
+def _combined_3d(
+    image_shape: tuple[int, ...], rng: np.random.Generator, augment: Augment
+) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """One 3-D affine (output index → input index) for the rotation and crop-and-zoom."""
+    shape = np.array(image_shape, dtype=np.float64)
+    centre = (shape - 1) / 2
+    matrix = np.eye(3)
+    offset = np.zeros(3)
+    changed = False
+    if rng.random() < augment.rotate:
+        rotation = _rotation(0, float(rng.uniform(-augment.max_angle, augment.max_angle)))
+        if augment.max_tilt > 0:
+            for axis in (1, 2):
+                tilt = float(rng.uniform(-augment.max_tilt, augment.max_tilt))
+                rotation = rotation @ _rotation(axis, tilt)
+        matrix, offset = rotation, centre - rotation @ centre
+        changed = True
+    if rng.random() < augment.crop_zoom:
+        fraction = float(rng.uniform(*augment.zoom_range))
+        window = shape * fraction
+        start = rng.uniform(0, shape - window)
+        zoom = np.diag(window / shape)
+        offset = matrix @ start + offset
+        matrix = matrix @ zoom
+        changed = True
+    return (matrix, offset) if changed else None
+
+
+def _affine_volume_pair(
+    image: NDArray[np.float32],
+    mask: NDArray[np.uint8],
+    matrix: NDArray[np.float64],
+    offset: NDArray[np.float64],
+) -> Pair:
+    """Both warped through one affine: trilinear with edge values for the image, nearest with
+    zero outside for the mask (scipy's compiled resampler)."""
+    from scipy import ndimage
+
+    warped = ndimage.affine_transform(
+        np.ascontiguousarray(image, dtype=np.float32), matrix, offset, order=1, mode="nearest"
+    )
+    labels = ndimage.affine_transform(
+        np.ascontiguousarray(mask), matrix, offset, order=0, mode="constant", cval=0
+    )
+    return warped.astype(np.float32, copy=False), labels.astype(mask.dtype, copy=False)

@@ -1,5 +1,5 @@
-"""Shuffled, reproducible batches from a dataset file with paired augmentation and a background
-prefetch thread; a split by patient; an endless generator for Keras."""
+"""Shuffled, reproducible batches of 2-D slices, 3-D volumes or random 3-D patches from a
+dataset file, with paired augmentation and a background prefetch thread; a split by patient."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from radpipe.dataset.augment import Augment
+from radpipe.dataset.patches import check_patch_size, cut_pair
 from radpipe.dataset.schema import DatasetReader
 from radpipe.errors import DatasetError
 
@@ -35,12 +36,23 @@ def split_by_patient(
 
 
 class BatchLoader:
-    """Dict batches ``image`` (B, 1, H, W) float32, ``mask`` (B, 1, H, W) uint8, ``meta``.
+    """Dict batches ``image`` (B, 1, H, W) or (B, 1, D, H, W) float32, ``mask`` of the same
+    shape uint8, ``meta``, ``index`` (the sample of each item), ``epoch``.
 
     Parameters
     ----------
-    path : dataset file written by ``radpipe dataset build``
+    path : dataset file written by ``radpipe dataset build`` (2-D or 3-D)
     batch_size : int
+        Items per batch (slices, volumes or patches).
+    patch_size : sequence of int, optional
+        Random patches of this size instead of whole samples ((D, H, W) for a 3-D dataset),
+        centred on a labelled voxel with probability ``foreground_fraction`` and on a background
+        voxel otherwise, as MONAI's ``RandCropByPosNegLabeld``; samples smaller than the patch
+        are padded.
+    foreground_fraction : float
+    patches_per_sample : int
+        Patches drawn from each sample read (a batch holds ``batch_size / patches_per_sample``
+        samples; it must divide ``batch_size``).
     shuffle : bool
         A new permutation each epoch, reproducible from ``seed``.
     seed : int
@@ -72,14 +84,31 @@ class BatchLoader:
         indices: NDArray[np.integer] | None = None,
         prefetch: int = 2,
         drop_last: bool = False,
+        patch_size: tuple[int, ...] | list[int] | None = None,
+        foreground_fraction: float = 0.5,
+        patches_per_sample: int = 1,
     ) -> None:
         if batch_size < 1:
             raise DatasetError(f"batch size must be at least 1, got {batch_size}")
         self.reader = DatasetReader(path)
-        if len(self.reader.sample_shape) != 2:
+        if len(self.reader.sample_shape) not in (2, 3):
             raise DatasetError(
-                f"{path}: BatchLoader reads 2-D datasets; this one holds {self.reader.sample_shape}"
+                f"{path}: holds no samples (shape {self.reader.sample_shape}); rebuild it"
             )
+        self.patch_size = (
+            None if patch_size is None else check_patch_size(patch_size, self.reader.sample_shape)
+        )
+        if not 0.0 <= foreground_fraction <= 1.0:
+            raise DatasetError(f"foreground fraction must be in [0, 1], got {foreground_fraction}")
+        if patches_per_sample < 1 or batch_size % patches_per_sample:
+            raise DatasetError(
+                f"patches per sample ({patches_per_sample}) must be at least 1 and divide the "
+                f"batch size ({batch_size})"
+            )
+        if patches_per_sample > 1 and self.patch_size is None:
+            raise DatasetError("patches per sample needs a patch size")
+        self.foreground_fraction = foreground_fraction
+        self.patches_per_sample = patches_per_sample
         self.indices = (
             np.arange(len(self.reader)) if indices is None else np.asarray(indices, dtype=np.int64)
         )
@@ -110,34 +139,61 @@ class BatchLoader:
             self._executor = ThreadPoolExecutor(workers, thread_name_prefix="radpipe-augment")
         return self._executor
 
+    @property
+    def item_shape(self) -> tuple[int, ...]:
+        """The spatial shape of each batch item (patch or whole sample)."""
+        return self.patch_size or tuple(self.reader.sample_shape)
+
+    def batches_per_epoch(self) -> int:
+        """How many batches one epoch yields."""
+        per_batch = self.batch_size // self.patches_per_sample
+        count = self.indices.size // per_batch
+        return count if self.drop_last or self.indices.size % per_batch == 0 else count + 1
+
     def batch_indices(self) -> Iterator[tuple[int, NDArray[np.int64]]]:
-        """(epoch, indices) of every batch, without reading anything."""
+        """(epoch, sample indices) of every batch, without reading anything."""
+        per_batch = self.batch_size // self.patches_per_sample
         epoch = 0
         while self.epochs is None or epoch < self.epochs:
             order = self.epoch_order(epoch)
-            for start in range(0, order.size, self.batch_size):
-                chunk = order[start : start + self.batch_size]
-                if self.drop_last and chunk.size < self.batch_size:
+            for start in range(0, order.size, per_batch):
+                chunk = order[start : start + per_batch]
+                if self.drop_last and chunk.size < per_batch:
                     break
                 yield epoch, chunk
             epoch += 1
 
-    def _load(self, epoch: int, chunk: NDArray[np.int64]) -> dict[str, Any]:
+    def load_batch(self, epoch: int, chunk: NDArray[np.int64]) -> dict[str, Any]:
+        """The batch of these samples in this epoch (the same every time it is asked for)."""
         images, masks = self.reader.read(chunk)  # one direct chunk read per sample
         images = images.astype(np.float32, copy=False)
-        if self.augment is not None:
-            out_images = np.empty_like(images)
-            out_masks = np.empty_like(masks)
-            augment = self.augment
+        repeat = self.patches_per_sample
+        if self.augment is None and self.patch_size is None:
+            return self._batch(images, masks, chunk, epoch)
+        count = len(chunk) * repeat
+        out_images = np.empty((count, *self.item_shape), np.float32)
+        out_masks = np.empty((count, *self.item_shape), np.uint8)
+        augment, patch_size = self.augment, self.patch_size
 
-            def one(position: int) -> None:
-                rng = np.random.default_rng([self.seed, epoch, int(chunk[position])])
-                pair = augment(images[position], masks[position], rng)
-                out_images[position], out_masks[position] = pair
+        def one(position: int) -> None:
+            sample, draw = divmod(position, repeat)
+            rng = np.random.default_rng([self.seed, epoch, int(chunk[sample]), draw])
+            image, mask = images[sample], masks[sample]
+            if patch_size is not None:
+                image, mask, _ = cut_pair(
+                    image, mask, patch_size, rng, foreground_fraction=self.foreground_fraction
+                )
+            if augment is not None:
+                image, mask = augment(image, mask, rng)
+            out_images[position], out_masks[position] = image, mask
 
-            # NumPy releases the GIL in the warps: the batch is spread over the cores
-            list(self._pool().map(one, range(len(chunk))))
-            images, masks = out_images, out_masks
+        # NumPy and scipy release the GIL in the warps: the batch is spread over the cores
+        list(self._pool().map(one, range(count)))
+        return self._batch(out_images, out_masks, np.repeat(chunk, repeat), epoch)
+
+    def _batch(
+        self, images: NDArray[Any], masks: NDArray[Any], chunk: NDArray[np.int64], epoch: int
+    ) -> dict[str, Any]:
         return {
             "image": images[:, None],
             "mask": masks[:, None],
@@ -149,7 +205,7 @@ class BatchLoader:
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self.prefetch <= 0:
             for epoch, chunk in self.batch_indices():
-                yield self._load(epoch, chunk)
+                yield self.load_batch(epoch, chunk)
             return
         pending: queue.Queue[Any] = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
@@ -169,7 +225,7 @@ class BatchLoader:
         def produce() -> None:
             try:
                 for epoch, chunk in self.batch_indices():
-                    if stop.is_set() or not hand_over(self._load(epoch, chunk)):
+                    if stop.is_set() or not hand_over(self.load_batch(epoch, chunk)):
                         return
                 hand_over(done)
             except BaseException as exc:  # handed to the consumer, raised there
@@ -205,10 +261,9 @@ class BatchLoader:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def keras(self) -> Iterator[tuple[NDArray[np.float32], NDArray[np.uint8]]]:
-        """Endless (images, masks) in channels-last layout, as Keras ``fit`` expects."""
-        endless = BatchLoader.__new__(BatchLoader)
-        endless.__dict__.update(self.__dict__)
-        endless.epochs = None
-        for batch in endless:
-            yield batch["image"].transpose(0, 2, 3, 1), batch["mask"].transpose(0, 2, 3, 1)
+    def keras(self, **options: Any) -> Any:
+        """This loader as a ``keras.utils.PyDataset`` (Keras 3: ``model.fit(loader.keras())``),
+        channels-last; ``options`` go to PyDataset (``workers``, ``use_multiprocessing``)."""
+        from radpipe.dataset.keras import KerasDataset
+
+        return KerasDataset(self, **options)
