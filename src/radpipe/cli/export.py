@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from radpipe.cli.console import progress_bar, stdout
 from radpipe.cli.options import chosen_output, output_option
+
+if TYPE_CHECKING:
+    from radpipe.export.nerf import NerfExport
 
 export_app = typer.Typer(help="Export volumes for other tools.", no_args_is_help=True)
 
@@ -68,14 +71,33 @@ def nerf(
     window_width: Annotated[
         float | None, typer.Option("--window-width", help="Window width in HU.")
     ] = None,
-    bit_depth: Annotated[int, typer.Option("--bit-depth", help="8 or 16-bit PNG.")] = 8,
+    bit_depth: Annotated[
+        int,
+        typer.Option(
+            "--bit-depth",
+            help="8 or 16-bit PNG (nerfstudio and instant-ngp read 8-bit; 16 is for other tools).",
+        ),
+    ] = 8,
     plane: Annotated[
         str, typer.Option("--plane", help="axial, coronal or sagittal (patient terms).")
     ] = "axial",
     axis: Annotated[
         int | None,
-        typer.Option("--axis", help="0, 1 or 2 in the input's array order (overrides --plane)."),
+        typer.Option(
+            "--axis",
+            help="0, 1 or 2 (overrides --plane): a NIfTI / NRRD / MetaImage file's own i, j, k "
+            "voxel axis (2 = the axial slices of an axial NIfTI); for DICOM the array's slice, "
+            "row, column.",
+        ),
     ] = None,
+    keep_pixels: Annotated[
+        bool,
+        typer.Option(
+            "--keep-pixels",
+            help="Keep non-square pixels (no resampling) and write fl_y = fl_x × column / row "
+            "spacing.",
+        ),
+    ] = False,
     range_: Annotated[str | None, typer.Option("--range", help="START:STOP slice subset.")] = None,
     every: Annotated[int, typer.Option("--every", help="Keep every N-th slice.")] = 1,
     focal_length: Annotated[
@@ -124,8 +146,9 @@ def nerf(
         raise FormatError(f"--camera-model must be OPENCV or PINHOLE, got {camera_model!r}")
     options: dict[str, Any] = {
         "plane": plane, "axis": axis, "mode": mode, "window": chosen_window, "bit_depth": bit_depth,
-        "focal_length": focal_length, "scale": scale, "selection": _range(range_), "every": every,
-        "split": _split(split), "camera_model": camera_model, "overwrite": overwrite,
+        "square": not keep_pixels, "focal_length": focal_length, "scale": scale,
+        "selection": _range(range_), "every": every, "split": _split(split),
+        "camera_model": camera_model, "overwrite": overwrite,
     }  # fmt: skip
     if output_format not in ("nerf", "mvsplat"):
         raise FormatError(f"--format must be nerf or mvsplat, got {output_format!r}")
@@ -135,7 +158,7 @@ def nerf(
         volumes = _volumes(source, all_series)
         chunks = export_mvsplat(
             volumes, output, plane=plane, axis=axis, mode=mode, window=chosen_window,
-            focal_length=focal_length, scale=scale, overwrite=overwrite,
+            square=not keep_pixels, focal_length=focal_length, scale=scale, overwrite=overwrite,
         )  # fmt: skip
         if not quiet:
             stdout.print(
@@ -156,27 +179,51 @@ def nerf(
         export_nerf_each(image_volumes(source), output, on_export=report, **options)
         return
     if not quiet:
-        stdout.print(f"Loading {source}...")
+        stdout.print(f"Loading {source}...", markup=False, highlight=False, soft_wrap=True)
     volume = load(source)
     with progress_bar("Saving slices") as (advance, set_total):
-        set_total(volume.spatial_shape[0])
-        result = export_nerf(volume, output, progress=advance, **options)
-    if quiet:
-        return
+        result = export_nerf(volume, output, progress=advance, on_total=set_total, **options)
+    if not quiet:
+        _print_summary(result, mode)
+
+
+def _print_summary(result: NerfExport, mode: str) -> None:
+    """The facts the original converter printed, then what to run next (paths printed as they
+    are: no Rich markup, no wrapping)."""
+    import functools
+
+    say = functools.partial(stdout.print, markup=False, highlight=False, soft_wrap=True)
     low, high = result.original_range
-    stdout.print(f"  Volume shape: {result.volume_shape}")
-    stdout.print(f"  Voxel spacing: ({', '.join(f'{v:.4g}' for v in result.spacing_mm)}) mm")
-    stdout.print(f"  Slice thickness: {result.slice_spacing_mm:.2f} mm")
-    stdout.print(f"Normalizing intensity using method: {mode}")
-    stdout.print(f"  Original range: [{low:.2f}, {high:.2f}]")
-    stdout.print(
-        f"  Normalized range: [{result.normalized_range[0]}, {result.normalized_range[1]}]"
+    row_mm, column_mm = result.pixel_spacing_mm
+    fl_x, fl_y = result.focal_length
+    shape = ", ".join(str(n) for n in result.input_shape)
+    spacing = ", ".join(f"{v:.4g}" for v in result.input_spacing_mm)
+    say(f"  Volume shape: ({shape}) ({result.axis_order})")
+    say(f"  Voxel spacing: ({spacing}) mm ({result.axis_order})")
+    step, spacing_mm = result.slice_step_mm, result.slice_spacing_mm
+    apart = f" (slices {spacing_mm:.2f} mm apart)" if abs(step - spacing_mm) > 1e-9 else ""
+    say(f"  Slice step: {step:.2f} mm between frames{apart}")
+    say(f"Normalizing intensity using method: {mode}")
+    say(f"  Original range: [{low:.2f}, {high:.2f}]")
+    say(f"  Normalized range: [{result.normalized_range[0]}, {result.normalized_range[1]}]")
+    say(f"Saved {len(result.files)} slices to {result.folder}")
+    say(f"  Image shape: {result.image_shape[1]} x {result.image_shape[0]}")
+    if result.resampled_from is not None:
+        before_h, before_w = result.resampled_from
+        say(
+            f"  Resampled from {before_w} x {before_h} to square {column_mm:.4g} mm pixels "
+            f"(linear; --keep-pixels keeps them)"
+        )
+    else:
+        say(f"  Pixel spacing: {row_mm:.4g} x {column_mm:.4g} mm (row x column)")
+    say(f"  Focal length: fl_x {fl_x:.2f}, fl_y {fl_y:.2f}")
+    say(f"  Principal point: ({result.principal_point[0]:.2f}, {result.principal_point[1]:.2f})")
+    say(f"  Z-step (camera translation): {result.z_step:.6f} units")
+    say(f"✓ Conversion complete! Output directory: {result.folder}")
+    say("Next steps:")
+    say(f"  1. Train with nerfstudio: ns-train instant-ngp --data {result.folder}")
+    say(
+        "  2. View: open the viewer link ns-train prints (http://localhost:7007), or later "
+        "ns-viewer --load-config outputs/<name>/instant-ngp/<time>/config.yml"
     )
-    stdout.print(f"Saved {len(result.files)} slices to {result.folder}")
-    stdout.print(f"  Image shape: {result.image_shape[1]} x {result.image_shape[0]}")
-    stdout.print(f"  Focal length: {result.focal_length:.2f}")
-    stdout.print(
-        f"  Principal point: ({result.principal_point[0]:.2f}, {result.principal_point[1]:.2f})"
-    )
-    stdout.print(f"  Z-step (camera translation): {result.z_step:.6f} units")
-    stdout.print(f"✓ Conversion complete! Output directory: {result.folder}")
+    say(f"  Or with instant-ngp: ./instant-ngp {result.folder}/transforms.json")
