@@ -167,3 +167,37 @@ def test_label_table_parsing(tmp_path):
     assert merged_name("livertumor07") == "livertumor"
     assert merged_name("artery1") == "artery1"  # organs keep their names
     assert merged_name("GTV-2") == "GTV"
+
+
+def test_montage_colours_follow_the_table_and_carry_a_legend(tree, tmp_path, capsys):
+    from PIL import Image
+
+    from radpipe.export.montage import dataset_colours, montage_png, sample_picture
+
+    summary = _build(tree, tmp_path / "m.h5", build_options(labelled_only=True))
+    reader = DatasetReader(summary.path)
+    colours = dataset_colours(reader)
+    assert sorted(colours) == sorted(summary.label_names)
+    # the same label keeps its colour whatever else the tile holds (it followed the tile's max)
+    image = np.zeros((40, 40), np.float32)
+    liver_only = np.zeros((40, 40), np.uint8)
+    liver_only[10:20, 10:20] = 3
+    with_tumour = liver_only.copy()
+    with_tumour[30:35, 30:35] = 4
+    edge = (10, 15)  # on the liver's outline, drawn fully opaque
+    first = sample_picture(image, liver_only, colours)[edge]
+    second = sample_picture(image, with_tumour, colours)[edge]
+    assert tuple(first) == tuple(second) == colours[3]
+    png = montage_png(reader, tmp_path / "m.png", count=9)
+    picture = np.asarray(Image.open(png).convert("RGB"))
+    tile_height = reader.sample_shape[0]
+    assert picture.shape[0] > 3 * tile_height  # the legend strip under the 3×3 tiles
+    legend = picture[3 * tile_height :].reshape(-1, 3)
+    for colour in colours.values():
+        assert (legend == colour).all(axis=1).sum() >= 50  # each label's swatch is drawn
+    assert main(["dataset", "batches", "--input_filename", str(summary.path), "--batchsize", "4",
+                 "--print_random_image", "--print_batch_indices"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "epoch 0 batch:" in printed and "_batch_sample.png" in printed
+    sample_png = summary.path.with_name("m_batch_sample.png")
+    assert Image.open(sample_png).size[0] == reader.sample_shape[1]

@@ -249,8 +249,8 @@ def build_command(
         from radpipe.export.montage import random_sample_png
 
         png = path.with_name(path.stem + "_random.png")
-        random_sample_png(path, png)
-        stdout.print(f"wrote {png}")
+        _, index = random_sample_png(path, png)
+        stdout.print(f"wrote {png}: sample {index}")
 
 
 @dataset_app.command("inspect")
@@ -309,37 +309,79 @@ def inspect_command(
 
 @dataset_app.command("batches")
 def batches_command(
-    path: Annotated[Path, typer.Argument(help="Dataset file.")],
+    path: Annotated[Path | None, typer.Argument(help="Dataset file.")] = None,
+    input_filename: Annotated[
+        Path | None,
+        typer.Option("--input-filename", "--input_filename", help="Dataset file (as argument)."),
+    ] = None,
     batchsize: Annotated[int, typer.Option("--batchsize", "--batch-size", min=1)] = 16,
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 1,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Non-negative seed.")] = 0,
     print_batch_indices: Annotated[
-        bool, typer.Option("--print-batch-indices", help="Print each batch's sample indices.")
+        bool,
+        typer.Option(
+            "--print-batch-indices", "--print_batch_indices", help="Print each batch's indices."
+        ),
+    ] = False,
+    print_random_image: Annotated[
+        bool,
+        typer.Option(
+            "--print-random-image",
+            "--print_random_image",
+            help="Write a PNG of a random sample as the loader serves it, with its mask.",
+        ),
     ] = False,
     val_fraction: Annotated[
         float, typer.Option("--val-fraction", help="Hold out this fraction of patients.")
     ] = 0.0,
+    patch_size: Annotated[
+        str | None, typer.Option("--patch-size", help="Random patches D,H,W (3-D datasets).")
+    ] = None,
 ) -> None:
     """Show how samples are drawn: batch indices per epoch, reproducible from the seed.
 
     Example:
 
     $ radpipe dataset batches liver.h5 --batch-size 16 --epochs 2
+
+    $ radpipe dataset batches --input_filename liver.h5 --print_random_image
     """
     from radpipe.dataset.loader import BatchLoader, split_by_patient
     from radpipe.dataset.schema import DatasetReader
 
-    reader = DatasetReader(path)
+    if path is not None and input_filename is not None and path != input_filename:
+        raise typer.BadParameter(f"the dataset is given twice ({path}, {input_filename})")
+    chosen = input_filename or path
+    if chosen is None:
+        raise typer.BadParameter("give the dataset file", param_hint="PATH / --input-filename")
+    reader = DatasetReader(chosen)
     train, val = split_by_patient(reader.meta["patient"], val_fraction, seed=seed)
     loader = BatchLoader(
-        path, batch_size=batchsize, epochs=epochs, seed=seed, indices=train, prefetch=0
-    )
+        chosen, batch_size=batchsize, epochs=epochs, seed=seed, indices=train, prefetch=0,
+        patch_size=_ints(patch_size),
+    )  # fmt: skip
     batches = 0
+    first: tuple[int, Any] | None = None
     for epoch, indices in loader.batch_indices():
         batches += 1
+        first = first or (epoch, indices)
         if print_batch_indices:
             typer.echo(f"epoch {epoch} batch: {' '.join(map(str, indices.tolist()))}")
     stdout.print(
         f"{batches} batches over {epochs} epoch(s); "
         f"train {train.size} samples, validation {val.size}"
     )
+    if print_random_image and first is not None:
+        import numpy as np
+
+        from radpipe.export.montage import dataset_colours, legend_strip, sample_picture
+        from radpipe.export.png import write_png
+
+        batch = loader.load_batch(*first)
+        item = int(np.random.default_rng(seed).integers(len(batch["index"])))
+        colours = dataset_colours(reader)
+        picture = sample_picture(batch["image"][item, 0], batch["mask"][item, 0], colours)
+        legend = legend_strip(picture.shape[1], reader.label_names, colours)
+        png = chosen.with_name(chosen.stem + "_batch_sample.png")
+        write_png(np.concatenate([picture, legend], axis=0), png, overwrite=True)
+        stdout.print(f"wrote {png}: sample {int(batch['index'][item])} of epoch {first[0]}")
