@@ -175,15 +175,15 @@ print("fitted", keras.backend.backend())
 
 
 def test_a_3d_patch_script_exits(volumes):
-    started = time.perf_counter()
     code = (
-        "import sys\nfrom radpipe.dataset.loader import BatchLoader\n"
+        "import sys, time\nfrom radpipe.dataset.loader import BatchLoader\n"
         "loader = BatchLoader(sys.argv[1], batch_size=2, patch_size=(8, 16, 16))\n"
-        "for batch in loader:\n    break\nprint('ok', batch['image'].shape)"
+        "for batch in loader:\n    break\nprint('ok', batch['image'].shape, time.time())"
     )
     result = subprocess.run(
         [sys.executable, "-c", code, str(volumes)], capture_output=True, text=True, timeout=60,
         check=False,
     )  # fmt: skip
+    ended = time.time()
     assert result.returncode == 0 and "ok (2, 1, 8, 16, 16)" in result.stdout, result.stderr
-    assert time.perf_counter() - started < 15
+    assert ended - float(result.stdout.split()[-1]) < 3  # gone within seconds of its last line

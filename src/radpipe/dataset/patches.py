@@ -46,11 +46,17 @@ def patch_start(
     shape = mask.shape
     want_foreground = rng.random() < foreground_fraction
     flat = mask.reshape(-1)
-    candidates = np.flatnonzero(flat if want_foreground else flat == 0)
+    # a few random voxels first: the common kind is found at once without listing millions
+    tries = rng.integers(flat.size, size=64)
+    hits = tries[(flat[tries] != 0) == want_foreground]
+    if hits.size:
+        chosen = int(hits[0])
+    else:  # the rare kind: list its voxels
+        candidates = np.flatnonzero(flat if want_foreground else flat == 0)
+        chosen = int(candidates[rng.integers(candidates.size)]) if candidates.size else -1
     centre: tuple[int, ...]
-    if candidates.size:
-        found = np.unravel_index(int(candidates[rng.integers(candidates.size)]), shape)
-        centre = tuple(int(v) for v in found)
+    if chosen >= 0:
+        centre = tuple(int(v) for v in np.unravel_index(chosen, shape))
     else:
         centre = tuple(int(rng.integers(n)) for n in shape)
     start = []

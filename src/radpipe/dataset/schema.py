@@ -13,6 +13,7 @@ Layout::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -285,28 +286,59 @@ class DatasetReader:
     def read(
         self, indices: list[int] | NDArray[np.integer]
     ) -> tuple[NDArray[Any], NDArray[np.uint8]]:
-        """Images and masks of some samples (one read per sample: faster than fancy indexing)."""
+        """Images and masks of some samples.
+
+        Files written by radpipe hold one unfiltered chunk per sample: its bytes are the
+        sample, so they are read straight into the output arrays at the chunk's file offset
+        (one ``preadv`` each, no HDF5 call, the GIL released). Other layouts go through h5py.
+        """
         images_ds, masks_ds = self.file["images"], self.file["masks"]
         count = len(indices)
         images = np.empty((count, *self.sample_shape), dtype=images_ds.dtype)
         masks = np.empty((count, *self.sample_shape), dtype=np.uint8)
-        origin = (0,) * len(self.sample_shape)
+        table = self._chunk_table()
+        if table is not None:
+            descriptor, image_offsets, mask_offsets = table
+            for position, index in enumerate(indices):
+                sample = int(index)
+                _read_at(descriptor, images[position], int(image_offsets[sample]))
+                _read_at(descriptor, masks[position], int(mask_offsets[sample]))
+            return images, masks
         for position, index in enumerate(indices):
             sample = int(index)
-            if self._raw_chunks(images_ds) and self._raw_chunks(masks_ds):
-                # one unfiltered chunk per sample: its bytes are the sample (3× faster)
-                _, image_bytes = images_ds.id.read_direct_chunk((sample, *origin))
-                _, mask_bytes = masks_ds.id.read_direct_chunk((sample, *origin))
-                images[position] = np.frombuffer(image_bytes, dtype=images_ds.dtype).reshape(
-                    self.sample_shape
-                )
-                masks[position] = np.frombuffer(mask_bytes, dtype=np.uint8).reshape(
-                    self.sample_shape
-                )
-            else:
-                images_ds.read_direct(images, np.s_[sample], np.s_[position])
-                masks_ds.read_direct(masks, np.s_[sample], np.s_[position])
+            images_ds.read_direct(images, np.s_[sample], np.s_[position])
+            masks_ds.read_direct(masks, np.s_[sample], np.s_[position])
         return images, masks
+
+    def _chunk_table(self) -> tuple[int, NDArray[np.int64], NDArray[np.int64]] | None:
+        """(file descriptor, image chunk offsets, mask chunk offsets) of this process, or None
+        when the samples are not stored one raw chunk each."""
+        cached = self.__dict__.get("_table")
+        if cached is not None and cached[0] == os.getpid():
+            found: tuple[int, NDArray[np.int64], NDArray[np.int64]] | None = cached[1]
+            return found
+        table = None
+        images_ds, masks_ds = self.file["images"], self.file["masks"]
+        if all(self._raw_chunks(d) for d in (images_ds, masks_ds)):
+            image_offsets = _chunk_offsets(images_ds, self.length)
+            mask_offsets = _chunk_offsets(masks_ds, self.length)
+            if image_offsets is not None and mask_offsets is not None:
+                table = (os.open(self.path, os.O_RDONLY), image_offsets, mask_offsets)
+        self.__dict__["_table"] = (os.getpid(), table)
+        return table
+
+    def close(self) -> None:
+        """Close this process's handles (reading again reopens them)."""
+        cached = self.__dict__.pop("_table", None)
+        if cached is not None and cached[0] == os.getpid() and cached[1] is not None:
+            os.close(cached[1][0])
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at shutdown the handles go with the process
+            self.close()
 
     def _raw_chunks(self, dataset: Any) -> bool:
         key = dataset.name
@@ -324,4 +356,33 @@ class DatasetReader:
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_file"] = None
+        state.pop("_table", None)
         return state
+
+
+def _chunk_offsets(dataset: Any, length: int) -> NDArray[np.int64] | None:
+    """The file offset of each sample's chunk, or None if one is missing or not whole."""
+    offsets = np.full(length, -1, dtype=np.int64)
+    expected = int(np.prod(dataset.shape[1:])) * dataset.dtype.itemsize
+    whole = [True]
+
+    def visit(info: Any) -> None:
+        offsets[info.chunk_offset[0]] = info.byte_offset
+        whole[0] = whole[0] and info.size == expected and info.filter_mask == 0
+
+    try:
+        dataset.id.chunk_iter(visit)
+    except (AttributeError, RuntimeError):  # HDF5 before 1.12.3
+        return None
+    return offsets if whole[0] and (offsets >= 0).all() else None
+
+
+def _read_at(descriptor: int, target: NDArray[Any], offset: int) -> None:
+    """Fill ``target`` (C-contiguous) with the bytes at ``offset`` of the file."""
+    view = target.reshape(-1).view(np.uint8).data
+    done = 0
+    while done < view.nbytes:
+        got = os.preadv(descriptor, [view[done:]], offset + done)
+        if got <= 0:
+            raise DatasetError(f"a sample chunk at byte {offset} ends early: the file is truncated")
+        done += got
