@@ -27,6 +27,10 @@ class DatasetError(RadpipeError, ValueError):
     """A dataset on disk is malformed or does not match what was asked of it."""
 
 
+class ModelError(RadpipeError, ValueError):
+    """A model folder, its card or its weights do not fit what was asked (or training failed)."""
+
+
 class OutputExistsError(RadpipeError, FileExistsError):
     """An output file exists already and overwriting was not allowed."""
 

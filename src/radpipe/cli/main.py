@@ -15,6 +15,7 @@ from radpipe.cli.dataset import dataset_app, preprocess_command
 from radpipe.cli.demo import demo
 from radpipe.cli.export import export_app
 from radpipe.cli.info import info
+from radpipe.cli.models import evaluate_command, segment_command, train_command
 from radpipe.cli.overlay import overlay, render
 from radpipe.cli.scan import catalog_app, deidentify, metadata, scan_command
 from radpipe.cli.view import view
@@ -66,6 +67,9 @@ app.add_typer(export_app, name="export")
 app.command("preprocess")(preprocess_command)
 app.add_typer(dataset_app, name="dataset")
 app.command()(view)
+app.command("train")(train_command)
+app.command("segment")(segment_command)
+app.command("evaluate")(evaluate_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,199 @@
+"""Running a trained model on an image: the card's preprocessing, sliding-window inference
+(slice by slice for 2-D models), and the result put back on the input's exact geometry as a
+label map with per-class probability heatmaps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from radpipe._optional import import_optional
+from radpipe.errors import ModelError
+from radpipe.models.card import WEIGHTS_NAME, ModelCard, read_card
+from radpipe.models.intensity import apply_intensity
+from radpipe.models.networks import build_network, choose_device
+from radpipe.volume import Heatmap, LabelMap, Volume
+
+#: Slices per forward pass of a 2-D model.
+SLICE_BATCH = 16
+
+
+@dataclass
+class Model:
+    """A loaded model: its card, its network (in eval mode) and the device it runs on."""
+
+    folder: Path
+    card: ModelCard
+    network: Any
+    device: Any
+
+
+@dataclass
+class Segmentation:
+    """A model's result on one image, on the image's own grid.
+
+    Attributes
+    ----------
+    labels : LabelMap, the most probable class of every voxel (names from the card)
+    probabilities : class value → Heatmap of that class's probability (0 … 1), for the
+        classes asked for
+    """
+
+    labels: LabelMap
+    probabilities: dict[int, Heatmap] = field(default_factory=dict)
+
+
+def load_model(folder: str | Path, *, device: str = "auto") -> Model:
+    """The model in ``folder`` (written by :func:`radpipe.models.training`).
+
+    Raises
+    ------
+    ModelError
+        If the folder is not a model, or its weights do not fit its card.
+    """
+    torch = import_optional("torch", extra="ml")
+    card = read_card(folder)
+    chosen = choose_device(device)
+    network = build_network(card.network)
+    try:
+        state = torch.load(Path(folder) / WEIGHTS_NAME, map_location=chosen, weights_only=True)
+        network.load_state_dict(state)
+    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise ModelError(f"{folder}: the weights do not fit the model card ({reason})") from None
+    network.to(chosen).eval()
+    return Model(Path(folder), card, network, chosen)
+
+
+def predict_probabilities(
+    network: Any, image: NDArray[Any], card: ModelCard, device: Any
+) -> NDArray[np.float32]:
+    """Class probabilities (C, *image.shape) of an image already on the model's grid and in
+    its intensity units: (H, W) or a stack (N, H, W) of slices for a 2-D model, (D, H, W) for a
+    3-D one; windows of ``card.patch_size`` overlap by a quarter and are blended with Gaussian
+    weights (MONAI ``sliding_window_inference``)."""
+    torch = import_optional("torch", extra="ml")
+    inferers = import_optional("monai.inferers", extra="ml")
+    intensity = card.preprocessing.get("intensity", {"mode": "none"})
+    if card.dimensions == 2:
+        stack = image[None] if image.ndim == 2 else image
+        parts = []
+        for first in range(0, stack.shape[0], SLICE_BATCH):
+            group = np.stack(
+                [apply_intensity(s, intensity) for s in stack[first : first + SLICE_BATCH]]
+            )
+            parts.append(_window(torch, inferers, network, group[:, None], card, device))
+        probabilities = np.concatenate(parts, axis=0).transpose(1, 0, 2, 3)
+        return probabilities[:, 0] if image.ndim == 2 else probabilities
+    volume = apply_intensity(image, intensity)[None, None]
+    whole: NDArray[np.float32] = _window(torch, inferers, network, volume, card, device)[0]
+    return whole
+
+
+def _window(
+    torch: Any, inferers: Any, network: Any, batch: NDArray[np.float32], card: ModelCard,
+    device: Any,
+) -> NDArray[np.float32]:  # fmt: skip
+    with torch.inference_mode():
+        inputs = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+        logits = inferers.sliding_window_inference(
+            inputs, roi_size=card.patch_size, sw_batch_size=4 if card.dimensions == 3 else 16,
+            predictor=network, overlap=0.25, mode="gaussian",
+        )  # fmt: skip
+        probabilities: NDArray[np.float32] = torch.softmax(logits, dim=1).float().cpu().numpy()
+    return probabilities
+
+
+def model_grid(image: Volume, card: ModelCard) -> Volume:
+    """The image as the model was trained to see it: resampled to the card's spacing (only
+    in-plane for a 2-D model) and intensity-mapped as its dataset was (window, normalisation)."""
+    from radpipe.preprocess import preprocess
+    from radpipe.windowing import parse_window
+
+    settings = card.preprocessing
+    target = list(card.spacing_mm)
+    if card.dimensions == 2:
+        target[0] = image.spacing[0]
+    close = np.allclose(image.spacing, target, rtol=1e-3)
+    window = settings.get("window")
+    processed, _ = preprocess(
+        image, spacing=None if close else target,
+        normalization=settings.get("normalization") or "none",
+        window=parse_window(window) if window else None,
+    )  # fmt: skip
+    return processed
+
+
+def segment(
+    image: Volume,
+    model: Model | str | Path,
+    *,
+    probabilities: list[int] | None = None,
+    device: str = "auto",
+) -> Segmentation:
+    """Segment ``image`` with a trained model; the result lies on ``image``'s exact grid.
+
+    Parameters
+    ----------
+    image : Volume, a grey (S, R, C) image (one slice is fine for a 2-D model)
+    model : a loaded :class:`Model` or its folder
+    probabilities : classes whose probability heatmaps to return (default none)
+    device : auto, cpu or cuda (when ``model`` is a folder)
+
+    Raises
+    ------
+    ModelError
+        If the image's channels or dimensions do not fit the model, or a class asked for is
+        not one of the model's.
+
+    Examples
+    --------
+    >>> from radpipe.models import segment  # doctest: +SKIP
+    >>> result = segment(radpipe.load("ct/"), "liver-model", probabilities=[2])  # doctest: +SKIP
+    >>> result.labels.labels  # doctest: +SKIP
+    {1: 'liver', 2: 'tumor'}
+    """
+    from radpipe.preprocess import resample
+
+    loaded = model if isinstance(model, Model) else load_model(model, device=device)
+    card = loaded.card
+    channels = image.array.shape[3] if image.array.ndim == 4 else 1
+    if channels != card.in_channels:
+        raise ModelError(
+            f"{image.source_name}: the model {card.name!r} takes {card.in_channels} channel(s); "
+            f"the image has {channels} (shape {image.shape})"
+        )
+    if card.dimensions == 3 and min(image.spatial_shape) < 2:
+        raise ModelError(f"{image.source_name}: a 3-D model needs a volume, not one slice")
+    wanted = list(probabilities or [])
+    unknown = [v for v in wanted if v not in card.classes or v == 0]
+    if unknown:
+        raise ModelError(
+            f"class {unknown[0]} is not one of the model's: "
+            + ", ".join(f"{v} {n}" for v, n in card.classes.items() if v)
+        )
+    grid = model_grid(image, card)
+    scores = predict_probabilities(loaded.network, grid.array, card, loaded.device)
+    names = {v: n for v, n in card.classes.items() if v != 0}
+    same = grid.same_grid(image)
+    if same:
+        labels = LabelMap(scores.argmax(axis=0).astype(np.uint8), image.affine, labels=names)
+        heatmaps = {
+            v: Heatmap(scores[v], image.affine, source=f"{card.name}: p({names[v]})")
+            for v in wanted
+        }
+        return Segmentation(labels, heatmaps)
+    # back onto the input's grid: each class's probability resampled linearly, then argmax
+    placed = np.empty((scores.shape[0], *image.spatial_shape), np.float32)
+    for value in range(scores.shape[0]):
+        on_input = resample(Volume(scores[value], grid.affine), reference=image)
+        placed[value] = on_input.array
+    labels = LabelMap(placed.argmax(axis=0).astype(np.uint8), image.affine, labels=names)
+    heatmaps = {
+        v: Heatmap(placed[v], image.affine, source=f"{card.name}: p({names[v]})") for v in wanted
+    }
+    return Segmentation(labels, heatmaps)
