@@ -257,3 +257,21 @@ def test_evaluation_against_analytic_spheres(tmp_path, capsys):
     assert "<table>" in (tmp_path / "report" / "summary.html").read_text()
     with open(tmp_path / "report" / "scores.csv", newline="") as handle:
         assert next(csv.DictReader(handle))["case"] == "case1"
+
+
+def test_a_folder_of_patients_is_segmented_in_parallel(model, cohort, tmp_path, capsys):
+    folder, _ = model
+    root, studies, _ = cohort
+    out = tmp_path / "predictions"
+    assert main(["segment", str(root / "tree"), "-o", str(out), "--model", str(folder),
+                 "--workers", "2"]) == 0  # fmt: skip
+    assert "wrote 3 label map(s)" in capsys.readouterr().out
+    written = sorted(out.glob("*.nii.gz"))
+    assert len(written) == 3 and all(
+        p.with_suffix("").with_suffix(".json").is_file() for p in written
+    )
+    alone = {
+        tuple(segment(load(s.series_folder), folder).labels.array.sum(axis=(1, 2))) for s in studies
+    }
+    together = {tuple(load(p).array.astype(int).sum(axis=(1, 2))) for p in written}
+    assert alone == together  # each series' labels equal the one-by-one segmentation

@@ -105,3 +105,67 @@ def demo(
     analyze(
         path=folder, out=folder / "report", catalog=folder / "catalog.sqlite", overwrite=overwrite
     )
+    _deep_learning_loop(folder, patients, overwrite=overwrite)
+
+
+def _deep_learning_loop(folder: Path, patients: int, *, overwrite: bool) -> None:
+    """The whole loop on the phantoms: a dataset of all but the last patient, a short CPU
+    training, segmentation of the last patient, its predicted tumours measured and scored
+    against the phantom's truth, and the tumour probability drawn over the CT."""
+    import importlib.util
+    import tempfile
+
+    if importlib.util.find_spec("monai") is None or patients < 2:
+        stdout.print("deep learning: skipped (needs 2+ patients and pip install 'radpipe[ml]')")
+        return
+    from radpipe.analysis import analyse_masks
+    from radpipe.dataset.build import BuildOptions, build, plan_build
+    from radpipe.export.png import write_png
+    from radpipe.io import load, save
+    from radpipe.masks import masks_from_labelmap
+    from radpipe.models import TrainOptions, evaluate, segment, train
+    from radpipe.render import HeatmapStyle, view
+
+    stdout.print("[bold]deep learning[/bold]: train on the phantoms, segment an unseen one")
+    options = BuildOptions(mode="2d", labelled_only=True)
+    dataset = folder / "train.h5"
+    with tempfile.TemporaryDirectory(prefix="radpipe-demo-") as work:
+        jobs = []
+        for number in range(1, patients):
+            found, _ = plan_build(options, Path(work) / str(number),
+                                  source=folder / f"patient{number:02d}" / "CT")  # fmt: skip
+            jobs.extend(found)
+        # the label maps beside the series give the classes
+        summary = build(jobs, dataset, options=options, overwrite=True, workers=1)
+    stdout.print(f"    dataset {dataset}: {summary.written} slices, labels {summary.label_names}")
+    model = folder / "model"
+    result = train(
+        dataset, model, options=TrainOptions(epochs=6, batch_size=8, val_fraction=0.0,
+                                             name="radpipe-demo-unet", augment="light"),
+        overwrite=True,
+    )  # fmt: skip
+    stdout.print(f"    model {model}: {len(result.history)} epochs, loss "
+                 f"{result.history[-1].train_loss:.3f} (curves.png, model.json)")  # fmt: skip
+    unseen = folder / f"patient{patients:02d}"
+    image = load(unseen / "CT")
+    tumour = next(v for v, n in result.card.classes.items() if n == "tumor")
+    segmented = segment(image, model, probabilities=[tumour])
+    predicted = save(segmented.labels, unseen / "predicted.nii.gz", overwrite=True)
+    heat = segmented.probabilities[tumour]
+    save(heat, unseen / "tumor_probability.nii.gz", overwrite=True)
+    report = analyse_masks(unseen.name, image, masks_from_labelmap(segmented.labels))
+    volumes = ", ".join(f"{lesion.volume_ml:.2f}" for lesion in report.lesions) or "none"
+    stdout.print(
+        f"    {unseen.name}: {report.tumour_count} predicted tumour(s), {volumes} ml; "
+        f"burden {report.tumour_burden_percent or 0:.2f} % of the "
+        f"{report.reference_organ or 'organ'}"
+    )
+    scores = evaluate(predicted, unseen / "labels.nii.gz").means()
+    stdout.print("    against the phantom's truth: " + ", ".join(
+        f"{name} Dice {m['dice']:.2f}" for name, m in scores.items()))  # fmt: skip
+    k = int(heat.array.reshape(heat.array.shape[0], -1).max(axis=1).argmax())
+    picture = view(image, index=k, heatmap=heat, colorbar=True,
+                   style=HeatmapStyle(colormap="jet", opacity=0.5, threshold=0.2,
+                                      normalization="none"))  # fmt: skip
+    png = write_png(picture, unseen / "tumor_probability.png", overwrite=True)
+    stdout.print(f"    probability overlay: {png}")

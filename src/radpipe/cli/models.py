@@ -39,7 +39,9 @@ def train_command(
     patch_size: Annotated[
         str | None, typer.Option("--patch-size", help="Training window H,W or D,H,W.")
     ] = None,
-    augment: Annotated[str, typer.Option("--augment", help="none, light or standard.")] = "light",
+    augment: Annotated[
+        str, typer.Option("--augment", help="none, light or standard.")
+    ] = "standard",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
     name: Annotated[str | None, typer.Option("--name", help="Model name (SEG, reports).")] = None,
@@ -109,19 +111,41 @@ def segment_command(
     keep_phi: Annotated[
         bool, typer.Option("--keep-phi", help="SEG keeps the real patient identity.")
     ] = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Processes for a folder of series.")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Dask scheduler address (tcp://HOST:PORT).")
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace outputs.")] = False,
 ) -> None:
     """Segment an image with a trained model; the result lies on the image's exact grid.
+    With an output folder (no file ending), every 3-D series under IMAGE is segmented, in
+    parallel (--workers, or a Dask cluster with --scheduler).
 
     Example:
 
     $ radpipe segment ct/ -o labels.nii.gz --model liver-model --probabilities tumour.nii.gz
 
     $ radpipe segment ct/ -o seg.dcm --model liver-model
+
+    $ radpipe segment /data/cohort -o predictions --model liver-model --workers 2
     """
-    from radpipe.export.segmentation import segment_to_files
+    from radpipe.export.segmentation import segment_to_files, segment_tree
 
     target = chosen_output(output, output_flag, "output file")
+    if not target.suffix:
+        from radpipe.cli.console import progress_bar
+
+        with progress_bar("Segmenting") as (advance, _):
+            labelled, problems = segment_tree(
+                image, target, model=model, device=device, workers=workers,
+                scheduler=scheduler, overwrite=overwrite, progress=advance,
+            )  # fmt: skip
+        stdout.print(f"wrote {len(labelled)} label map(s) into {target}")
+        for name, problem in problems:
+            stdout.print(f"[yellow]not segmented:[/yellow] {name}: {problem}")
+        return
     written = segment_to_files(
         image, target, model=model, probabilities=probabilities,
         probability_class=probability_class, device=device, keep_phi=keep_phi,

@@ -108,3 +108,107 @@ def segment_to_files(
             f"(max {float(heatmap.array.max()):.3f})"
         )
     return lines
+
+
+#: A process's loaded model, so each worker reads the weights once.
+_LOADED: dict[tuple[str, str], object] = {}
+
+
+def _segment_entry(job: tuple[str, str, str, str, str]) -> tuple[str, str | None, dict[str, int]]:
+    """Segment one catalog series into ``target`` (runs in workers, one model per process)."""
+    from radpipe.catalog.store import open_catalog
+    from radpipe.errors import RadpipeError
+    from radpipe.io import save
+    from radpipe.models.inference import Model, load_model, segment
+
+    catalog_path, key, target, model_folder, device = job
+    try:
+        model = _LOADED.get((model_folder, device))
+        if model is None:
+            import torch
+
+            from radpipe.parallel import default_workers
+
+            if len(_LOADED) == 0 and default_workers() > 1:
+                torch.set_num_threads(1)  # one thread per worker process: no oversubscription
+            model = _LOADED[(model_folder, device)] = load_model(model_folder, device=device)
+        assert isinstance(model, Model)
+        with open_catalog(catalog_path) as catalog:
+            (entry,) = [e for e in catalog.series() if e.key == key]
+            volume = catalog.load(entry, on_duplicate="first")
+        result = segment(volume, model)
+        save(result.labels, target)
+    except RadpipeError as exc:
+        return target, str(exc), {}
+    counts = {
+        name: int((result.labels.array == value).sum())
+        for value, name in result.labels.labels.items()
+    }
+    return target, None, counts
+
+
+def segment_tree(
+    root: str | Path,
+    folder: str | Path,
+    *,
+    model: str | Path,
+    device: str = "auto",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    overwrite: bool = False,
+    progress: object = None,
+) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Segment every 3-D image series under ``root`` (a dataset root, zips included) into
+    ``folder`` as ``<patient>_<NNN>.nii.gz`` label maps (patients pseudonymised), series in
+    parallel: local processes, or a Dask cluster with ``scheduler``.
+
+    Returns
+    -------
+    written label maps, and (series, reason) for those that could not be segmented
+
+    Raises
+    ------
+    ModelError
+        If ``model`` is not a model folder.
+    ReadError
+        If ``root`` holds no 3-D image series.
+    """
+    import tempfile
+
+    from radpipe.catalog.store import scan
+    from radpipe.errors import ReadError
+    from radpipe.io.atomic import atomic_folder
+    from radpipe.models.card import read_card
+    from radpipe.parallel import run_map
+
+    read_card(model)  # a bad model folder fails before any image is read
+    written: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    target = Path(folder)
+    with tempfile.TemporaryDirectory(prefix="radpipe-segment-") as work:
+        catalog_path = Path(work) / "catalog.sqlite"
+        catalog, _ = scan(root, catalog_path)
+        with catalog:
+            entries = [e for e in catalog.series(role="image") if e.shape and len(e.shape) == 3]
+        if not entries:
+            raise ReadError(f"{root}: no 3-D image series to segment")
+        with atomic_folder(
+            target, overwrite=overwrite, input_folders=[str(root).split("::")[0]]
+        ) as staging:
+            jobs = [
+                (str(catalog_path), entry.key,
+                 str(staging / f"{entry.patient}_{number:03d}.nii.gz"),
+                 str(Path(model).resolve()), device)
+                for number, entry in enumerate(entries, start=1)
+            ]  # fmt: skip
+            for path, problem, _ in run_map(
+                _segment_entry, jobs, workers=workers, scheduler=scheduler, chunksize=1
+            ):
+                name = Path(path).name
+                if problem is None:
+                    written.append(target / name)
+                else:
+                    problems.append((name, problem))
+                if callable(progress):
+                    progress(1)
+    return written, problems

@@ -35,7 +35,9 @@ AUGMENTATIONS = {
     "none": None,
     "light": Augment(flip_horizontal=0.0, rotate=0.5, max_angle=10, crop_zoom=0.3,
                      zoom_range=(0.85, 1.0), brightness=0.2, contrast=0.2),
-    "standard": Augment.standard(),
+    "standard": Augment(flip_horizontal=0.5, flip_vertical=0.5, rotate90=0.5, rotate=0.5,
+                        max_angle=30, crop_zoom=0.5, zoom_range=(0.75, 1.0), brightness=0.3,
+                        contrast=0.3, gamma=0.3),
 }  # fmt: skip
 
 
@@ -68,7 +70,7 @@ class TrainOptions:
     seed: int = 0
     device: str = "auto"
     patch_size: tuple[int, ...] | None = None
-    augment: str = "light"
+    augment: str = "standard"
     name: str | None = None
 
     def check(self) -> None:
@@ -310,6 +312,10 @@ def train(
     torch.manual_seed(chosen.seed)
     network = build_network(card.network).to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=chosen.learning_rate)
+    # polynomial decay to zero over the planned epochs (nnU-Net's schedule)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda epoch: max(0.0, 1 - epoch / chosen.epochs) ** 0.9
+    )
     history: list[EpochRecord] = []
     best = -1.0
     start_epoch = 0
@@ -325,6 +331,8 @@ def train(
             raise ModelError(f"{target}: the checkpoint's network differs; train a new model")
         network.load_state_dict(state["network"])
         optimizer.load_state_dict(state["optimizer"])
+        if "schedule" in state:
+            schedule.load_state_dict(state["schedule"])
         start_epoch, best = int(state["epoch"]) + 1, float(state["best"])
         history = [EpochRecord(**record) for record in state["history"]]
     loss_function = losses.DiceCELoss(to_onehot_y=True, softmax=True)
@@ -365,6 +373,7 @@ def train(
                 loss.backward()
                 optimizer.step()
                 losses_seen.append(value)
+            schedule.step()
             val_dice = (
                 _validate(network, reader, val_indices, card, device) if val_indices.size else {}
             )
@@ -382,6 +391,7 @@ def train(
                 _write_bytes(target / CARD_NAME, card.to_json().encode())
             _save_torch(torch, {
                 "network": network.state_dict(), "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
                 "epoch": epoch, "best": best, "card": json.loads(card.to_json()),
                 "history": [record.__dict__ for record in history],
             }, target / CHECKPOINT_NAME)  # fmt: skip
