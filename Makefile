@@ -15,10 +15,16 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # dcm2niix is the reference converter the tests and benchmarks compare against; Chromium runs
-# the viewer's browser tests (driven by Playwright, no browser download).
+# the viewer's browser tests (driven by Playwright, no browser download); Orthanc (with its
+# DICOMweb plugin) is the real PACS of the networking tests, which start and stop their own;
+# dcmtk's getscu / movescu are the network benchmark's peers, dicom3tools' dciodvfy validates.
+SYSTEM_PACKAGES := dcm2niix chromium orthanc orthanc-dicomweb dcmtk dicom3tools
 system-deps:
-	@command -v dcm2niix >/dev/null && command -v chromium >/dev/null || { \
-		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dcm2niix chromium; }
+	@command -v dcm2niix >/dev/null && command -v chromium >/dev/null \
+		&& command -v Orthanc >/dev/null && command -v getscu >/dev/null \
+		&& command -v dciodvfy >/dev/null || { \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES); }
 
 demo: $(STAMP)
 	$(VENV)/bin/radpipe demo demo-output --overwrite

@@ -31,6 +31,10 @@ class ModelError(RadpipeError, ValueError):
     """A model folder, its card or its weights do not fit what was asked (or training failed)."""
 
 
+class PacsError(RadpipeError, OSError):
+    """A DICOM network peer could not be reached, refused, aborted or lacks what was asked."""
+
+
 class OutputExistsError(RadpipeError, FileExistsError):
     """An output file exists already and overwriting was not allowed."""
 

@@ -17,6 +17,7 @@ from radpipe.cli.export import export_app
 from radpipe.cli.info import info
 from radpipe.cli.models import evaluate_command, segment_command, train_command
 from radpipe.cli.overlay import overlay, render
+from radpipe.cli.pacs import pacs_app
 from radpipe.cli.scan import catalog_app, deidentify, metadata, scan_command
 from radpipe.cli.view import view
 
@@ -70,6 +71,7 @@ app.command()(view)
 app.command("train")(train_command)
 app.command("segment")(segment_command)
 app.command("evaluate")(evaluate_command)
+app.add_typer(pacs_app, name="pacs")
 
 
 def main(argv: list[str] | None = None) -> int:

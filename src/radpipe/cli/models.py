@@ -40,7 +40,7 @@ def train_command(
         str | None, typer.Option("--patch-size", help="Training window H,W or D,H,W.")
     ] = None,
     augment: Annotated[
-        str, typer.Option("--augment", help="none, light or standard.")
+        str, typer.Option("--augment", help="none, light, standard or strong.")
     ] = "standard",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,

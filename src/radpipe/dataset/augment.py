@@ -212,7 +212,8 @@ def _combined(
     if rng.random() < augment.crop_zoom:
         fraction = float(rng.uniform(*augment.zoom_range))
         window = shape * fraction
-        start = rng.uniform(0, shape - window)
+        slack = shape - window  # negative when zooming out (a window larger than the image)
+        start = rng.uniform(np.minimum(slack, 0), np.maximum(slack, 0))
         zoom = np.diag(window / shape)
         # output p → zoomed point zoom @ p + start → rotated source matrix @ (...) + offset
         offset = matrix @ start + offset
@@ -252,7 +253,8 @@ def _combined_3d(
     if rng.random() < augment.crop_zoom:
         fraction = float(rng.uniform(*augment.zoom_range))
         window = shape * fraction
-        start = rng.uniform(0, shape - window)
+        slack = shape - window  # negative when zooming out (a window larger than the image)
+        start = rng.uniform(np.minimum(slack, 0), np.maximum(slack, 0))
         zoom = np.diag(window / shape)
         offset = matrix @ start + offset
         matrix = matrix @ zoom

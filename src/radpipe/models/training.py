@@ -38,6 +38,11 @@ AUGMENTATIONS = {
     "standard": Augment(flip_horizontal=0.5, flip_vertical=0.5, rotate90=0.5, rotate=0.5,
                         max_angle=30, crop_zoom=0.5, zoom_range=(0.75, 1.0), brightness=0.3,
                         contrast=0.3, gamma=0.3),
+    # any in-plane orientation and a field of view 0.7–1.4×: cine MR short-axis stacks differ
+    # this much between patients (Sunnybrook)
+    "strong": Augment(flip_horizontal=0.5, flip_vertical=0.5, rotate=0.9, max_angle=180,
+                      crop_zoom=0.8, zoom_range=(0.7, 1.4), brightness=0.3, contrast=0.3,
+                      gamma=0.3, noise=0.2),
 }  # fmt: skip
 
 
@@ -57,7 +62,7 @@ class TrainOptions:
     device : auto, cpu or cuda
     patch_size : training window ((H, W) or (D, H, W)); default the whole 2-D slice, or up to
         64 voxels a side in 3-D, rounded down to a multiple of 8
-    augment : none, light or standard (see ``AUGMENTATIONS``; 3-D uses flips and tilts)
+    augment : none, light, standard or strong (see ``AUGMENTATIONS``; 3-D uses flips, tilts)
     name : the model's name (default: the folder's name)
     """
 

@@ -1,0 +1,146 @@
+"""DICOM networking against a real Orthanc: echo, send a real series, find it at every level,
+get and move it back pixel-identical, resume, faults as one clear line, SEG round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pydicom
+import pytest
+
+pytest.importorskip("pynetdicom")
+
+from radpipe.cli.main import main
+from radpipe.errors import PacsError
+from radpipe.io import load
+from radpipe.pacs import echo, find, get, move, resolve_peer, send
+from tests.pacs.conftest import free_port
+
+SERIES = "dcmqi/data/segmentations/ct-3slice"
+STUDY_UID = "1.2.392.200103.20080913.113635.0.2009.6.22.21.43.10.22941.1"
+SERIES_UID = "1.2.392.200103.20080913.113635.1.2009.6.22.21.43.10.23430.1"
+
+
+def _peer(server):
+    return resolve_peer("127.0.0.1", server.dicom_port, server.aet)
+
+
+def _options(server):
+    return ["--host", "127.0.0.1", "--port", str(server.dicom_port), "--called-aet", server.aet]
+
+
+@pytest.fixture(scope="module")
+def stored(orthanc, data_dir):
+    result = send(_peer(orthanc), [data_dir / SERIES])
+    assert result.sent == 3 and result.failed == []
+    return orthanc
+
+
+def test_echo_and_find_at_every_level(stored, capsys):
+    peer = _peer(stored)
+    assert 0 < echo(peer) < 5
+    (patient,) = find(peer, "patient", PatientID="99000")
+    assert patient["PatientName"] == "JANCT000"
+    (study,) = find(peer, "study", PatientID="99000", StudyDate="20030101-20031231")
+    assert study["StudyInstanceUID"] == STUDY_UID and study["NumberOfStudyRelatedInstances"] == "3"
+    (series,) = find(peer, "series", StudyInstanceUID=STUDY_UID, Modality="CT")
+    assert series["SeriesInstanceUID"] == SERIES_UID
+    assert len(find(peer, "image", SeriesInstanceUID=SERIES_UID)) == 3
+    assert find(peer, "study", StudyDate="19990101-19991231") == []
+    # the CLI table is pseudonymised unless --keep-phi
+    assert main(["pacs", "find", "--level", "study", *_options(stored)]) == 0
+    printed = capsys.readouterr().out
+    assert "99000" not in printed and "JANCT000" not in printed and "anon-" in printed
+    assert main(["pacs", "find", "--json", "--keep-phi", *_options(stored)]) == 0
+    assert "JANCT000" in capsys.readouterr().out
+
+
+def test_get_and_move_back_pixel_identical_and_resume(stored, data_dir, tmp_path, capsys):
+    original = load(data_dir / SERIES)
+    peer = _peer(stored)
+    got = get(peer, STUDY_UID, tmp_path / "got")
+    assert len(got.received) == 3 and got.already_present == 0
+    folder = tmp_path / "got" / STUDY_UID / SERIES_UID
+    back = load(folder)
+    np.testing.assert_array_equal(back.array, original.array)
+    np.testing.assert_allclose(back.affine, original.affine, atol=1e-6)
+    # resumable: one instance lost, only that one comes again
+    lost = sorted(folder.glob("*.dcm"))[1]
+    lost.unlink()
+    again = get(peer, SERIES_UID, tmp_path / "got", level="series")
+    assert len(again.received) == 1 and again.already_present == 2 and lost.is_file()
+    assert not list((tmp_path / "got").rglob("*.part"))
+    moved = move(peer, STUDY_UID, tmp_path / "moved", listen_port=stored.move_port)
+    assert len(moved.received) == 3
+    np.testing.assert_array_equal(load(tmp_path / "moved" / STUDY_UID / SERIES_UID).array,
+                                  original.array)  # fmt: skip
+    # the CLI, with a catalog of what arrived
+    code = main(["pacs", "get", STUDY_UID, "-o", str(tmp_path / "cli"), "--catalog",
+                 str(tmp_path / "cli.sqlite"), *_options(stored)])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "3 instance(s) received" in printed and "1 series" in printed
+    # NIfTI of both equal (the converter's view of the same pixels)
+    assert main(["convert", str(data_dir / SERIES), str(tmp_path / "a.nii.gz")]) == 0
+    assert main(["convert", str(folder), str(tmp_path / "b.nii.gz")]) == 0
+    np.testing.assert_array_equal(
+        load(tmp_path / "a.nii.gz").array, load(tmp_path / "b.nii.gz").array
+    )
+
+
+def test_faults_are_one_clear_line(stored, tmp_path, capsys):
+    cases = [
+        (["pacs", "echo", "--host", "127.0.0.1", "--port", str(stored.dicom_port),
+          "--called-aet", "NOT-ORTHANC"], "refused the association"),
+        (["pacs", "echo", "--host", "127.0.0.1", "--port", str(free_port())], "cannot reach"),
+        (["pacs", "get", "1.2.3.4.5", "-o", str(tmp_path / "x"), *_options(stored)],
+         "holds no study 1.2.3.4.5"),
+        (["pacs", "echo"], "no PACS given"),
+        (["pacs", "send", str(tmp_path), *_options(stored)], "no DICOM instance"),
+    ]  # fmt: skip
+    for arguments, expected in cases:
+        assert main(arguments) == 1, arguments
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1, (arguments, err)
+
+
+def test_peer_stopping_mid_transfer_keeps_complete_files(fresh_orthanc, data_dir, tmp_path):
+    from radpipe.phantom import write_phantom_study
+
+    study = write_phantom_study(tmp_path / "study", shape=(40, 64, 64), tumours=1, seed=4)
+    peer = _peer(fresh_orthanc)
+    assert send(peer, [study.series_folder]).sent == 40
+    uid = str(pydicom.dcmread(study.files[0], stop_before_pixels=True).StudyInstanceUID)
+    arrived = []
+
+    def stop_after_five(count: int) -> None:
+        arrived.append(count)
+        if len(arrived) == 5:
+            fresh_orthanc.kill()
+
+    with pytest.raises(PacsError, match="run the same command again"):
+        get(peer, uid, tmp_path / "got", progress=stop_after_five)
+    kept = sorted((tmp_path / "got").rglob("*.dcm"))
+    assert 5 <= len(kept) < 40 and not list((tmp_path / "got").rglob("*.part"))
+    for path in kept:  # every file that is there is whole
+        pydicom.dcmread(path).pixel_array  # noqa: B018
+    fresh_orthanc.start()  # same storage: the study is still on the PACS
+    rest = get(peer, uid, tmp_path / "got")
+    assert rest.already_present == len(kept) and len(rest.received) == 40 - len(kept)
+    np.testing.assert_array_equal(
+        load(next((tmp_path / "got").glob("*/*"))).array, load(study.series_folder).array
+    )
+
+
+def test_seg_goes_to_the_pacs_and_comes_back(stored, data_dir, tmp_path):
+    import highdicom as hd
+
+    peer = _peer(stored)
+    seg = data_dir / "dcmqi/data/segmentations/liver.dcm"
+    assert send(peer, [seg]).sent == 1
+    (series,) = find(peer, "series", StudyInstanceUID=STUDY_UID, Modality="SEG")
+    got = get(peer, series["SeriesInstanceUID"], tmp_path / "seg", level="series")
+    (path,) = got.received
+    back = hd.seg.segread(path)
+    original = hd.seg.segread(seg)
+    assert back.SOPInstanceUID == original.SOPInstanceUID
+    np.testing.assert_array_equal(back.pixel_array, original.pixel_array)
