@@ -144,3 +144,28 @@ def test_seg_goes_to_the_pacs_and_comes_back(stored, data_dir, tmp_path):
     original = hd.seg.segread(seg)
     assert back.SOPInstanceUID == original.SOPInstanceUID
     np.testing.assert_array_equal(back.pixel_array, original.pixel_array)
+
+
+def test_dicomweb_search_retrieve_and_store(fresh_orthanc, data_dir, tmp_path, capsys):
+    from radpipe.pacs import dicomweb as web
+
+    url = fresh_orthanc.dicomweb
+    if url is None:
+        pytest.skip("Orthanc's DICOMweb plugin is not installed")
+    assert web.send(url, [data_dir / SERIES]).sent == 3
+    (study,) = web.find(url, "study", PatientID="99000")
+    assert study["StudyInstanceUID"] == STUDY_UID
+    (series,) = web.find(url, "series", StudyInstanceUID=STUDY_UID)
+    assert series["SeriesInstanceUID"] == SERIES_UID
+    got = web.get(url, STUDY_UID, tmp_path / "web")
+    assert len(got.received) == 3
+    np.testing.assert_array_equal(load(tmp_path / "web" / STUDY_UID / SERIES_UID).array,
+                                  load(data_dir / SERIES).array)  # fmt: skip
+    again = web.get(url, STUDY_UID, tmp_path / "web")
+    assert again.received == [] and again.already_present == 3
+    assert main(["pacs", "find", "--dicomweb", url, "--level", "series", "--json"]) == 0
+    assert SERIES_UID in capsys.readouterr().out
+    fresh_orthanc.stop()
+    assert main(["pacs", "find", "--dicomweb", url]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "cannot reach" in err and len(err.splitlines()) == 1

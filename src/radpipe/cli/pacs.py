@@ -25,6 +25,10 @@ Calling = Annotated[
 Profile = Annotated[
     str | None, typer.Option("--profile", help="Table of ~/.config/radpipe/pacs.toml to use.")
 ]
+Web = Annotated[
+    str | None,
+    typer.Option("--dicomweb", help="DICOMweb root URL: QIDO-RS / WADO-RS / STOW-RS instead."),
+]
 
 #: Columns that identify a patient: pseudonymised or dropped unless --keep-phi.
 IDENTIFYING = ("PatientName", "PatientBirthDate", "AccessionNumber")
@@ -83,26 +87,31 @@ def find_command(
         bool, typer.Option("--keep-phi", help="Show names, IDs and accession numbers.")
     ] = False,
     host: Host = None, port: Port = None, called_aet: Called = None, calling_aet: Calling = None,
-    profile: Profile = None,
+    profile: Profile = None, dicomweb: Web = None,
 ) -> None:  # fmt: skip
-    """C-FIND: studies, series or patients matching the keys (pseudonymised unless --keep-phi).
+    """C-FIND (or QIDO-RS with --dicomweb): studies, series or patients matching the keys,
+    pseudonymised unless --keep-phi.
 
     Example:
 
     $ radpipe pacs find --level series --modality CT --study-date 20240101-20241231
+
+    $ radpipe pacs find --dicomweb http://pacs.local:8042/dicom-web --patient-id 12345
     """
     from rich.table import Table
 
+    from radpipe.pacs import dicomweb as web
     from radpipe.pacs.dimse import find
 
-    peer = _peer(host, port, called_aet, calling_aet, profile)
+    peer: Any = dicomweb or _peer(host, port, called_aet, calling_aet, profile)
     filters = {
         "PatientID": patient_id, "StudyInstanceUID": study_uid, "SeriesInstanceUID": series_uid,
         "StudyDate": study_date, "AccessionNumber": accession,
         ("Modality" if level.lower() in ("series", "image") else "ModalitiesInStudy"): modality,
     }  # fmt: skip
     given = {key: value for key, value in filters.items() if value}
-    rows = [_shown(row, keep_phi) for row in find(peer, level, **given)]
+    search = web.find if dicomweb else find
+    rows = [_shown(row, keep_phi) for row in search(peer, level, **given)]
     if as_json:
         for row in rows:
             typer.echo(json.dumps(row))
@@ -142,16 +151,22 @@ def get_command(
         Path | None, typer.Option("--catalog", help="Catalog to add the study to.")
     ] = None,
     host: Host = None, port: Port = None, called_aet: Called = None, calling_aet: Calling = None,
-    profile: Profile = None,
+    profile: Profile = None, dicomweb: Web = None,
 ) -> None:  # fmt: skip
-    """C-GET a study or series; instances already in OUT are not fetched again.
+    """C-GET (or WADO-RS with --dicomweb) a study or series; instances already in OUT are not
+    fetched again.
 
     Example:
 
     $ radpipe pacs get 1.2.840.113619.2.55.3 -o studies --catalog studies.sqlite
     """
+    from radpipe.pacs import dicomweb as web
     from radpipe.pacs.dimse import get
 
+    if dicomweb:
+        _retrieve("WADO-RS", uid, out, level, catalog,
+                  lambda **hooks: web.get(dicomweb, uid, out, level=level, **hooks))  # fmt: skip
+        return
     peer = _peer(host, port, called_aet, calling_aet, profile)
     _retrieve("C-GET", uid, out, level, catalog,
               lambda **hooks: get(peer, uid, out, level=level, **hooks))  # fmt: skip
@@ -190,19 +205,22 @@ def move_command(
 def send_command(
     paths: Annotated[list[Path], typer.Argument(help="DICOM files, folders or zip archives.")],
     host: Host = None, port: Port = None, called_aet: Called = None, calling_aet: Calling = None,
-    profile: Profile = None,
+    profile: Profile = None, dicomweb: Web = None,
 ) -> None:  # fmt: skip
-    """C-STORE files, folders or zips (a SEG or SR from radpipe included).
+    """C-STORE (or STOW-RS with --dicomweb) files, folders or zips (a SEG or SR from radpipe
+    included).
 
     Example:
 
     $ radpipe pacs send report/seg.dcm --host pacs.local --port 4242 --called-aet ORTHANC
     """
+    from radpipe.pacs import dicomweb as web
     from radpipe.pacs.dimse import send
 
-    peer = _peer(host, port, called_aet, calling_aet, profile)
+    peer: Any = dicomweb or _peer(host, port, called_aet, calling_aet, profile)
+    store = web.send if dicomweb else send
     with progress_bar("Sending") as (advance, set_total):
-        result = send(peer, paths, progress=advance, on_total=set_total)
+        result = store(peer, paths, progress=advance, on_total=set_total)
     stdout.print(f"{peer}: {result.sent} instance(s) stored")
     for problem in result.failed:
         stdout.print(f"[yellow]not stored:[/yellow] {problem}")

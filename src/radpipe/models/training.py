@@ -28,8 +28,8 @@ from radpipe.models.card import CARD_NAME, CHECKPOINT_NAME, WEIGHTS_NAME, ModelC
 from radpipe.models.intensity import apply_intensity, fit_intensity
 from radpipe.models.networks import build_network, choose_device, default_network
 
-#: U-Net strides 2 × 2 × 2: network inputs are multiples of this.
-SIZE_MULTIPLE = 8
+#: U-Net strides (2⁴ in 2-D, 2³ in 3-D): network inputs are multiples of these.
+SIZE_MULTIPLE = {2: 16, 3: 8}
 
 AUGMENTATIONS = {
     "none": None,
@@ -119,10 +119,11 @@ class TrainResult:
 
 
 def _rounded_size(shape: tuple[int, ...], limit: int | None) -> tuple[int, ...]:
+    multiple = SIZE_MULTIPLE[len(shape)]
     size = []
     for extent in shape:
         chosen = min(extent, limit) if limit else extent
-        size.append(max(SIZE_MULTIPLE, chosen - chosen % SIZE_MULTIPLE))
+        size.append(max(multiple, chosen - chosen % multiple))
     return tuple(size)
 
 
@@ -275,10 +276,10 @@ def train(
     if train_indices.size == 0:
         raise ModelError(f"{dataset}: every patient is held out; lower --val-fraction")
     patch = chosen.patch_size or _rounded_size(reader.sample_shape, 64 if dimensions == 3 else None)
-    if len(patch) != dimensions or any(n % SIZE_MULTIPLE or n < SIZE_MULTIPLE for n in patch):
+    multiple = SIZE_MULTIPLE[dimensions]
+    if len(patch) != dimensions or any(n % multiple or n < multiple for n in patch):
         raise ModelError(
-            f"--patch-size {tuple(patch)}: give {dimensions} extents, each a multiple of "
-            f"{SIZE_MULTIPLE}"
+            f"--patch-size {tuple(patch)}: give {dimensions} extents, each a multiple of {multiple}"
         )
     settings = json.loads(str(reader.attrs.get("preprocessing", "{}")) or "{}")
     normalized = settings.get("normalization", "none") not in (None, "none")
