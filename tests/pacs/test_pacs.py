@@ -169,3 +169,51 @@ def test_dicomweb_search_retrieve_and_store(fresh_orthanc, data_dir, tmp_path, c
     assert main(["pacs", "find", "--dicomweb", url]) == 1
     err = capsys.readouterr().err.strip()
     assert "cannot reach" in err and len(err.splitlines()) == 1
+
+
+def test_analysis_results_as_seg_and_sr_go_back_to_the_pacs(stored, tmp_path, capsys):
+    """analyze --send: a SEG with a segment per lesion and a TID 1500 SR whose groups carry
+    each lesion's volume (phantom truth), diameters and HU, referencing that SEG; highdicom
+    reads both, dciodvfy finds no error, Orthanc holds them after."""
+    import shutil
+    import subprocess
+
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from radpipe.phantom import write_phantom_study
+
+    study = write_phantom_study(tmp_path / "p", patient_id="SR-1", shape=(24, 96, 96), tumours=2,
+                                seed=3)  # fmt: skip
+    code = main(["analyze", str(tmp_path / "p"), "-o", str(tmp_path / "report"), "--no-pictures",
+                 "--send", *_options(stored)])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "2 of 2 result instance(s) stored" in printed
+    (seg_path,) = (tmp_path / "report" / "dicom").glob("*/seg.dcm")
+    sr_path = seg_path.with_name("sr.dcm")
+    seg = hd.seg.segread(seg_path)
+    labels = [item.SegmentLabel for item in seg.SegmentSequence]
+    assert labels[-2:] == ["lesion 1", "lesion 2"]
+    sr = hd.sr.srread(sr_path)
+    groups = sr.content.get_volumetric_roi_measurement_groups()
+    assert len(groups) == 2
+    truth = sorted((t.volume_ml for t in study.phantom.tumours), reverse=True)
+    for group, expected_ml in zip(groups, truth, strict=True):
+        volume = group.get_measurements(name=codes.SCT.Volume)[0]
+        assert volume.value == pytest.approx(expected_ml * 1000, rel=1e-6)
+        assert group.get_measurements(name=codes.SCT.Mean)[0].unit.value == "[hnsf'U]"
+        reference = group.referenced_segment
+        assert reference.referenced_sop_instance_uid == seg.SOPInstanceUID
+        (number,) = reference.referenced_segment_numbers
+        assert labels[number - 1].startswith("lesion ")
+    assert "SR-1" not in sr_path.read_bytes().decode("latin-1")  # pseudonymised
+    if shutil.which("dciodvfy"):
+        for path in (seg_path, sr_path):
+            checked = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+            errors = [line for line in checked.stderr.splitlines() if line.startswith("Error")]
+            assert errors == [], (path.name, errors)
+    assert {row["Modality"] for row in find(_peer(stored), "series", PatientID="*")} >= {
+        "SEG",
+        "SR",
+    }

@@ -74,14 +74,31 @@ def analyze(
         bool, typer.Option("--overwrite", help="Replace an earlier report in --out.")
     ] = False,
     on_duplicate: OnDuplicate = "error",
+    dicom_results: Annotated[
+        Path | None,
+        typer.Option(
+            "--dicom-results",
+            help="Folder for each patient's DICOM SEG and SR measurement report (TID 1500).",
+        ),
+    ] = None,
+    send: Annotated[
+        bool, typer.Option("--send", help="C-STORE the SEG and SR to the PACS (--host …).")
+    ] = False,
+    host: Annotated[str | None, typer.Option("--host", help="PACS host for --send.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="PACS port for --send.")] = None,
+    called_aet: Annotated[str | None, typer.Option("--called-aet")] = None,
+    calling_aet: Annotated[str | None, typer.Option("--calling-aet")] = None,
 ) -> None:
-    """Measure organs and tumours: per-lesion, per-patient and cohort reports.
+    """Measure organs and tumours: per-lesion, per-patient and cohort reports; optionally a
+    DICOM SEG and SR per patient, sent back to the PACS.
 
     Example:
 
     $ radpipe analyze demo-output/patient01 --out report
 
     $ radpipe analyze --image ct/ --mask liver=liver.nii.gz --mask tumor=tumor.nii.gz
+
+    $ radpipe analyze study/ --dicom-results results --send --host pacs --port 4242
     """
     from radpipe.catalog.patients import analysis_inputs
     from radpipe.export.report import analyse_to_reports
@@ -98,6 +115,22 @@ def analyze(
             f"{report.reference_organ or '-'}{small}"
         )
 
+    peer = None
+    if send:
+        from radpipe.pacs.peer import resolve_peer
+
+        peer = resolve_peer(host, port, called_aet, calling_aet)  # checked before any work
+        dicom_results = dicom_results or out / "dicom"
+    written: list[Path] = []
+
+    def results(report: Any, image_volume: Any, masks: Any) -> None:
+        from radpipe.export.sr import write_results
+
+        assert dicom_results is not None
+        files = write_results(image_volume, masks, report, dicom_results / report.patient,
+                              keep_phi=keep_phi, overwrite=overwrite)  # fmt: skip
+        written.extend([files.seg, files.sr])
+
     with progress_bar(f"Scanning {path.name}" if path else "Reading") as (advance, set_total):
         inputs = analysis_inputs(
             path, image=image, masks=_mask_specs(mask or []), label_names=parse_label_names(labels),
@@ -110,8 +143,16 @@ def analyze(
             min_volume_ml=min_volume, pictures=pictures, overwrite=overwrite,
             on_patient=report_line,
             input_folders=[str(p) for p in (path, image) if p is not None],
+            on_analysed=results if dicom_results is not None else None,
         )  # fmt: skip
     stdout.print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    if written:
+        stdout.print(f"wrote {len(written) // 2} DICOM SEG + SR pair(s) into {dicom_results}")
+    if peer is not None and written:
+        from radpipe.pacs.dimse import send as store
+
+        result = store(peer, written)
+        stdout.print(f"{peer}: {result.sent} of {len(written)} result instance(s) stored")
 
 
 @masks_app.command("convert")

@@ -319,6 +319,7 @@ def analyse_to_reports(
     overwrite: bool = False,
     on_patient: Callable[[PatientReport], None] | None = None,
     input_folders: Sequence[str | Path] = (),
+    on_analysed: Callable[[PatientReport, Volume, MaskSet], None] | None = None,
 ) -> tuple[list[PatientReport], dict[str, Path]]:
     """Analyse each (patient, image, masks) and write the cohort's reports into ``folder``.
 
@@ -332,6 +333,8 @@ def analyse_to_reports(
     pictures : a three-plane picture through each lesion in report.html
     overwrite : replace an earlier report in ``folder``; checked before any work is done
     on_patient : called with each patient's report as it is done (progress)
+    on_analysed : called with each report, its image and masks while they are in memory (e.g.
+        :func:`radpipe.export.sr.write_results` for DICOM SEG and SR)
     input_folders : folders the inputs were read from; the report folder may lie in one (a
         dataset root) but may not be one or hold one
 
@@ -360,6 +363,8 @@ def analyse_to_reports(
         reports.append(report)
         if pictures:
             figures[patient] = lesion_pictures(image, masks, report.lesions)
+        if on_analysed is not None:
+            on_analysed(report, image, masks)
         if on_patient is not None:
             on_patient(report)
     paths = write_reports(reports, target, pictures=figures, overwrite=overwrite)

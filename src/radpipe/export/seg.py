@@ -96,14 +96,53 @@ def write_seg(
     FormatError
         If no label lies on the source images, or a source image lacks its geometry.
     """
+    from radpipe.io.atomic import atomic_path
+
+    seg, _ = build_seg(
+        labels, source_files, categories=categories, algorithm=algorithm, source_name=str(path)
+    )
+    if not keep_phi:
+        from radpipe.export.deidentify import deidentify_dataset
+        from radpipe.privacy import pseudonym_key
+
+        deidentify_dataset(seg, key=pseudonym_key())
+        if "AccessionNumber" not in seg:  # Type 2: present, empty
+            seg.AccessionNumber = ""
+        seg.DeviceSerialNumber = "0"  # radpipe's own (Type 1 in Enhanced General Equipment)
+    seg.SeriesDescription = series_description  # radpipe's own words: no identifier
+    target = Path(path)
+    with atomic_path(
+        target, overwrite=overwrite, inputs=[str(p) for p in source_files]
+    ) as temporary:
+        seg.save_as(temporary)
+    return target
+
+
+def build_seg(
+    labels: LabelMap,
+    source_files: Sequence[str | Path],
+    *,
+    categories: dict[int, str] | None = None,
+    algorithm: str | None = None,
+    source_name: str = "SEG",
+) -> tuple[Any, list[Any]]:
+    """The binary SEG dataset of :func:`write_seg` before de-identification, and the source
+    image datasets it references (for an SR that cites both); segment ``n`` is the ``n``-th
+    label present, in increasing value.
+
+    Raises
+    ------
+    GeometryError, FormatError
+        As :func:`write_seg`.
+    """
     import warnings
 
     import highdicom as hd
     import pydicom
 
-    from radpipe.io.atomic import atomic_path
     from radpipe.io.sources import open_source
 
+    path = source_name
     datasets = sorted(
         (_read_source(pydicom, str(p), open_source) for p in source_files),
         key=lambda ds: float(
@@ -164,18 +203,7 @@ def write_seg(
             software_versions=_version(),
             device_serial_number="0",
         )
-    if not keep_phi:
-        from radpipe.export.deidentify import deidentify_dataset
-        from radpipe.privacy import pseudonym_key
-
-        deidentify_dataset(seg, key=pseudonym_key())
-    seg.SeriesDescription = series_description  # radpipe's own words: no identifier
-    target = Path(path)
-    with atomic_path(
-        target, overwrite=overwrite, inputs=[str(p) for p in source_files]
-    ) as temporary:
-        seg.save_as(temporary)
-    return target
+    return seg, datasets
 
 
 def _version() -> str:
