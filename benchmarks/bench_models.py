@@ -212,7 +212,7 @@ def phantom_quality(work: Path, device: str) -> None:
     options = BuildOptions(mode="2d", labelled_only=True)
     jobs = []
     for number, study in enumerate(studies[:3]):
-        found, _ = plan_build(options, work / f"plan{number}", source=study.series_folder)
+        found, _ = plan_build(options, work / f"plan{number}", source=study.folder)
         jobs.extend(found)
     summary = build(jobs, work / "phantom.h5", options=options, workers=1)
     started = time.perf_counter()

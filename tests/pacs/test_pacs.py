@@ -217,3 +217,57 @@ def test_analysis_results_as_seg_and_sr_go_back_to_the_pacs(stored, tmp_path, ca
         "SEG",
         "SR",
     }
+
+
+def _wait_for(path_glob, folder, timeout=60):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sorted(folder.glob(path_glob))
+        if found:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"nothing like {path_glob} in {folder} after {timeout} s")
+
+
+def test_listening_node_files_studies_and_runs_its_hooks(data_dir, tmp_path):
+    """A storage SCP files a CT + SEG study sent to it and analyses it once the association
+    ends; with a model it segments an incoming phantom and analyses the prediction."""
+    import json
+
+    from radpipe.pacs.hooks import study_hook
+    from radpipe.pacs.peer import Peer
+    from radpipe.pacs.storage import StorageNode
+
+    port = free_port()
+    results = tmp_path / "results"
+    hook = study_hook(results=results, analyze=True, catalog=tmp_path / "node.sqlite")
+    with StorageNode(tmp_path / "incoming", port=port, on_study=hook) as node:
+        sent = send(Peer("127.0.0.1", port, "RADPIPE"),
+                    [data_dir / SERIES, data_dir / "dcmqi/data/segmentations/liver.dcm"])  # fmt: skip
+        assert sent.sent == 4
+        (report,) = _wait_for("*/report/report.json", results)
+    assert node.problems == []
+    assert len(list((tmp_path / "incoming" / STUDY_UID).glob("*/*.dcm"))) == 4
+    organs = {o["name"]: o for o in json.loads(report.read_text())["patients"][0]["organs"]}
+    assert organs["Liver"]["voxels"] > 0 or organs.get("liver", {}).get("voxels", 0) > 0
+    assert (tmp_path / "node.sqlite").is_file()
+
+    pytest.importorskip("monai")
+    from radpipe.dataset.build import BuildOptions, build, plan_build
+    from radpipe.models import TrainOptions, train
+    from radpipe.phantom import write_phantom_study
+
+    study = write_phantom_study(tmp_path / "ph", shape=(16, 64, 64), tumours=1, seed=5)
+    jobs, _ = plan_build(BuildOptions(), tmp_path / "plan", source=study.folder)
+    dataset = build(jobs, tmp_path / "d.h5", options=BuildOptions(), workers=1).path
+    train(dataset, tmp_path / "model", options=TrainOptions(epochs=1, val_fraction=0.0))
+    port = free_port()
+    hook = study_hook(results=tmp_path / "r2", model=tmp_path / "model", analyze=True)
+    with StorageNode(tmp_path / "in2", port=port, on_study=hook) as node:
+        assert send(Peer("127.0.0.1", port, "RADPIPE"), [study.series_folder]).sent == 16
+        (labels,) = _wait_for("*/labels/*.nii.gz", tmp_path / "r2")
+        _wait_for("*/report/report.json", tmp_path / "r2")
+    assert node.problems == []
+    assert load(labels).shape == load(study.series_folder).spatial_shape

@@ -133,7 +133,7 @@ def _deep_learning_loop(folder: Path, patients: int, *, overwrite: bool) -> None
         jobs = []
         for number in range(1, patients):
             found, _ = plan_build(options, Path(work) / str(number),
-                                  source=folder / f"patient{number:02d}" / "CT")  # fmt: skip
+                                  source=folder / f"patient{number:02d}")  # fmt: skip
             jobs.extend(found)
         # the label maps beside the series give the classes
         summary = build(jobs, dataset, options=options, overwrite=True, workers=1)

@@ -224,3 +224,53 @@ def send_command(
     stdout.print(f"{peer}: {result.sent} instance(s) stored")
     for problem in result.failed:
         stdout.print(f"[yellow]not stored:[/yellow] {problem}")
+
+
+@pacs_app.command("listen")
+def listen_command(
+    out: Annotated[Path, typer.Option("-o", "--out", help="Folder to file incoming studies in.")],
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 11112,
+    aet: Annotated[str, typer.Option("--aet", help="This node's AE title.")] = "RADPIPE",
+    catalog: Annotated[
+        Path | None, typer.Option("--catalog", help="Catalog kept up to date.")
+    ] = None,
+    analyze: Annotated[
+        bool, typer.Option("--analyze", help="Analyse each completed study's masks.")
+    ] = False,
+    segment: Annotated[
+        Path | None, typer.Option("--segment", help="Model folder: segment each study.")
+    ] = None,
+    results: Annotated[
+        Path | None, typer.Option("--results", help="Folder for the hooks' outputs.")
+    ] = None,
+) -> None:
+    """Run a storage SCP (a research node) that files incoming studies until Ctrl-C.
+
+    Example:
+
+    $ radpipe pacs listen --port 11112 -o incoming --segment liver-model --analyze
+    """
+    from radpipe.pacs.hooks import study_hook
+    from radpipe.pacs.storage import StorageNode
+
+    hook: Any = None
+    if analyze or segment is not None or catalog is not None:
+        if segment is not None:
+            from radpipe.models.card import read_card
+
+            read_card(segment)  # a bad model folder fails before listening
+        hook = study_hook(results=results or out.with_name(out.name + "-results"),
+                          model=segment, analyze=analyze, catalog=catalog)  # fmt: skip
+
+    def stored(path: Path, dataset: Any) -> None:
+        typer.echo(f"stored {path.relative_to(out)}", err=True)
+
+    node = StorageNode(out, port=port, aet=aet, on_study=hook, on_stored=stored)
+    stdout.print(f"listening as {aet} on port {port}; filing into {out} (Ctrl-C stops)")
+    with node:
+        try:
+            node.wait()
+        except KeyboardInterrupt:
+            stdout.print("stopping")
+    for problem in node.problems:
+        stdout.print(f"[yellow]study not processed:[/yellow] {problem}")

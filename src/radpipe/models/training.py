@@ -323,7 +323,7 @@ def train(
         optimizer, lambda epoch: max(0.0, 1 - epoch / chosen.epochs) ** 0.9
     )
     history: list[EpochRecord] = []
-    best = -1.0
+    best = -math.inf  # scores are Dice (validation) or minus the loss (none)
     start_epoch = 0
     if resume:
         state = torch.load(target / CHECKPOINT_NAME, map_location=device, weights_only=False)

@@ -88,3 +88,117 @@ class Receiver:
         if self.on_stored is not None:
             self.on_stored(path, dataset)
         return 0x0000
+
+
+class StorageNode:
+    """A storage SCP (``radpipe pacs listen``): files every instance it receives under
+    ``folder`` and, when an association that brought instances ends, calls ``on_study`` with
+    each study folder it touched (in a worker thread, one study at a time).
+
+    Use :meth:`start` and :meth:`stop` (or ``with``); :meth:`wait` blocks until stopped.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        *,
+        port: int,
+        aet: str = "RADPIPE",
+        host: str = "0.0.0.0",
+        on_study: Callable[[Path], None] | None = None,
+        on_stored: Callable[[Path, Any], None] | None = None,
+    ) -> None:
+        self.folder = Path(folder)
+        self.port, self.aet, self.host = port, aet, host
+        self.on_study = on_study
+        self.receiver = Receiver(self.folder, on_stored=on_stored)
+        self._touched: dict[int, set[Path]] = {}
+        self._queue: Any = None
+        self._server: Any = None
+        self._worker: threading.Thread | None = None
+        self.problems: list[str] = []
+
+    def _stored(self, event: Any) -> int:
+        status = self.receiver.handle(event)
+        if status == 0x0000:
+            study = self.folder / str(event.dataset.StudyInstanceUID)
+            self._touched.setdefault(id(event.assoc), set()).add(study)
+        return status
+
+    def _ended(self, event: Any) -> None:
+        studies = self._touched.pop(id(event.assoc), set())
+        for study in sorted(studies):
+            self._queue.put(study)
+
+    def _work(self) -> None:
+        from radpipe.errors import RadpipeError
+
+        while True:
+            study = self._queue.get()
+            if study is None:
+                return
+            if self.on_study is None:
+                continue
+            try:
+                self.on_study(study)
+            except RadpipeError as exc:  # one study's problem does not stop the node
+                self.problems.append(f"{study.name}: {exc}")
+            except Exception as exc:  # nor does a fault: it is reported with the study
+                self.problems.append(f"{study.name}: internal error {type(exc).__name__}: {exc}")
+
+    def start(self) -> StorageNode:
+        """Listen; returns at once (the server and the hook worker run in threads).
+
+        Raises
+        ------
+        PacsError
+            If the port cannot be listened on.
+        """
+        import queue
+
+        from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+        from pynetdicom.sop_class import Verification
+
+        from radpipe.errors import PacsError
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._queue = queue.Queue()
+        ae = AE(ae_title=self.aet)
+        ae.add_supported_context(Verification)
+        for context in AllStoragePresentationContexts:
+            ae.add_supported_context(context.abstract_syntax, ALL_TRANSFER_SYNTAXES)
+        handlers = [
+            (evt.EVT_C_STORE, self._stored),
+            (evt.EVT_RELEASED, self._ended),
+            (evt.EVT_ABORTED, self._ended),
+        ]
+        try:
+            self._server = ae.start_server((self.host, self.port), block=False,
+                                           evt_handlers=handlers)  # fmt: skip
+        except OSError as exc:
+            raise PacsError(f"cannot listen on port {self.port} ({exc})") from None
+        self._worker = threading.Thread(target=self._work, name="radpipe-study-hooks",
+                                        daemon=True)  # fmt: skip
+        self._worker.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop listening, then let the hooks finish the studies already handed over."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._worker = None
+
+    def wait(self) -> None:
+        """Block until :meth:`stop` is called from another thread (or Ctrl-C)."""
+        while self._server is not None:
+            threading.Event().wait(0.5)
+
+    def __enter__(self) -> StorageNode:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
