@@ -244,8 +244,8 @@ def test_listening_node_files_studies_and_runs_its_hooks(data_dir, tmp_path):
     results = tmp_path / "results"
     hook = study_hook(results=results, analyze=True, catalog=tmp_path / "node.sqlite")
     with StorageNode(tmp_path / "incoming", port=port, on_study=hook) as node:
-        sent = send(Peer("127.0.0.1", port, "RADPIPE"),
-                    [data_dir / SERIES, data_dir / "dcmqi/data/segmentations/liver.dcm"])  # fmt: skip
+        seg = data_dir / "dcmqi/data/segmentations/liver.dcm"
+        sent = send(Peer("127.0.0.1", port, "RADPIPE"), [data_dir / SERIES, seg])
         assert sent.sent == 4
         (report,) = _wait_for("*/report/report.json", results)
     assert node.problems == []
