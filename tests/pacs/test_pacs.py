@@ -13,7 +13,7 @@ from radpipe.cli.main import main
 from radpipe.errors import PacsError
 from radpipe.io import load
 from radpipe.pacs import echo, find, get, move, resolve_peer, send
-from tests.pacs.conftest import free_port
+from radpipe.pacs.testing import free_port
 
 SERIES = "dcmqi/data/segmentations/ct-3slice"
 STUDY_UID = "1.2.392.200103.20080913.113635.0.2009.6.22.21.43.10.22941.1"
