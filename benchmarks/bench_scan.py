@@ -36,7 +36,8 @@ def dataset(patients: int, slices: int, zipped: int) -> Path:
             folder, patient_id=f"BENCH-{number:04d}", shape=(slices, 32, 32),
             spacing=(2.0, 6.0, 6.0), tumours=0, seed=number,
         )  # fmt: skip
-        study.labels_path.unlink()
+        study.labels_path.unlink()  # images only: the label map and its names' sidecar go
+        study.labels_path.with_name("labels.json").unlink(missing_ok=True)
         if number < zipped:
             with zipfile.ZipFile(folder / "CT.zip", "w", zipfile.ZIP_DEFLATED) as archive:
                 for path in sorted(study.series_folder.iterdir()):
