@@ -220,8 +220,10 @@ def phantom_quality(work: Path, device: str) -> None:
         jobs.extend(found)
     summary = build(jobs, work / "phantom.h5", options=options, workers=1)
     started = time.perf_counter()
-    result = train(summary.path, work / "phantom-model", options=TrainOptions(
-        epochs=40, max_minutes=8.0, batch_size=8, val_fraction=0.0, device=device))  # fmt: skip
+    # 96×96 windows (foreground-weighted) of the 192×192 slices: four times the steps per minute
+    options = TrainOptions(epochs=60, max_minutes=8.0, batch_size=4, learning_rate=3e-3,
+                           val_fraction=0.0, device=device, patch_size=(96, 96))  # fmt: skip
+    result = train(summary.path, work / "phantom-model", options=options)
     minutes = (time.perf_counter() - started) / 60
     tumour = next(v for v, n in result.card.classes.items() if n == "tumor")
     test = studies[3]

@@ -72,11 +72,13 @@ def resample(
     spacing: float | Sequence[float] | None = None,
     reference: Volume | None = None,
     interpolation: Interpolation | str | None = None,
+    fill: float | None = None,
 ) -> AnyVolume:
     """Resample onto a new spacing (same field of view) or onto a reference grid, with SimpleITK.
 
     Label maps use nearest neighbour and keep their labels; images use linear (or B-spline)
-    interpolation and keep their dtype for integer data (rounded).
+    interpolation and keep their dtype for integer data (rounded). Points outside the source
+    take ``fill`` (default: 0 for labels, the image's minimum otherwise).
     """
     import SimpleITK as sitk
 
@@ -106,7 +108,7 @@ def resample(
             Interpolation.BSPLINE: sitk.sitkBSpline,
         }[method]
     )
-    background = 0.0 if is_labels else float(volume.array.min())
+    background = fill if fill is not None else 0.0 if is_labels else float(volume.array.min())
     resampler.SetDefaultPixelValue(background)
     source = (
         volume.to_sitk()

@@ -52,7 +52,10 @@ def test_training_writes_a_model_folder(model, cohort):
     assert card.classes == {0: "background", 1: "liver", 2: "spleen", 3: "tumor"}
     assert card.dimensions == 2 and card.input_size == SHAPE[1:] and card.patch_size == SHAPE[1:]
     assert card.spacing_mm == (2.5, 3.0, 3.0)
-    assert card.preprocessing["intensity"] == {"mode": "slice_zscore"}
+    intensity = card.preprocessing["intensity"]  # CT: clipped to the labelled voxels' HU
+    assert (
+        intensity["mode"] == "global_zscore" and -200 < intensity["low"] < intensity["high"] < 300
+    )
     assert card.name == "phantom-unet" and card.radpipe_version
     assert len(card.training["validation_patients"]) == 1  # 3 patients × 0.2 → one held out
     assert not set(card.training["patients"]) & set(card.training["validation_patients"])
@@ -275,3 +278,21 @@ def test_a_folder_of_patients_is_segmented_in_parallel(model, cohort, tmp_path, 
     }
     together = {tuple(load(p).array.astype(int).sum(axis=(1, 2))) for p in written}
     assert alone == together  # each series' labels equal the one-by-one segmentation
+
+
+def test_a_model_built_with_one_orientation_reads_nifti_and_dicom_alike(cohort, tmp_path):
+    """radpipe reads a NIfTI with its rows in the file's order, opposite to the DICOM rows of
+    the same CT; a dataset built with --orient LPS gives a model that segments both the same."""
+    from radpipe.placement import labels_on
+
+    root, studies, _ = cohort
+    dataset = tmp_path / "lps.h5"
+    assert main(["dataset", "build", str(root / "tree"), "-o", str(dataset), "--orient", "LPS",
+                 "--workers", "1"]) == 0  # fmt: skip
+    train(dataset, tmp_path / "m", options=TrainOptions(epochs=1, val_fraction=0.0))
+    dicom = load(studies[2].series_folder)
+    nifti = load(save(dicom, tmp_path / "ct.nii.gz"))
+    assert not np.array_equal(nifti.array, dicom.array)  # another storage order
+    from_dicom = segment(dicom, tmp_path / "m").labels
+    from_nifti = segment(nifti, tmp_path / "m").labels
+    np.testing.assert_array_equal(labels_on(from_nifti, dicom).array, from_dicom.array)

@@ -243,7 +243,7 @@ def test_listening_node_files_studies_and_runs_its_hooks(data_dir, tmp_path):
     port = free_port()
     results = tmp_path / "results"
     hook = study_hook(results=results, analyze=True, catalog=tmp_path / "node.sqlite")
-    with StorageNode(tmp_path / "incoming", port=port, on_study=hook) as node:
+    with StorageNode(tmp_path / "incoming", port=port, on_study=hook, settle_seconds=0.5) as node:
         seg = data_dir / "dcmqi/data/segmentations/liver.dcm"
         sent = send(Peer("127.0.0.1", port, "RADPIPE"), [data_dir / SERIES, seg])
         assert sent.sent == 4
@@ -265,7 +265,7 @@ def test_listening_node_files_studies_and_runs_its_hooks(data_dir, tmp_path):
     train(dataset, tmp_path / "model", options=TrainOptions(epochs=1, val_fraction=0.0))
     port = free_port()
     hook = study_hook(results=tmp_path / "r2", model=tmp_path / "model", analyze=True)
-    with StorageNode(tmp_path / "in2", port=port, on_study=hook) as node:
+    with StorageNode(tmp_path / "in2", port=port, on_study=hook, settle_seconds=0.5) as node:
         assert send(Peer("127.0.0.1", port, "RADPIPE"), [study.series_folder]).sent == 16
         (labels,) = _wait_for("*/labels/*.nii.gz", tmp_path / "r2")
         _wait_for("*/report/report.json", tmp_path / "r2")

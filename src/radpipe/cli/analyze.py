@@ -128,7 +128,8 @@ def analyze(
 
         assert dicom_results is not None
         files = write_results(image_volume, masks, report, dicom_results / report.patient,
-                              keep_phi=keep_phi, overwrite=overwrite)  # fmt: skip
+                              connectivity=connectivity, keep_phi=keep_phi,
+                              overwrite=overwrite)  # fmt: skip
         written.extend([files.seg, files.sr])
 
     with progress_bar(f"Scanning {path.name}" if path else "Reading") as (advance, set_total):

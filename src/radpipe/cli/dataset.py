@@ -184,6 +184,10 @@ def build_command(
             help="Keep numbered tumours (livertumor01, …) as classes of their own.",
         ),
     ] = False,
+    orient: Annotated[
+        str | None,
+        typer.Option("--orient", help="Reorient every patient first (LPS, RAS, …): one layout."),
+    ] = None,
 ) -> None:
     """Build an HDF5 dataset of images and masks with one label table for every patient.
 
@@ -204,7 +208,7 @@ def build_command(
         settings, mode=mode, spacing=_floats(spacing), size=_ints(size),
         normalization=normalization, window=window, labelled_only=labelled_only or None,
         keep_phi=keep_phi or None, on_duplicate=on_duplicate, labels=labels,
-        merge=merge or None, keep_numbered=keep_numbered or None,
+        merge=merge or None, keep_numbered=keep_numbered or None, orient=orient,
     )  # fmt: skip
     output = output or (
         Path(settings["output_filename"]) if "output_filename" in settings else None

@@ -138,7 +138,7 @@ def segment_command(
         from radpipe.cli.console import progress_bar
 
         with progress_bar("Segmenting") as (advance, _):
-            labelled, problems = segment_tree(
+            labelled, problems, _ = segment_tree(
                 image, target, model=model, device=device, workers=workers,
                 scheduler=scheduler, overwrite=overwrite, progress=advance,
             )  # fmt: skip

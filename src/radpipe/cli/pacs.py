@@ -58,12 +58,17 @@ def echo_command(
     stdout.print(f"{peer}: echo answered in {echo(peer) * 1000:.1f} ms")
 
 
-def _shown(row: dict[str, str], keep_phi: bool) -> dict[str, str]:
+def _shown(row: dict[str, str], keep_phi: bool, level: str) -> dict[str, str]:
+    """The columns shown: with --keep-phi all; else only the level's query keys, less names,
+    birth dates and accession numbers, and the patient ID as a pseudonym (a PACS may return
+    more than was asked, such as referring physicians or institutions)."""
+    from radpipe.pacs.dimse import RETURN_KEYS
     from radpipe.privacy import pseudonym
 
     if keep_phi:
         return row
-    shown = {k: v for k, v in row.items() if k not in IDENTIFYING}
+    allowed = set(RETURN_KEYS.get(level.upper(), ())) - set(IDENTIFYING)
+    shown = {k: v for k, v in row.items() if k in allowed}
     if "PatientID" in shown:
         shown["PatientID"] = pseudonym(shown["PatientID"])
     return shown
@@ -111,7 +116,7 @@ def find_command(
     }  # fmt: skip
     given = {key: value for key, value in filters.items() if value}
     search = web.find if dicomweb else find
-    rows = [_shown(row, keep_phi) for row in search(peer, level, **given)]
+    rows = [_shown(row, keep_phi, level) for row in search(peer, level, **given)]
     if as_json:
         for row in rows:
             typer.echo(json.dumps(row))
@@ -243,6 +248,9 @@ def listen_command(
     results: Annotated[
         Path | None, typer.Option("--results", help="Folder for the hooks' outputs.")
     ] = None,
+    settle: Annotated[
+        float, typer.Option("--settle", help="Seconds without new instances before a hook runs.")
+    ] = 5.0,
 ) -> None:
     """Run a storage SCP (a research node) that files incoming studies until Ctrl-C.
 
@@ -259,13 +267,14 @@ def listen_command(
             from radpipe.models.card import read_card
 
             read_card(segment)  # a bad model folder fails before listening
-        hook = study_hook(results=results or out.with_name(out.name + "-results"),
-                          model=segment, analyze=analyze, catalog=catalog)  # fmt: skip
+        chosen = results or out.resolve().with_name(out.resolve().name + "-results")
+        hook = study_hook(results=chosen, model=segment, analyze=analyze, catalog=catalog)
 
     def stored(path: Path, dataset: Any) -> None:
         typer.echo(f"stored {path.relative_to(out)}", err=True)
 
-    node = StorageNode(out, port=port, aet=aet, on_study=hook, on_stored=stored)
+    node = StorageNode(out, port=port, aet=aet, on_study=hook, on_stored=stored,
+                       settle_seconds=settle)  # fmt: skip
     stdout.print(f"listening as {aet} on port {port}; filing into {out} (Ctrl-C stops)")
     with node:
         try:

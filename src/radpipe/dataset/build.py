@@ -46,6 +46,9 @@ class BuildOptions:
     labels: dict[int, str] | None = None
     merge: list[str] = field(default_factory=list)
     keep_numbered: bool = False
+    orient: str | None = None
+    """Reorient every patient to this code (``LPS``, ``RAS``, …) first: samples then share one
+    orientation whatever each series' storage order (a model trained on them needs it)."""
 
     def settings(self) -> dict[str, Any]:
         """What goes in the file's ``preprocessing`` attribute (the label table has its own)."""
@@ -157,11 +160,16 @@ def _samples_from_volume(
             else [image.spacing[0], *options.spacing[-2:]]
         )
     processed, mask = preprocess(
-        image, labels=labels, spacing=spacing, normalization=options.normalization, window=window
+        image,
+        labels=labels,
+        spacing=spacing,
+        normalization=options.normalization,
+        window=window,
+        orient=options.orient,
     )
     assert mask is not None
     inside = inside_volume
-    if spacing is not None:
+    if spacing is not None or options.orient:
         from radpipe.preprocess import resample
 
         inside = resample(inside_volume, reference=processed)
@@ -440,6 +448,7 @@ def build_options(settings: dict[str, Any] | None = None, **given: Any) -> Build
         keep_phi=bool(merged.get("keep_phi", False)),
         on_duplicate=str(merged.get("on_duplicate", "error")),
         labels=parse_label_table(str(labels)) if labels else None,
+        orient=str(merged["orient"]).upper() if merged.get("orient") else None,
         merge=merge,
         keep_numbered=keep_numbered if isinstance(keep_numbered, bool)
         else str(keep_numbered).lower() in ("1", "true", "yes"),
@@ -474,7 +483,10 @@ def plan_build(
         if options.spacing is None:
             from radpipe.io import load
 
-            first = sorted(Path(jobs[0].sources[0]).glob("*.dcm"))[0]
+            files = sorted(p for p in Path(jobs[0].sources[0]).iterdir() if p.is_file())
+            if not files:
+                raise DatasetError(f"{jobs[0].sources[0]}: no image files")
+            first = files[0]
             spacing = load(first).spacing
             options.spacing = [spacing[1], spacing[2]]
         if options.size is None:

@@ -98,7 +98,7 @@ def write_seg(
     """
     from radpipe.io.atomic import atomic_path
 
-    seg, _ = build_seg(
+    seg, _, _ = build_seg(
         labels, source_files, categories=categories, algorithm=algorithm, source_name=str(path)
     )
     if not keep_phi:
@@ -125,10 +125,10 @@ def build_seg(
     categories: dict[int, str] | None = None,
     algorithm: str | None = None,
     source_name: str = "SEG",
-) -> tuple[Any, list[Any]]:
-    """The binary SEG dataset of :func:`write_seg` before de-identification, and the source
-    image datasets it references (for an SR that cites both); segment ``n`` is the ``n``-th
-    label present, in increasing value.
+) -> tuple[Any, list[Any], dict[int, int]]:
+    """The binary SEG dataset of :func:`write_seg` before de-identification, the source image
+    datasets it references (for an SR that cites both), and label value → segment number (the
+    labels found on the source images, in increasing value).
 
     Raises
     ------
@@ -203,7 +203,7 @@ def build_seg(
             software_versions=_version(),
             device_serial_number="0",
         )
-    return seg, datasets
+    return seg, datasets, {value: number for number, value in enumerate(present, start=1)}
 
 
 def _version() -> str:

@@ -157,14 +157,15 @@ def segment_tree(
     scheduler: str | None = None,
     overwrite: bool = False,
     progress: object = None,
-) -> tuple[list[Path], list[tuple[str, str]]]:
+) -> tuple[list[Path], list[tuple[str, str]], dict[str, Path]]:
     """Segment every 3-D image series under ``root`` (a dataset root, zips included) into
     ``folder`` as ``<patient>_<NNN>.nii.gz`` label maps (patients pseudonymised), series in
     parallel: local processes, or a Dask cluster with ``scheduler``.
 
     Returns
     -------
-    written label maps, and (series, reason) for those that could not be segmented
+    written label maps, (series, reason) for those that could not be segmented, and the
+    label map of each series UID
 
     Raises
     ------
@@ -184,6 +185,7 @@ def segment_tree(
     read_card(model)  # a bad model folder fails before any image is read
     written: list[Path] = []
     problems: list[tuple[str, str]] = []
+    by_series: dict[str, Path] = {}
     target = Path(folder)
     with tempfile.TemporaryDirectory(prefix="radpipe-segment-") as work:
         catalog_path = Path(work) / "catalog.sqlite"
@@ -201,14 +203,17 @@ def segment_tree(
                  str(Path(model).resolve()), device)
                 for number, entry in enumerate(entries, start=1)
             ]  # fmt: skip
+            series_of = {job[2]: entry.series_uid for job, entry in zip(jobs, entries, strict=True)}
             for path, problem, _ in run_map(
                 _segment_entry, jobs, workers=workers, scheduler=scheduler, chunksize=1
             ):
                 name = Path(path).name
                 if problem is None:
                     written.append(target / name)
+                    if series_of.get(path):
+                        by_series[str(series_of[path])] = target / name
                 else:
                     problems.append((name, problem))
                 if callable(progress):
                     progress(1)
-    return written, problems
+    return written, problems, by_series

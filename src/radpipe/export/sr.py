@@ -159,6 +159,7 @@ def write_results(
     folder: str | Path,
     *,
     algorithm: str | None = None,
+    connectivity: int = 26,
     keep_phi: bool = False,
     overwrite: bool = False,
 ) -> ResultFiles:
@@ -181,7 +182,13 @@ def write_results(
             f"{image.source_name}: SEG and SR reference DICOM images; this image is not DICOM"
         )
     organs, _ = masks.split()
-    regions = lesion_masks(masks, report.lesions)
+    regions = lesion_masks(masks, report.lesions, connectivity=connectivity)
+    lost = [lesion.lesion_id for lesion in report.lesions if lesion.lesion_id not in regions]
+    if lost:
+        raise FormatError(
+            f"{image.source_name}: lesions {lost} could not be found again in their masks; "
+            "write the SEG and SR with the connectivity the analysis used"
+        )
     labels = np.zeros(image.spatial_shape, np.uint16 if len(organs) + len(regions) > 255
                       else np.uint8)  # fmt: skip
     names: dict[int, str] = {}
@@ -197,10 +204,9 @@ def write_results(
         raise FormatError(f"{image.source_name}: no organ or lesion to report")
     label_map = LabelMap(labels, image.affine, labels=names)
     categories = {v: ("tumor" if n.startswith("lesion ") else "organ") for v, n in names.items()}
-    seg, datasets = build_seg(label_map, sources, categories=categories, algorithm=algorithm,
-                              source_name=str(folder))  # fmt: skip
-    present = sorted(int(v) for v in np.unique(labels) if v != 0)
-    number_of = {value: number for number, value in enumerate(present, start=1)}
+    seg, datasets, number_of = build_seg(
+        label_map, sources, categories=categories, algorithm=algorithm, source_name=str(folder)
+    )
     for offset, lesion_id in enumerate(sorted(regions)):
         if first_lesion + offset in number_of:
             segment_of[lesion_id] = number_of[first_lesion + offset]

@@ -62,6 +62,9 @@ def score_case(predicted: Volume, reference: Volume, *, case: str = "case") -> l
         for name, value in by_name.items():
             if name not in truth_names.values():
                 pairs[-value] = (value, name)  # predicted only: no reference voxels
+        for value in (int(v) for v in np.unique(truth.array)):
+            if value and value not in truth_names:  # an unnamed reference label: by value
+                pairs[value] = (value, guess_names.get(value) or f"label {value}")
     else:
         values = {int(v) for v in np.unique(truth.array)} | {int(v) for v in np.unique(guess.array)}
         for value in sorted(values - {0}):

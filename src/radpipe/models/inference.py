@@ -109,8 +109,9 @@ def _window(
 
 
 def model_grid(image: Volume, card: ModelCard) -> Volume:
-    """The image as the model was trained to see it: resampled to the card's spacing (only
-    in-plane for a 2-D model) and intensity-mapped as its dataset was (window, normalisation)."""
+    """The image as the model was trained to see it: reoriented as its dataset was (when it
+    was built with ``--orient``), resampled to the card's spacing (only in-plane for a 2-D
+    model) and intensity-mapped as its dataset was (window, normalisation)."""
     from radpipe.preprocess import preprocess
     from radpipe.windowing import parse_window
 
@@ -118,6 +119,11 @@ def model_grid(image: Volume, card: ModelCard) -> Volume:
     target = list(card.spacing_mm)
     if card.dimensions == 2:
         target[0] = image.spacing[0]
+    orient = settings.get("orient")
+    if orient:  # the dataset's one orientation (the spacing is then in its axis order)
+        image = image.reoriented(str(orient))
+        if card.dimensions == 2:
+            target[0] = image.spacing[0]
     close = np.allclose(image.spacing, target, rtol=1e-3)
     window = settings.get("window")
     processed, _ = preprocess(
@@ -187,10 +193,16 @@ def segment(
             for v in wanted
         }
         return Segmentation(labels, heatmaps)
-    # back onto the input's grid: each class's probability resampled linearly, then argmax
+    # back onto the input's grid: each class's probability resampled linearly, then argmax.
+    # The scores are padded by their edge voxel so the input's outer half voxel takes the edge
+    # value; beyond that a voxel is background (probability 1 for class 0, 0 for the others).
+    padded_affine = grid.affine.copy()
+    padded_affine[:3, 3] -= grid.affine[:3, :3] @ np.ones(3)
     placed = np.empty((scores.shape[0], *image.spatial_shape), np.float32)
     for value in range(scores.shape[0]):
-        on_input = resample(Volume(scores[value], grid.affine), reference=image)
+        padded = np.pad(scores[value], 1, mode="edge")
+        on_input = resample(Volume(padded, padded_affine), reference=image,
+                            fill=1.0 if value == 0 else 0.0)  # fmt: skip
         placed[value] = on_input.array
     labels = LabelMap(placed.argmax(axis=0).astype(np.uint8), image.affine, labels=names)
     heatmaps = {

@@ -1,6 +1,11 @@
 """The intensity mapping a model applies to its input, fixed at training and stored in the
-card: per-slice z-score for 2-D models, a dataset-wide clip and z-score (the nnU-Net CT scheme)
-for 3-D ones, nothing for data the dataset already normalised."""
+card: for CT (Hounsfield units, air near -1000) a dataset-wide clip to the 0.5–99.5th
+percentiles of the body's voxels (above -500 HU) and a z-score with their mean and spread (as
+nnU-Net's CT scheme, over the body rather than the labels, so that a rare darker class such as
+a tumour is not clipped into fat; soft-tissue contrast survives, where a per-slice z-score lets
+air dominate); for other
+modalities a per-slice z-score in 2-D and the same dataset-wide scheme in 3-D; nothing for data
+the dataset already normalised."""
 
 from __future__ import annotations
 
@@ -16,9 +21,14 @@ def fit_intensity(
     """The mapping for a model trained on these (sampled) training images and masks."""
     if normalized:
         return {"mode": "none"}
-    if dimensions == 2:
+    hounsfield = float(images.min()) < -500  # air in HU: a CT
+    if dimensions == 2 and not hounsfield:
         return {"mode": "slice_zscore"}
-    values = images[masks > 0] if (masks > 0).any() else images.reshape(-1)
+    if hounsfield:
+        body = images[images > -500]
+        values = body if body.size else images.reshape(-1)
+    else:
+        values = images[masks > 0] if (masks > 0).any() else images.reshape(-1)
     low, high = (float(v) for v in np.percentile(values, [0.5, 99.5]))
     clipped = np.clip(values.astype(np.float64), low, high)
     return {

@@ -138,6 +138,15 @@ def _classes(reader: DatasetReader) -> dict[int, str]:
     return {0: "background", **dict(sorted(names.items()))}
 
 
+def _pseudonyms(names: NDArray[Any]) -> list[str]:
+    """Patients as the card names them: the dataset's pseudonyms (a dataset built with
+    ``--keep-phi`` holds real identifiers; the card never does)."""
+    from radpipe.privacy import pseudonym
+
+    found = sorted(set(names.astype(str).tolist()))
+    return [n if n.startswith("anon-") else pseudonym(n) for n in found]
+
+
 def _write_bytes(path: Path, data: bytes) -> None:
     with atomic_path(path, overwrite=True) as temporary:
         temporary.write_bytes(data)
@@ -283,7 +292,9 @@ def train(
         )
     settings = json.loads(str(reader.attrs.get("preprocessing", "{}")) or "{}")
     normalized = settings.get("normalization", "none") not in (None, "none")
-    sample_rows = train_indices[:: max(1, train_indices.size // 64)]
+    # a sample of the training data for the intensity fit (8 volumes at most in 3-D: memory)
+    most = 64 if dimensions == 2 else 8
+    sample_rows = train_indices[:: max(1, -(-train_indices.size // most))][:most]
     sample_images, sample_masks = reader.read(sample_rows)
     intensity = fit_intensity(
         sample_images, sample_masks, dimensions=dimensions, normalized=normalized
@@ -303,13 +314,13 @@ def train(
             "dataset": Path(dataset).name,
             "samples": int(train_indices.size),
             "validation_samples": int(val_indices.size),
-            "patients": sorted(set(patients[train_indices].astype(str).tolist())),
-            "validation_patients": sorted(set(patients[val_indices].astype(str).tolist())),
+            "patients": _pseudonyms(patients[train_indices]),
+            "validation_patients": _pseudonyms(patients[val_indices]),
             "batch_size": chosen.batch_size,
             "learning_rate": chosen.learning_rate,
             "augment": chosen.augment,
             "seed": chosen.seed,
-            "loss": "monai.losses.DiceCELoss(softmax, one-hot labels)",
+            "loss": "monai.losses.DiceCELoss(softmax, one-hot labels, batch Dice)",
         },
         radpipe_version=radpipe.__version__,
     )
@@ -326,7 +337,13 @@ def train(
     best = -math.inf  # scores are Dice (validation) or minus the loss (none)
     start_epoch = 0
     if resume:
-        state = torch.load(target / CHECKPOINT_NAME, map_location=device, weights_only=False)
+        try:
+            state = torch.load(target / CHECKPOINT_NAME, map_location=device, weights_only=False)
+        except (RuntimeError, OSError, EOFError, ValueError, AttributeError) as exc:
+            reason = " ".join(str(exc).split())[:160]
+            raise ModelError(
+                f"{target / CHECKPOINT_NAME}: not a readable checkpoint ({reason}); train anew"
+            ) from None
         trained = state.get("card", {})
         if trained.get("classes") and {int(k): v for k, v in trained["classes"].items()} != classes:
             raise ModelError(
@@ -335,13 +352,33 @@ def train(
             )
         if trained.get("network") and trained["network"] != card.network:
             raise ModelError(f"{target}: the checkpoint's network differs; train a new model")
-        network.load_state_dict(state["network"])
+        # the run goes on as it began: same split, intensity mapping, spacing and window
+        if trained:
+            card.preprocessing = dict(trained["preprocessing"])
+            card.spacing_mm = tuple(trained["spacing_mm"])
+            card.patch_size = tuple(trained["patch_size"])
+            card.training = {**trained.get("training", {}), "resumed_with": {
+                "epochs": chosen.epochs, "learning_rate": chosen.learning_rate}}  # fmt: skip
+            intensity = card.preprocessing["intensity"]
+            patch = card.patch_size
+            kept = sorted(set(card.training.get("validation_patients", [])))
+            named = np.array([_pseudonyms(np.array([n]))[0] for n in patients.astype(str)])
+            held = np.isin(named, kept)
+            train_indices, val_indices = np.nonzero(~held)[0], np.nonzero(held)[0]
+        try:
+            network.load_state_dict(state["network"])
+        except (RuntimeError, KeyError) as exc:
+            reason = " ".join(str(exc).split())[:160]
+            raise ModelError(
+                f"{target}: the checkpoint does not fit the network ({reason})"
+            ) from None
         optimizer.load_state_dict(state["optimizer"])
         if "schedule" in state:
             schedule.load_state_dict(state["schedule"])
         start_epoch, best = int(state["epoch"]) + 1, float(state["best"])
         history = [EpochRecord(**record) for record in state["history"]]
-    loss_function = losses.DiceCELoss(to_onehot_y=True, softmax=True)
+    # Dice over the whole batch: slices without a class do not push its probability to zero
+    loss_function = losses.DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
     augment = AUGMENTATIONS[chosen.augment]
     if augment is not None and dimensions == 3:
         augment = Augment(flip_horizontal=0.5, flip_vertical=0.5, flip_depth=0.5, rotate=0.3,
@@ -366,6 +403,11 @@ def train(
                 batch = loader.load_batch(epoch, order[first : first + per_batch])
                 images = np.stack([apply_intensity(x[0], intensity) for x in batch["image"]])
                 inputs = torch.from_numpy(images[:, None]).to(device)
+                if int(batch["mask"].max()) > max(classes):
+                    raise ModelError(
+                        f"{dataset}: a mask holds label {int(batch['mask'].max())}, beyond the "
+                        f"classes {classes}; rebuild the dataset with one label table (--labels)"
+                    )
                 labels = torch.from_numpy(batch["mask"].astype(np.int64)).to(device)
                 optimizer.zero_grad(set_to_none=True)
                 loss = loss_function(network(inputs), labels)

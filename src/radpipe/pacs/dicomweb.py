@@ -32,6 +32,8 @@ def _call(url: str, what: str, function: Callable[[], Any]) -> Any:
         raise PacsError(f"{url}: {what} failed with HTTP {code}") from None
     except requests.exceptions.RequestException as exc:
         raise PacsError(f"{url}: {what} failed ({type(exc).__name__})") from None
+    except (ValueError, IndexError, KeyError) as exc:  # an answer that is not what was asked
+        raise PacsError(f"{url}: {what} gave an unreadable answer ({exc})") from None
 
 
 def _rows(url: str, found: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -39,7 +41,10 @@ def _rows(url: str, found: list[dict[str, Any]]) -> list[dict[str, str]]:
 
     rows = []
     for item in found:
-        dataset = Dataset.from_json(item)
+        try:
+            dataset = Dataset.from_json(item)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise PacsError(f"{url}: a search answer is not DICOM JSON ({exc})") from None
         rows.append({
             element.keyword: str(element.value) for element in dataset
             if element.keyword and element.VR != "SQ"
@@ -66,16 +71,16 @@ def find(url: str, level: str = "study", **filters: str) -> list[dict[str, str]]
     if chosen == "study":
         found = _call(url, "the study search", lambda: client.search_for_studies(
             search_filters={**given, **({"StudyInstanceUID": study} if study else {})},
-            fields=fields))  # fmt: skip
+            fields=fields, get_remaining=True))  # fmt: skip
     elif chosen == "series":
         found = _call(url, "the series search", lambda: client.search_for_series(
             study_instance_uid=study, search_filters={
                 **given, **({"SeriesInstanceUID": series} if series else {})},
-            fields=fields))  # fmt: skip
+            fields=fields, get_remaining=True))  # fmt: skip
     else:
         found = _call(url, "the instance search", lambda: client.search_for_instances(
             study_instance_uid=study, series_instance_uid=series, search_filters=given,
-            fields=fields))  # fmt: skip
+            fields=fields, get_remaining=True))  # fmt: skip
     return _rows(url, found)
 
 
@@ -110,7 +115,10 @@ def get(
     if not instances:
         raise PacsError(f"{url} holds no {level} {uid}; look it up with `radpipe pacs find`")
     target = Path(folder)
-    missing = [i for i in instances if not instance_path(target, *i).is_file()]
+    try:
+        missing = [i for i in instances if not instance_path(target, *i).is_file()]
+    except ValueError as exc:
+        raise PacsError(f"{url} answered with {exc}; radpipe files instances by UID") from None
     result = Retrieval(target, len(instances), len(instances) - len(missing))
     if on_total is not None:
         on_total(len(missing))
@@ -173,8 +181,12 @@ def send(
         def store(g: list[Any] = group) -> Any:
             return client.store_instances(g)
 
-        _call(url, "storing instances", store)
-        result.sent += len(group)
+        answer = _call(url, "storing instances", store)
+        failed = answer.get("FailedSOPSequence", []) if answer is not None else []
+        for item in failed:
+            reason = item.get("FailureReason", "?")
+            result.failed.append(f"{item.get('ReferencedSOPInstanceUID', '?')}: reason {reason}")
+        result.sent += len(group) - len(failed)
         if progress is not None:
             progress(len(group))
     return result

@@ -198,7 +198,10 @@ def _plan(
     peer: Peer, uid: str, level: str, folder: Path
 ) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
     instances = _instances(peer, uid, level)
-    missing = [i for i in instances if not instance_path(folder, *i).is_file()]
+    try:
+        missing = [i for i in instances if not instance_path(folder, *i).is_file()]
+    except ValueError as exc:
+        raise PacsError(f"{peer} answered with {exc}; radpipe files instances by UID") from None
     return instances, missing
 
 
@@ -228,6 +231,14 @@ def _retrieval_identifiers(
 def _finish(result: Retrieval, receiver: Receiver, peer: Peer, problem: str | None) -> Retrieval:
     result.received = list(receiver.stored)
     result.failed = list(receiver.failed)
+    short = result.expected - result.already_present - len(result.received)
+    if problem is None and short > 0:
+        problem = (
+            f"{peer} delivered {len(result.received)} of the "
+            f"{result.expected - result.already_present} missing instances ({short} failed"
+            + (f"; here: {result.failed[0]}" if result.failed else " on the PACS side")
+            + ")"
+        )
     if problem is not None:
         have = result.already_present + len(result.received)
         raise PacsError(
@@ -313,8 +324,11 @@ def move(
     from pynetdicom import AllStoragePresentationContexts, evt
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove
 
+    from radpipe.pacs.peer import check_aet, check_port
+
     target = Path(folder)
-    destination = destination_aet or peer.calling_aet
+    destination = check_aet(destination_aet or peer.calling_aet, "--move-aet")
+    check_port(listen_port, "--listen-port")
     instances, missing = _plan(peer, uid, level, target)
     result = Retrieval(target, len(instances), len(instances) - len(missing))
     if on_total is not None:
@@ -451,7 +465,11 @@ def send(
                 except (RuntimeError, ValueError, NotImplementedError) as exc:
                     result.failed.append(f"{location}: cannot be decompressed for the peer ({exc})")
                     continue
-            status = assoc.send_c_store(dataset)
+            try:
+                status = assoc.send_c_store(dataset)
+            except (ValueError, AttributeError) as exc:  # no context the peer accepted for it
+                result.failed.append(f"{location}: {exc}")
+                continue
             if not status:
                 raise PacsError(
                     f"{peer} dropped the connection after {result.sent} of {len(datasets)} "

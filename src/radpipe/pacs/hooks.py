@@ -27,11 +27,11 @@ def study_hook(
         from radpipe.export.report import analyse_to_reports
 
         target = results / study.name
-        labelled: list[Path] = []
+        labelled: dict[str, Path] = {}
         if model is not None:
             from radpipe.export.segmentation import segment_tree
 
-            labelled, _ = segment_tree(study, target / "labels", model=model, device=device,
+            _, _, labelled = segment_tree(study, target / "labels", model=model, device=device,
                                        workers=1, overwrite=True)  # fmt: skip
         if analyze:
             from radpipe.catalog.patients import analysis_inputs
@@ -48,8 +48,9 @@ def study_hook(
     return run
 
 
-def _predicted_inputs(study: Path, labelled: list[Path]) -> list[tuple[str, Volume, MaskSet]]:
-    """(patient, image, masks) of each segmented series: its image with the model's labels."""
+def _predicted_inputs(study: Path, labelled: dict[str, Path]) -> list[tuple[str, Volume, MaskSet]]:
+    """(patient, image, masks) of each segmented series (by series UID): its image with the
+    model's labels."""
     import tempfile
 
     from radpipe.catalog.store import scan as scan_catalog
@@ -60,13 +61,12 @@ def _predicted_inputs(study: Path, labelled: list[Path]) -> list[tuple[str, Volu
         catalog, _ = scan_catalog(study, Path(work) / "c.sqlite")
         with catalog:
             entries = [e for e in catalog.series(role="image") if e.shape and len(e.shape) == 3]
-            for number, entry in enumerate(entries, start=1):
-                name = f"{entry.patient}_{number:03d}.nii.gz"
-                matching = [p for p in labelled if p.name == name]
-                if not matching:
+            for entry in entries:
+                label_file = labelled.get(str(entry.series_uid))
+                if label_file is None:
                     continue
                 image = catalog.load(entry, on_duplicate="first")
-                names = label_names_from_sidecar(matching[0])
-                masks = load_mask_file(matching[0], image, label_names=names)
+                names = label_names_from_sidecar(label_file)
+                masks = load_mask_file(label_file, image, label_names=names)
                 found.append((entry.patient, image, masks))
     return found

@@ -50,7 +50,27 @@ def _profile(name: str | None) -> dict[str, object]:
     return table
 
 
-def _check_aet(value: str, what: str) -> str:
+def check_port(number: int, what: str = "--port") -> int:
+    """``number`` if it is a TCP port (1 … 65535).
+
+    Raises
+    ------
+    PacsError
+        Otherwise.
+    """
+    if not 0 < int(number) < 65536:
+        raise PacsError(f"{what} {number}: a port is 1 … 65535")
+    return int(number)
+
+
+def check_aet(value: str, what: str) -> str:
+    """``value`` if it is a valid AE title.
+
+    Raises
+    ------
+    PacsError
+        Otherwise (empty, over 16 characters, not ASCII, or holding a backslash).
+    """
     if not 0 < len(value) <= 16 or not value.isascii() or "\\" in value:
         raise PacsError(f"{what} {value!r}: an AE title is 1–16 ASCII characters without '\\'")
     return value
@@ -93,16 +113,15 @@ def resolve_peer(
         number = int(str(chosen_port))
     except ValueError:
         raise PacsError(f"port {chosen_port!r} is not a number") from None
-    if not 0 < number < 65536:
-        raise PacsError(f"port {number} is outside 1 … 65535")
+    check_port(number)
     return Peer(
         host=str(chosen_host),
         port=number,
-        called_aet=_check_aet(
+        called_aet=check_aet(
             str(pick(called_aet, "RADPIPE_PACS_CALLED_AET", "called_aet") or "ANY-SCP"),
             "--called-aet",
         ),
-        calling_aet=_check_aet(
+        calling_aet=check_aet(
             str(
                 pick(calling_aet, "RADPIPE_PACS_CALLING_AET", "calling_aet") or DEFAULT_CALLING_AET
             ),

@@ -79,7 +79,11 @@ class Receiver:
             return 0xC000
         try:
             path = write_instance(self.folder, study, series, instance, bytes(data))
-        except (OSError, ValueError) as exc:
+        except ValueError as exc:  # a UID that is not one: refused as a file name
+            with self._lock:
+                self.failed.append(str(exc))
+            return 0xC000
+        except OSError as exc:
             with self._lock:
                 self.failed.append(f"{instance}: {exc}")
             return 0xA700
@@ -92,8 +96,9 @@ class Receiver:
 
 class StorageNode:
     """A storage SCP (``radpipe pacs listen``): files every instance it receives under
-    ``folder`` and, when an association that brought instances ends, calls ``on_study`` with
-    each study folder it touched (in a worker thread, one study at a time).
+    ``folder`` and calls ``on_study`` with each study folder once an association that brought
+    it has ended and no new instance of it has come for ``settle_seconds`` (a study sent over
+    several associations is handled once, whole); hooks run in a worker thread, one at a time.
 
     Use :meth:`start` and :meth:`stop` (or ``with``); :meth:`wait` blocks until stopped.
     """
@@ -107,44 +112,67 @@ class StorageNode:
         host: str = "0.0.0.0",
         on_study: Callable[[Path], None] | None = None,
         on_stored: Callable[[Path, Any], None] | None = None,
+        settle_seconds: float = 5.0,
     ) -> None:
         self.folder = Path(folder)
         self.port, self.aet, self.host = port, aet, host
         self.on_study = on_study
+        self.settle_seconds = settle_seconds
         self.receiver = Receiver(self.folder, on_stored=on_stored)
         self._touched: dict[int, set[Path]] = {}
-        self._queue: Any = None
+        self._last_seen: dict[Path, float] = {}
+        self._ready: set[Path] = set()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._server: Any = None
         self._worker: threading.Thread | None = None
         self.problems: list[str] = []
 
     def _stored(self, event: Any) -> int:
+        import time
+
         status = self.receiver.handle(event)
         if status == 0x0000:
             study = self.folder / str(event.dataset.StudyInstanceUID)
-            self._touched.setdefault(id(event.assoc), set()).add(study)
+            with self._lock:
+                self._touched.setdefault(id(event.assoc), set()).add(study)
+                self._last_seen[study] = time.monotonic()
         return status
 
     def _ended(self, event: Any) -> None:
-        studies = self._touched.pop(id(event.assoc), set())
-        for study in sorted(studies):
-            self._queue.put(study)
+        with self._lock:
+            self._ready.update(self._touched.pop(id(event.assoc), set()))
+
+    def _due(self, now: float, everything: bool) -> list[Path]:
+        with self._lock:
+            due = sorted(
+                study for study in self._ready
+                if everything or now - self._last_seen.get(study, 0.0) >= self.settle_seconds
+            )  # fmt: skip
+            self._ready.difference_update(due)
+        return due
 
     def _work(self) -> None:
+        import time
+
         from radpipe.errors import RadpipeError
 
         while True:
-            study = self._queue.get()
-            if study is None:
+            stopping = self._stopping.is_set()
+            for study in self._due(time.monotonic(), stopping):
+                if self.on_study is None:
+                    continue
+                try:
+                    self.on_study(study)
+                except RadpipeError as exc:  # one study's problem does not stop the node
+                    self.problems.append(f"{study.name}: {exc}")
+                except Exception as exc:  # nor does a fault: it is reported with the study
+                    self.problems.append(
+                        f"{study.name}: internal error {type(exc).__name__}: {exc}"
+                    )
+            if stopping:
                 return
-            if self.on_study is None:
-                continue
-            try:
-                self.on_study(study)
-            except RadpipeError as exc:  # one study's problem does not stop the node
-                self.problems.append(f"{study.name}: {exc}")
-            except Exception as exc:  # nor does a fault: it is reported with the study
-                self.problems.append(f"{study.name}: internal error {type(exc).__name__}: {exc}")
+            self._stopping.wait(0.2)
 
     def start(self) -> StorageNode:
         """Listen; returns at once (the server and the hook worker run in threads).
@@ -154,15 +182,16 @@ class StorageNode:
         PacsError
             If the port cannot be listened on.
         """
-        import queue
-
         from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
         from pynetdicom.sop_class import Verification
 
         from radpipe.errors import PacsError
+        from radpipe.pacs.peer import check_aet, check_port
 
+        check_port(self.port)
+        check_aet(self.aet, "--aet")
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._queue = queue.Queue()
+        self._stopping.clear()
         ae = AE(ae_title=self.aet)
         ae.add_supported_context(Verification)
         for context in AllStoragePresentationContexts:
@@ -183,12 +212,12 @@ class StorageNode:
         return self
 
     def stop(self) -> None:
-        """Stop listening, then let the hooks finish the studies already handed over."""
+        """Stop listening, then run the hooks on every study received and not yet handled."""
         if self._server is not None:
             self._server.shutdown()
             self._server = None
         if self._worker is not None:
-            self._queue.put(None)
+            self._stopping.set()
             self._worker.join()
             self._worker = None
 

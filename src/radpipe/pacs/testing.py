@@ -58,10 +58,10 @@ class OrthancServer:
         }  # fmt: skip
         self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / "orthanc.json").write_text(json.dumps(config))
-        log = open(self.folder / "orthanc.log", "ab")  # noqa: SIM115 (kept for the process)
-        self.process = subprocess.Popen(
-            ["Orthanc", str(self.folder / "orthanc.json")], stdout=log, stderr=log
-        )
+        with open(self.folder / "orthanc.log", "ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                ["Orthanc", str(self.folder / "orthanc.json")], stdout=log, stderr=log
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -71,6 +71,7 @@ class OrthancServer:
                 if self.process.poll() is not None:
                     break
                 time.sleep(0.2)
+        self.kill()
         raise OSError(f"Orthanc did not start: {(self.folder / 'orthanc.log').read_text()[-2000:]}")
 
     def stop(self) -> None:
