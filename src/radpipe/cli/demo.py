@@ -140,7 +140,8 @@ def _deep_learning_loop(folder: Path, patients: int, *, overwrite: bool) -> None
     stdout.print(f"    dataset {dataset}: {summary.written} slices, labels {summary.label_names}")
     model = folder / "model"
     result = train(
-        dataset, model, options=TrainOptions(epochs=6, batch_size=8, val_fraction=0.0,
+        dataset, model, options=TrainOptions(epochs=8, batch_size=4, learning_rate=3e-3,
+                                             val_fraction=0.0, patch_size=(96, 96),
                                              name="radpipe-demo-unet", augment="light"),
         overwrite=True,
     )  # fmt: skip
