@@ -210,16 +210,26 @@ def _combined(
         matrix, offset = rotation, centre - rotation @ centre
         changed = True
     if rng.random() < augment.crop_zoom:
-        fraction = float(rng.uniform(*augment.zoom_range))
-        window = shape * fraction
-        slack = shape - window  # negative when zooming out (a window larger than the image)
-        start = rng.uniform(np.minimum(slack, 0), np.maximum(slack, 0))
-        zoom = np.diag(window / shape)
-        # output p → zoomed point zoom @ p + start → rotated source matrix @ (...) + offset
-        offset = matrix @ start + offset
-        matrix = matrix @ zoom
+        matrix, offset = _with_crop_zoom(matrix, offset, shape, rng, augment)
         changed = True
     return (matrix, offset) if changed else None
+
+
+def _with_crop_zoom(
+    matrix: NDArray[np.float64],
+    offset: NDArray[np.float64],
+    shape: NDArray[np.float64],
+    rng: np.random.Generator,
+    augment: Augment,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``(matrix, offset)`` followed by a crop of ``zoom_range`` of the size (any number of
+    axes; a fraction above 1 zooms out) scaled back to the full size."""
+    fraction = float(rng.uniform(*augment.zoom_range))
+    window = shape * fraction
+    slack = shape - window  # negative when zooming out (a window larger than the image)
+    start = rng.uniform(np.minimum(slack, 0), np.maximum(slack, 0))
+    # output p → zoomed point zoom @ p + start → rotated source matrix @ (...) + offset
+    return matrix @ np.diag(window / shape), matrix @ start + offset
 
 
 def _rotation(axis: int, angle_degrees: float) -> NDArray[np.float64]:
@@ -251,13 +261,7 @@ def _combined_3d(
         matrix, offset = rotation, centre - rotation @ centre
         changed = True
     if rng.random() < augment.crop_zoom:
-        fraction = float(rng.uniform(*augment.zoom_range))
-        window = shape * fraction
-        slack = shape - window  # negative when zooming out (a window larger than the image)
-        start = rng.uniform(np.minimum(slack, 0), np.maximum(slack, 0))
-        zoom = np.diag(window / shape)
-        offset = matrix @ start + offset
-        matrix = matrix @ zoom
+        matrix, offset = _with_crop_zoom(matrix, offset, shape, rng, augment)
         changed = True
     return (matrix, offset) if changed else None
 

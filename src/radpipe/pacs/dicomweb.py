@@ -10,7 +10,7 @@ from typing import Any
 
 from radpipe._optional import import_optional
 from radpipe.errors import PacsError
-from radpipe.pacs.dimse import RETURN_KEYS, Retrieval, Sending, dicom_files
+from radpipe.pacs.dimse import RETURN_KEYS, Retrieval, Sending, read_instances
 from radpipe.pacs.storage import instance_path, write_instance
 
 
@@ -158,19 +158,7 @@ def send(
     PacsError
         Unreachable service, no DICOM file, or a refused request.
     """
-    import pydicom
-
-    from radpipe.io.sources import open_source
-
-    datasets = []
-    for location in dicom_files(sources):
-        try:
-            with open_source(location) as handle:
-                datasets.append(pydicom.dcmread(handle))
-        except (pydicom.errors.InvalidDicomError, OSError, ValueError):
-            continue
-    if not datasets:
-        raise PacsError(f"no DICOM instance found in {', '.join(str(s) for s in sources)}")
+    datasets = [dataset for _, dataset in read_instances(sources)]
     if on_total is not None:
         on_total(len(datasets))
     client = _client(url)

@@ -406,6 +406,33 @@ def dicom_files(sources: Iterable[str | Path]) -> list[str]:
     return found
 
 
+def read_instances(sources: Iterable[str | Path]) -> list[tuple[str, Any]]:
+    """(location, dataset) of every DICOM instance under ``sources`` (files, folders, zips).
+
+    Raises
+    ------
+    PacsError
+        If there is none.
+    """
+    import pydicom
+
+    from radpipe.io.sources import open_source
+
+    chosen = list(sources)
+    found = []
+    for location in dicom_files(chosen):
+        try:
+            with open_source(location) as handle:
+                dataset = pydicom.dcmread(handle)
+        except (pydicom.errors.InvalidDicomError, OSError, ValueError):
+            continue
+        if "SOPClassUID" in dataset and "SOPInstanceUID" in dataset:
+            found.append((location, dataset))
+    if not found:
+        raise PacsError(f"no DICOM instance found in {', '.join(str(s) for s in chosen)}")
+    return found
+
+
 def send(
     peer: Peer,
     sources: Iterable[str | Path],
@@ -421,22 +448,9 @@ def send(
     PacsError
         Unreachable or refusing peer, no DICOM file, or a connection lost part way.
     """
-    import pydicom
     from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-    from radpipe.io.sources import open_source
-
-    datasets = []
-    for location in dicom_files(sources):
-        try:
-            with open_source(location) as handle:
-                dataset = pydicom.dcmread(handle)
-        except (pydicom.errors.InvalidDicomError, OSError, ValueError):
-            continue
-        if "SOPClassUID" in dataset and "SOPInstanceUID" in dataset:
-            datasets.append((location, dataset))
-    if not datasets:
-        raise PacsError(f"no DICOM instance found in {', '.join(str(s) for s in sources)}")
+    datasets = read_instances(sources)
     ae = _ae(peer)
     pairs: dict[str, set[str]] = {}
     for _, dataset in datasets:
