@@ -190,6 +190,9 @@ def _write_curves(path: Path, history: list[EpochRecord]) -> None:
         for name in history[-1].val_dice:
             dice_axis.plot(epochs, [r.val_dice.get(name, np.nan) for r in history], label=name)
         dice_axis.legend(fontsize=8)
+    else:
+        dice_axis.text(0.5, 0.5, "no validation patients", ha="center", va="center",
+                       transform=dice_axis.transAxes, color="grey")  # fmt: skip
     dice_axis.set(xlabel="epoch", ylabel="Dice", title="Validation Dice", ylim=(0, 1))
     figure.tight_layout()
     buffer = io.BytesIO()

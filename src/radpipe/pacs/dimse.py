@@ -205,6 +205,24 @@ def _plan(
     return instances, missing
 
 
+def _start(
+    peer: Peer,
+    uid: str,
+    level: str,
+    folder: Path,
+    progress: Callable[[int], None] | None,
+    on_total: Callable[[int], None] | None,
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]], Retrieval, Receiver]:
+    """What a retrieval starts from: the instances, those missing, the result so far and the
+    receiver that files (and counts) what arrives."""
+    instances, missing = _plan(peer, uid, level, folder)
+    result = Retrieval(folder, len(instances), len(instances) - len(missing))
+    if on_total is not None:
+        on_total(len(missing))
+    receiver = Receiver(folder, on_stored=(lambda *_: progress(1)) if progress else None)
+    return instances, missing, result, receiver
+
+
 def _retrieval_identifiers(
     uid: str, level: str, instances: list[tuple[str, str, str]], missing: list[tuple[str, str, str]]
 ) -> Iterator[Any]:
@@ -270,13 +288,9 @@ def get(
     from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet
 
     target = Path(folder)
-    instances, missing = _plan(peer, uid, level, target)
-    result = Retrieval(target, len(instances), len(instances) - len(missing))
-    if on_total is not None:
-        on_total(len(missing))
+    instances, missing, result, receiver = _start(peer, uid, level, target, progress, on_total)
     if not missing:
         return result
-    receiver = Receiver(target, on_stored=(lambda *_: progress(1)) if progress else None)
     ae = _ae(peer)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
     roles = []
@@ -329,13 +343,9 @@ def move(
     target = Path(folder)
     destination = check_aet(destination_aet or peer.calling_aet, "--move-aet")
     check_port(listen_port, "--listen-port")
-    instances, missing = _plan(peer, uid, level, target)
-    result = Retrieval(target, len(instances), len(instances) - len(missing))
-    if on_total is not None:
-        on_total(len(missing))
+    instances, missing, result, receiver = _start(peer, uid, level, target, progress, on_total)
     if not missing:
         return result
-    receiver = Receiver(target, on_stored=(lambda *_: progress(1)) if progress else None)
     server_ae = _ae(Peer(peer.host, peer.port, peer.called_aet, destination))
     for context in AllStoragePresentationContexts:
         server_ae.add_supported_context(context.abstract_syntax, _all_syntaxes())
