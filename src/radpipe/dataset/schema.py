@@ -236,6 +236,8 @@ def check_file(path: str | Path) -> None:
     import h5py
 
     source = Path(path)
+    if not source.is_file():
+        raise DatasetError(f"{source}: no such dataset file; build one with radpipe dataset build")
     try:
         with h5py.File(source, "r") as handle:
             if handle.attrs.get("schema") != SCHEMA:
