@@ -161,3 +161,50 @@ def test_dataset_root_lists_patients_and_opens_one(tmp_path):
     assert work is not None and (work / "catalog.sqlite").is_file()
     session.close()  # the CLI closes it when the server stops, Ctrl-C included
     assert not work.exists()
+
+
+def test_value_names_the_label_under_the_voxel(client, phantom):
+    labels = phantom.labels.array
+    for value, name in ((1, "liver"), (2, "tumor"), (0, None)):
+        k, j, i = (int(v) for v in np.argwhere(labels == value)[0])
+        answer = client.get("/api/value", params={"token": client.token, "k": k, "j": j, "i": i})
+        assert answer.json()["label"] == value and answer.json()["label_name"] == name
+
+
+def test_surface_from_the_front_is_the_labels_projection(client, phantom):
+    """Seen from anterior, the drawn pixels are where some label lies along the ray (P axis)."""
+    answer = client.get(
+        "/api/surface.png",
+        params={"token": client.token, "azimuth": 0, "labels": "1,2,3", "size": 128},
+    )
+    picture = np.asarray(Image.open(io.BytesIO(answer.content)).convert("RGB")).astype(int)
+    drawn = np.any(picture != 17, axis=2)
+    labels = phantom.labels.array
+    spacing = np.array(phantom.ct.spacing)
+    occupied = np.argwhere(labels > 0)
+    start, stop = occupied.min(0), occupied.max(0) + 1
+    extent = (stop - start) * spacing
+    radius = np.linalg.norm(extent) / 2
+    steps = ((np.arange(128) + 0.5) / 128 * 2 - 1) * radius
+    # picture row → S (down the picture is inferior), column → L; index of the labelled box
+    k = np.rint((extent[0] / 2 - steps) / spacing[0] - 0.5).astype(int) + start[0]
+    i = np.rint((extent[2] / 2 + steps) / spacing[2] - 0.5).astype(int) + start[2]
+    projection = (labels > 0).any(axis=1)  # (S, C): some label along P
+    inside = ((k >= 0) & (k < labels.shape[0]))[:, None] & ((i >= 0) & (i < labels.shape[2]))[None]
+    expected = np.zeros((128, 128), bool)
+    kk, ii = np.clip(k, 0, labels.shape[0] - 1), np.clip(i, 0, labels.shape[2] - 1)
+    expected[inside] = projection[np.ix_(kk, ii)][inside]
+    assert expected.sum() > 2000
+    assert (drawn == expected).mean() > 0.99
+    # the liver (patient's right) is on the picture's left, the spleen on its right
+    columns = {}
+    for value in (1, 3):
+        alone = client.get(
+            "/api/surface.png",
+            params={"token": client.token, "labels": str(value), "size": 128},
+        )
+        one = np.asarray(Image.open(io.BytesIO(alone.content)).convert("RGB")).astype(int)
+        columns[value] = np.argwhere(np.any(one != 17, axis=2))[:, 1].mean()
+    assert columns[1] < 64 < columns[3]
+    too_small = client.get("/api/surface.png", params={"token": client.token, "size": 4})
+    assert too_small.status_code == 400

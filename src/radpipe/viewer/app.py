@@ -174,12 +174,33 @@ def create_app(session: Session) -> Any:
         if not (0 <= k < shape[0] and 0 <= j < shape[1] and 0 <= i < shape[2]):
             raise ValueError(f"voxel ({k}, {j}, {i}) is outside {shape}")
         position = scan.image.index_to_world([k, j, i])
+        label, name = scan.label_at(k, j, i)
         return JSONResponse(
             {
                 "value": float(scan.image.array[k, j, i]),
                 "position_mm": [round(float(v), 2) for v in position],
                 "units": scan.meta.get("units"),
+                "label": label,
+                "label_name": name,
             }
+        )
+
+    def surface_png(request: Request) -> Any:
+        scan = need_scan()
+        query = request.query_params
+        chosen = [int(v) for v in query.get("labels", "").split(",") if v.strip()]
+        size = int(query.get("size", 192))
+        if not 32 <= size <= 512:
+            raise ValueError(f"3-D picture size {size} is outside 32..512")
+        picture = scan.surface().render(
+            float(query.get("azimuth", 0)),
+            float(query.get("elevation", 0)),
+            {value: scan.colours[value] for value in chosen if value in scan.colours},
+            scan.label_names,
+            size=size,
+        )
+        return Response(
+            png_bytes(picture), media_type="image/png", headers={"Cache-Control": "no-store"}
         )
 
     def snapshot(request: Request) -> Any:
@@ -202,6 +223,7 @@ def create_app(session: Session) -> Any:
         Route("/api/info", guarded(info)),
         Route("/api/slice.png", guarded(slice_png)),
         Route("/api/value", guarded(value)),
+        Route("/api/surface.png", guarded(surface_png)),
         Route("/api/snapshot.png", guarded(snapshot)),
         Route("/api/open", guarded(open_patient)),
     ]

@@ -23,6 +23,7 @@ from radpipe.render import (
     pixel_spacing,
     plane_slice,
 )
+from radpipe.viewer.surface import SurfaceRenderer
 from radpipe.volume import Heatmap, Volume
 from radpipe.windowing import PRESETS, Window, apply_window, default_window
 
@@ -40,6 +41,21 @@ class Scan:
     meta: dict[str, Any] = field(default_factory=dict)
     lesions: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    _surface: SurfaceRenderer | None = field(default=None, repr=False)
+
+    def surface(self) -> SurfaceRenderer:
+        """The 3-D pane's renderer of this scan's masks (built on first use)."""
+        if self._surface is None:
+            labels = self.labels if self.labels is not None else np.zeros((1, 1, 1), np.uint16)
+            self._surface = SurfaceRenderer(labels, self.image.spacing)
+        return self._surface
+
+    def label_at(self, k: int, j: int, i: int) -> tuple[int, str | None]:
+        """The label value and name at a voxel (0, None outside every mask)."""
+        if self.labels is None:
+            return 0, None
+        value = int(self.labels[k, j, i])
+        return value, self.label_names.get(value)
 
 
 def make_scan(
@@ -139,6 +155,8 @@ def pane_geometry(scan: Scan) -> dict[str, Any]:
             "columns": shape[1],
             "height": height,
             "width": width,
+            "row_mm": spacing[0],
+            "column_mm": spacing[1],
         }
     return geometry
 
