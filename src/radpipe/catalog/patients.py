@@ -91,6 +91,41 @@ def load_catalog_patient(
     return (image, found) if found.masks else None
 
 
+def patient_image(catalog: Catalog, patient: str) -> tuple[Volume, MaskSet | None]:
+    """A patient's main image with its masks, or its first DICOM image series without masks.
+
+    Raises
+    ------
+    KeyError
+        When the catalog holds no image of ``patient``.
+    """
+    annotated = load_catalog_patient(catalog, patient)
+    if annotated is not None:
+        return annotated
+    images = [e for e in catalog.series(patient=patient, role="image") if e.format == "DICOM"]
+    if not images:
+        raise KeyError(patient)
+    return catalog.load(images[0]), None
+
+
+def dataset_order(catalog: Catalog) -> list[tuple[str, str]]:
+    """(patient, folder name) of every patient with an image, in the dataset's folder order.
+
+    The folder is the top folder of the patient's image files under the scanned root (the
+    patient's own folder in a dataset of patient folders), so patient 1 is the first folder as
+    a file browser lists them, whatever the pseudonyms are.
+    """
+    from radpipe.catalog.discover import patient_folder
+
+    first: dict[str, str] = {}
+    for entry in catalog.series(role="image"):
+        location = entry.first_location
+        if entry.patient not in first or location < first[entry.patient]:
+            first[entry.patient] = location
+    ordered = sorted(first.items(), key=lambda item: item[1])
+    return [(patient, patient_folder(location, catalog.root)) for patient, location in ordered]
+
+
 def analysis_inputs(
     path: str | Path | None = None,
     *,

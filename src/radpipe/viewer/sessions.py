@@ -84,7 +84,7 @@ def _dataset_session(root: Path, *, keep_phi: bool) -> Session:
 
 
 def _catalog_session(root: Path, work: Path, *, keep_phi: bool) -> Session:
-    from radpipe.catalog.patients import load_catalog_patient
+    from radpipe.catalog.patients import patient_image
     from radpipe.catalog.store import open_catalog, scan
     from radpipe.viewer.state import make_scan
 
@@ -97,13 +97,7 @@ def _catalog_session(root: Path, work: Path, *, keep_phi: bool) -> Session:
 
     def opener(patient: str) -> Any:
         with open_catalog(catalog_path) as found:
-            annotated = load_catalog_patient(found, patient)
-            if annotated is not None:
-                image, masks = annotated
-                return make_scan(image, masks=masks, keep_phi=keep_phi)
-            images = [e for e in found.series(patient=patient, role="image") if e.format == "DICOM"]
-            if not images:
-                raise KeyError(patient)
-            return make_scan(found.load(images[0]), keep_phi=keep_phi)
+            image, masks = patient_image(found, patient)
+            return make_scan(image, masks=masks, keep_phi=keep_phi)
 
     return Session(patients=patients, opener=opener, work_dir=work)
