@@ -5,15 +5,18 @@ from __future__ import annotations
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from radpipe.cli.console import stdout
 
 
-def free_port(host: str = "127.0.0.1", port: int = 0) -> int:
-    """``port`` if it is free on ``host`` (a free one the OS picks when 0).
+def listening_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A socket listening on ``host``:``port`` (a free port the OS picks when 0).
+
+    Listening before the URL is printed means a browser opened on it at once waits in the
+    backlog instead of being refused while the server starts.
 
     Raises
     ------
@@ -22,17 +25,20 @@ def free_port(host: str = "127.0.0.1", port: int = 0) -> int:
     """
     from radpipe.errors import RadpipeError
 
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
     try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.bind((host, port))
-            return int(probe.getsockname()[1])
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+        listener.listen(128)
     except OSError as exc:
+        listener.close()
         reason = exc.strerror or str(exc)
         raise RadpipeError(
             f"cannot serve on {host}:{port or 'a free port'} ({reason}); choose another "
             "--port, or leave --port / --host out"
         ) from None
+    return listener
 
 
 def view(
@@ -69,13 +75,24 @@ def view(
 
     $ radpipe view /data/3Dircadb1
     """
-    from radpipe._optional import import_optional
-    from radpipe.viewer.app import create_app
-    from radpipe.viewer.sessions import build_session
+    import importlib.util
 
+    from radpipe._optional import import_optional
+    from radpipe.viewer.sessions import start_session
+
+    if importlib.util.find_spec("uvicorn") is None:
+        import_optional("uvicorn", extra="viewer")  # says which extra to install
+    listener = listening_socket(host, port or 0)  # checked before the scan is read
+    chosen = listener.getsockname()[1]
+    try:
+        session = start_session(path, mask or [], heatmap, keep_phi=keep_phi, label_names=labels)
+    except BaseException:
+        listener.close()
+        raise
+    # the server's imports run while the scan loads
     uvicorn = import_optional("uvicorn", extra="viewer")
-    chosen = free_port(host, port or 0)  # checked before the scan is read
-    session = build_session(path, mask or [], heatmap, keep_phi=keep_phi, label_names=labels)
+    from radpipe.viewer.app import create_app
+
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(
             f"radpipe: warning: serving on {host} exposes the images to the network",
@@ -88,4 +105,16 @@ def view(
 
         webbrowser.open(url)
     with session:  # its temporary catalog goes when the server stops, Ctrl-C included
-        uvicorn.run(create_app(session), host=host, port=chosen, log_level="warning")
+        server = uvicorn.Server(uvicorn.Config(create_app(session), log_level="warning"))
+        failed: list[BaseException] = []
+        if session.pending is not None:
+
+            def stop_on_error(done: Any) -> None:
+                if done.exception() is not None:  # the scan could not be read: say so, stop
+                    failed.append(done.exception())
+                    server.should_exit = True
+
+            session.pending.add_done_callback(stop_on_error)
+        server.run(sockets=[listener])
+        if failed:
+            raise failed[0]

@@ -3,9 +3,11 @@ for metadata, values, the catalog and the analysis; every request needs the sess
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shutil
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +28,24 @@ STATIC = Path(__file__).parent / "static"
 
 
 class Session:
-    """The scans a viewer serves: one, or a dataset's patients opened on demand."""
+    """The scans a viewer serves: one, or a dataset's patients opened on demand.
+
+    A scan still loading is given as ``pending``: the server answers the page at once and
+    its data requests wait for the scan.
+    """
 
     def __init__(
         self,
         scan: Scan | None = None,
         *,
+        pending: Future[Scan] | None = None,
         patients: list[dict[str, Any]] | None = None,
         opener: Callable[[str], Scan] | None = None,
         token: str | None = None,
         work_dir: str | Path | None = None,
     ) -> None:
         self.scan = scan
+        self.pending = pending
         self.patients = patients or []
         self.opener = opener
         self.token = token or secrets.token_urlsafe(16)
@@ -55,6 +63,13 @@ class Session:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def current(self) -> Scan | None:
+        """The scan on show (the loading one once it is loaded; its error if it failed)."""
+        if self.pending is not None:
+            self.scan = self.pending.result()
+            self.pending = None
+        return self.scan
+
     def open(self, patient: str) -> Scan:
         """Load a patient of the dataset (only patients the catalog lists)."""
         if self.opener is None or patient not in {p["patient"] for p in self.patients}:
@@ -68,6 +83,7 @@ def create_app(session: Session) -> Any:
     starlette = import_optional("starlette", extra="viewer")
     del starlette
     from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import (
         FileResponse,
@@ -87,16 +103,20 @@ def create_app(session: Session) -> Any:
             if not allowed(request):
                 return PlainTextResponse("forbidden: missing or wrong token", status_code=403)
             try:
-                return handler(request)
+                if session.pending is not None and request.url.path.startswith("/api/"):
+                    await asyncio.wrap_future(session.pending)
+                # rendering releases the GIL (NumPy, zlib): panes render on both cores at once
+                return await run_in_threadpool(handler, request)
             except (ValueError, KeyError, RadpipeError) as exc:
                 return PlainTextResponse(f"bad request: {exc}", status_code=400)
 
         return wrapper
 
     def need_scan() -> Scan:
-        if session.scan is None:
+        scan = session.current()
+        if scan is None:
             raise KeyError("no scan is open; choose a patient")
-        return session.scan
+        return scan
 
     def request_from(request: Request, scan: Scan) -> ViewRequest:
         query = request.query_params
@@ -137,7 +157,7 @@ def create_app(session: Session) -> Any:
         return FileResponse(path)
 
     def info(request: Request) -> Any:
-        scan = session.scan
+        scan = session.current()
         document: dict[str, Any] = {"patients": session.patients, "presets": presets()}
         if scan is not None:
             document.update(

@@ -6,9 +6,10 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from radpipe.viewer.app import Session
+if TYPE_CHECKING:
+    from radpipe.viewer.app import Session
 
 
 def build_session(
@@ -39,22 +40,71 @@ def build_session(
     Session
         A context manager: closing it removes its temporary catalog.
     """
-    from radpipe.io import load
-    from radpipe.io.heatmaps import read_heatmap
-    from radpipe.io.mask_sources import load_mask_file, parse_label_names
-    from radpipe.io.sources import check_location
-    from radpipe.masks import MaskSet
-    from radpipe.viewer.state import make_scan
+    from radpipe.viewer.app import Session
 
     source = Path(path)
-    if (
+    if is_dataset(source, masks, heatmap):
+        return _dataset_session(source, keep_phi=keep_phi)
+    return Session(build_scan(source, masks, heatmap, keep_phi=keep_phi, label_names=label_names))
+
+
+def start_session(
+    path: Path,
+    masks: list[str],
+    heatmap: Path | None,
+    *,
+    keep_phi: bool = False,
+    label_names: str | None = None,
+) -> Session:
+    """As :func:`build_session`, but one scan loads in a thread while the server starts (the
+    page is answered at once; its data requests wait for the scan). Datasets are scanned first.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from radpipe.io.sources import check_location
+
+    source = Path(path)
+    check_location(str(source))  # a missing path fails here, before any URL is printed
+    if is_dataset(source, masks, heatmap):
+        return _dataset_session(source, keep_phi=keep_phi)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="radpipe-view-load")
+    pending = pool.submit(
+        build_scan, source, masks, heatmap, keep_phi=keep_phi, label_names=label_names
+    )
+    pool.shutdown(wait=False)
+    from radpipe.viewer.app import Session
+
+    return Session(pending=pending)
+
+
+def is_dataset(source: Path, masks: list[str], heatmap: Path | None) -> bool:
+    """A dataset root (patients to choose from) rather than one scan."""
+    from radpipe.io.sources import check_location
+
+    return (
         check_location(str(source)) == "folder"
         and source.is_dir()
         and not masks
         and heatmap is None
         and _is_dataset_root(source)
-    ):
-        return _dataset_session(source, keep_phi=keep_phi)
+    )
+
+
+def build_scan(
+    source: Path,
+    masks: list[str],
+    heatmap: Path | None,
+    *,
+    keep_phi: bool = False,
+    label_names: str | None = None,
+) -> Any:
+    """One scan with its masks and heatmap, ready to view (see :func:`build_session`)."""
+    from radpipe.io import load
+    from radpipe.io.heatmaps import read_heatmap
+    from radpipe.io.mask_sources import load_mask_file, parse_label_names
+    from radpipe.masks import MaskSet
+    from radpipe.viewer.state import make_scan
+
     volume = load(source)
     found = MaskSet(volume.affine.copy(), {}, [])
     for spec in masks:
@@ -63,7 +113,7 @@ def build_session(
                               label_names=parse_label_names(label_names))  # fmt: skip
         found.masks.update(part.masks)
     heat = read_heatmap(heatmap) if heatmap is not None else None
-    return Session(make_scan(volume, masks=found, heatmap=heat, keep_phi=keep_phi))
+    return make_scan(volume, masks=found, heatmap=heat, keep_phi=keep_phi)
 
 
 def _is_dataset_root(folder: Path) -> bool:
@@ -86,6 +136,7 @@ def _dataset_session(root: Path, *, keep_phi: bool) -> Session:
 def _catalog_session(root: Path, work: Path, *, keep_phi: bool) -> Session:
     from radpipe.catalog.patients import patient_image
     from radpipe.catalog.store import open_catalog, scan
+    from radpipe.viewer.app import Session
     from radpipe.viewer.state import make_scan
 
     catalog_path = work / "catalog.sqlite"

@@ -82,10 +82,11 @@ class SurfaceRenderer:
         layers = []
         for value, colour in colours.items():
             inside = sampled == value
-            hit = inside.any(axis=0)
+            depth = inside.argmax(axis=2)
+            hit = np.take_along_axis(inside, depth[..., None], axis=2)[..., 0]
             if not hit.any():
                 continue
-            depth = inside.argmax(axis=0).astype(np.float32)
+            depth = depth.astype(np.float32)
             shade = _shading(depth, hit)
             rgb = np.asarray(colour, np.float32)[None, None, :] * shade[..., None]
             alpha = 1.0 if is_tumour(names.get(value, "")) else ORGAN_OPACITY
@@ -103,7 +104,7 @@ class SurfaceRenderer:
         return np.clip(picture, 0, 255).astype(np.uint8)
 
     def _sample(self, azimuth: float, elevation: float, size: int) -> NDArray[np.uint16]:
-        """Labels at (depth, row, column) sample points of the view's cube, front to back."""
+        """Labels at (row, column, depth) sample points of the view's cube, front to back."""
         assert self.box is not None
         start, stop = self.box
         spacing = np.asarray(self.spacing, np.float64)
@@ -114,7 +115,9 @@ class SurfaceRenderer:
         steps = (np.arange(size, dtype=np.float32) + 0.5) / size * 2 - 1
         steps *= radius
         shape = self.crop.shape
+        # (row, column, depth): each ray contiguous, so its first hit is a fast argmax
         flat = np.zeros((size, size, size), np.int32)
+        values = np.empty((size, size, size), np.float32)
         for axis in range(3):
             # crop index units along S, P, L; the padded border (index 0 and last) is empty
             scale = 1 / spacing[axis]
@@ -124,11 +127,15 @@ class SurfaceRenderer:
                 + steps[None, :] * float(right[axis] * scale)
                 + np.float32(base)
             )
-            values = plane[None, :, :] + (steps * float(forward[axis] * scale))[:, None, None]
+            np.add(plane[:, :, None], (steps * float(forward[axis] * scale))[None, None, :],
+                   out=values)  # fmt: skip
             np.rint(values, out=values)
             np.clip(values, 0, shape[axis] - 1, out=values)
             stride = int(np.prod(shape[axis + 1 :]))
-            flat += values.astype(np.int32) * np.int32(stride)
+            if stride == 1:
+                flat += values.astype(np.int32)
+            else:
+                flat += values.astype(np.int32) * np.int32(stride)
         sampled: NDArray[np.uint16] = self.crop.ravel()[flat]
         return sampled
 

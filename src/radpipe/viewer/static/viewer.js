@@ -253,7 +253,7 @@ function refresh3d() {
   if (surfaceBusy) { surfaceAgain = true; return; }
   surfaceBusy = true; surfaceAgain = false;
   const image = byId("pane-3d"), next = new Image();
-  const params = { azimuth: state.azimuth.toFixed(1), elevation: state.elevation.toFixed(1), labels: [...state.labels].join(","), size: 256 };
+  const params = { azimuth: state.azimuth.toFixed(1), elevation: state.elevation.toFixed(1), labels: [...state.labels].join(","), size: 192 };
   next.onload = next.onerror = () => {
     image.src = next.src; image.dataset.azimuth = params.azimuth; surfaceBusy = false;
     if (surfaceAgain) refresh3d();
