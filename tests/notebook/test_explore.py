@@ -122,3 +122,32 @@ def test_explore_errors_name_the_choices(demo_root, tmp_path):
         explore(root, patient=1, mask="kidney")
     with pytest.raises(RadpipeError, match="no such file or folder"):
         explore(tmp_path / "missing")
+
+
+def test_explore_a_volume_with_a_labelmap_and_heatmap(tmp_path):
+    """In-process: a Volume source, its LabelMap, a heatmap array and the window controls."""
+    import io
+
+    from PIL import Image
+
+    from radpipe.notebook import explore
+    from radpipe.phantom import make_phantom, tumour_heatmap
+
+    phantom = make_phantom(shape=(16, 48, 56), spacing=(2.5, 2.0, 1.8), tumours=1, seed=4)
+    heat = tumour_heatmap(phantom)
+    e = explore(phantom.ct, masks=phantom.labels, mask="tumor", heatmap=heat)
+    state = e.state()
+    assert state["shape"] == [16, 48, 56] and state["heatmap"] is True
+    assert state["masks"] == ["tumor"] and state["patients"] == 1
+    k, j, i = state["lesions"][0]["index"]
+    e.jump(k, j, i)
+    hot = np.asarray(Image.open(io.BytesIO(e._images["axial"].value)).convert("RGB"))
+    e._heat_box.value = False
+    plain = np.asarray(Image.open(io.BytesIO(e._images["axial"].value)).convert("RGB"))
+    assert hot.shape == plain.shape and (hot != plain).any()  # the heatmap is drawn
+    e.set_window(400, 1800)
+    assert e.state()["preset"] == "bone"
+    e.set_window(123, 45)
+    assert e.state()["preset"] == "custom"
+    with pytest.raises(RadpipeError, match="MaskSet or a LabelMap"):
+        explore(phantom.ct, masks="labels.nii.gz")
