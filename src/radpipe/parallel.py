@@ -87,6 +87,9 @@ def run_map(
         yield from _run_on_dask(function, items, scheduler, chunksize)
         return
     count = workers if workers is not None else default_workers()
+    if multiprocessing.current_process().daemon:
+        count = 1  # a Dask or pool worker itself: it may not start processes; its cluster is
+        # what spreads the work
     if count <= 1 or len(items) < 2:
         for item in items:  # not ``map``: a StopIteration raised by ``function`` must not end
             yield function(item)  # the run silently (here it becomes a RuntimeError)

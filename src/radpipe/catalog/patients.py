@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from radpipe.catalog.entries import SeriesEntry
 from radpipe.catalog.store import Catalog
 from radpipe.errors import ReadError
 from radpipe.io.mask_sources import label_names_from_sidecar, load_mask_file
@@ -192,6 +193,13 @@ def analysis_inputs(
                 f"{path}: no patient with an image and masks found (looked for mask series, "
                 "label maps beside or linked to a series, SEG and RTSTRUCT)"
             )
+
+
+def image_series(catalog: Catalog) -> list[tuple[str, SeriesEntry]]:
+    """Every 3-D image series of a catalog named ``<patient>_<NNN>`` in catalog order (the
+    names :func:`image_volumes` gives)."""
+    entries = [e for e in catalog.series(role="image") if e.shape and len(e.shape) == 3]
+    return [(f"{e.patient}_{n:03d}", e) for n, e in enumerate(entries, start=1)]
 
 
 def image_volumes(root: str | Path, *, on_duplicate: str = "error") -> Iterator[tuple[str, Volume]]:

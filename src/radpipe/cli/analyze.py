@@ -88,6 +88,15 @@ def analyze(
     port: Annotated[int | None, typer.Option("--port", help="PACS port for --send.")] = None,
     called_aet: Annotated[str | None, typer.Option("--called-aet")] = None,
     calling_aet: Annotated[str | None, typer.Option("--calling-aet")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Local processes (default: all cores).")
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler", help="Dask scheduler (tcp://HOST:PORT): patients on a cluster."
+        ),
+    ] = None,
 ) -> None:
     """Measure organs and tumours: per-lesion, per-patient and cohort reports; optionally a
     DICOM SEG and SR per patient, sent back to the PACS.
@@ -132,7 +141,22 @@ def analyze(
                               overwrite=overwrite)  # fmt: skip
         written.extend([files.seg, files.sr])
 
-    with progress_bar(f"Scanning {path.name}" if path else "Reading") as (advance, set_total):
+    if path is not None and image is None:
+        from radpipe.export.cohort import analyse_catalog_to_reports
+
+        with progress_bar(f"Scanning {path.name}") as (advance, set_total):
+            _, paths, files = analyse_catalog_to_reports(
+                path, out, catalog=catalog, keep_phi=keep_phi, strict=strict,
+                on_duplicate=on_duplicate, reference_organ=reference_organ,
+                connectivity=connectivity, min_volume_ml=min_volume, pictures=pictures,
+                overwrite=overwrite, dicom_results=dicom_results, workers=workers,
+                scheduler=scheduler, on_patient=report_line, progress=advance,
+                on_total=set_total,
+            )  # fmt: skip
+        written.extend(files)
+        _finish(paths, written, dicom_results, peer)
+        return
+    with progress_bar("Reading") as (advance, set_total):
         inputs = analysis_inputs(
             path, image=image, masks=_mask_specs(mask or []), label_names=parse_label_names(labels),
             catalog=catalog, keep_phi=keep_phi, strict=strict, on_duplicate=on_duplicate,
@@ -146,6 +170,12 @@ def analyze(
             input_folders=[str(p) for p in (path, image) if p is not None],
             on_analysed=results if dicom_results is not None else None,
         )  # fmt: skip
+    _finish(paths, written, dicom_results, peer)
+
+
+def _finish(paths: dict[str, Path], written: list[Path], dicom_results: Path | None,
+            peer: Any) -> None:  # fmt: skip
+    """Say what was written; send the SEG and SR files to the PACS."""
     stdout.print(f"wrote {', '.join(str(p) for p in paths.values())}")
     if written:
         stdout.print(f"wrote {len(written) // 2} DICOM SEG + SR pair(s) into {dicom_results}")

@@ -121,6 +121,12 @@ def nerf(
         bool, typer.Option("--overwrite", help="Replace a non-empty OUTPUT.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print nothing but errors.")] = False,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="--all: local processes.")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="--all: Dask scheduler tcp://HOST:PORT.")
+    ] = None,
 ) -> None:
     """Write numbered PNG slices and a nerfstudio / instant-ngp transforms.json.
 
@@ -166,8 +172,7 @@ def nerf(
             )
         return
     if all_series:
-        from radpipe.catalog.patients import image_volumes
-        from radpipe.export.nerf import export_nerf_each
+        from radpipe.export.nerf import export_nerf_tree
 
         def report(result: Any) -> None:
             if not quiet:
@@ -176,7 +181,8 @@ def nerf(
                     f"{result.image_shape[1]}×{result.image_shape[0]}"
                 )
 
-        export_nerf_each(image_volumes(source), output, on_export=report, **options)
+        export_nerf_tree(source, output, workers=workers, scheduler=scheduler,
+                         on_export=report, **options)  # fmt: skip
         return
     if not quiet:
         stdout.print(f"Loading {source}...", markup=False, highlight=False, soft_wrap=True)

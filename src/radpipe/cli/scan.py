@@ -247,6 +247,8 @@ def deidentify(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace TARGET if it exists.")
     ] = False,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Write a de-identified copy of SOURCE (PS3.15 basic profile; dates shifted; UIDs remapped).
 
@@ -258,7 +260,8 @@ def deidentify(
     from radpipe.export.deidentify import deidentify_tree
 
     with progress_bar(f"De-identifying {source.name}") as (advance, _):
-        report = deidentify_tree(source, target, overwrite=overwrite, progress=advance)
+        report = deidentify_tree(source, target, overwrite=overwrite, progress=advance,
+                                 workers=workers, scheduler=scheduler)  # fmt: skip
     stdout.print(
         f"wrote {report.written} de-identified DICOM files to {target}; "
         f"{len(report.skipped)} non-DICOM files not copied"

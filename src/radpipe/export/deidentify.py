@@ -266,6 +266,32 @@ def _scrubbed(path: PurePosixPath, identifiers: list[str], pseudonym_text: str) 
     return PurePosixPath(*parts)
 
 
+def _deidentify_file(job: tuple[Source, str, str, bytes]) -> str:
+    """De-identify one file into the temporary output folder: written, burned-in or skipped."""
+    import os
+
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    item, root, temporary, secret = job
+    try:
+        with open_source(item.location) as handle, warnings.catch_warnings():
+            # pydicom's value-format complaints (they can quote header values)
+            warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
+            dataset = pydicom.dcmread(handle)
+    except (InvalidDicomError, ReadError, OSError, ValueError, EOFError):
+        return "skipped"
+    identifiers = _identifiers(dataset)
+    burned_in = deidentify_dataset(dataset, key=secret)
+    relative = _scrubbed(_output_path(item, Path(root)), identifiers, str(dataset.PatientID))
+    output = Path(temporary) / relative
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.{os.getpid()}.part")
+    dataset.save_as(partial, enforce_file_format=False)
+    os.replace(partial, output)
+    return "burned-in" if burned_in else "written"
+
+
 def deidentify_tree(
     source: str | Path,
     target: str | Path,
@@ -273,43 +299,45 @@ def deidentify_tree(
     key: bytes | None = None,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> DeidentifyReport:
     """Write a de-identified copy of every DICOM file under ``source`` into ``target``.
+
+    Files are de-identified on local processes (``workers``, all cores by default) or a Dask
+    cluster (``scheduler``; ``source`` and ``target``'s folder must then be shared paths).
+    Each file is written to a temporary name and renamed, so a retried job replaces it.
 
     Zip archives are read in place and their members written as plain files (``a.zip`` →
     folder ``a``). Non-DICOM files are not copied (they may hold identifiers); they are
     listed in the report. The target folder appears only once everything is written.
     ``progress`` is called with 1 per file handled.
     """
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+    from radpipe.parallel import run_map
 
     root = Path(source)
     secret = key or pseudonym_key()
     report = DeidentifyReport()
     items = sorted(walk_sources(root), key=lambda item: natural_key(item.location))
     with atomic_folder(target, overwrite=overwrite, input_folders=[root]) as temporary:
+        files = [item for item in items if isinstance(item, Source)]
         for item in items:
-            if progress is not None:
-                progress(1)
             if not isinstance(item, Source):
                 report.problems.append((item.location, item.reason))
-                continue
-            try:
-                with open_source(item.location) as handle, warnings.catch_warnings():
-                    # pydicom's value-format complaints (they can quote header values)
-                    warnings.filterwarnings("ignore", category=UserWarning, module="pydicom")
-                    dataset = pydicom.dcmread(handle)
-            except (InvalidDicomError, ReadError, OSError, ValueError, EOFError):
+                if progress is not None:
+                    progress(1)
+        jobs = [(item, str(root), str(temporary), secret) for item in files]
+        for item, outcome in zip(
+            files, run_map(_deidentify_file, jobs, workers=workers, scheduler=scheduler),
+            strict=True,
+        ):  # fmt: skip
+            if progress is not None:
+                progress(1)
+            if outcome == "skipped":
                 report.skipped.append(item.location)
                 continue
-            identifiers = _identifiers(dataset)
-            if deidentify_dataset(dataset, key=secret):
+            if outcome == "burned-in":
                 report.burned_in.append(item.location)
-            relative = _scrubbed(_output_path(item, root), identifiers, str(dataset.PatientID))
-            output = temporary / relative
-            output.parent.mkdir(parents=True, exist_ok=True)
-            dataset.save_as(output, enforce_file_format=False)
             report.written += 1
         if report.written == 0:
             raise ReadError(

@@ -809,6 +809,58 @@ def export_mvsplat(
     return written
 
 
+def export_nerf_tree(
+    root: str | Path,
+    output: str | Path,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    catalog: str | Path | None = None,
+    on_export: Callable[[NerfExport], None] | None = None,
+    **options: Any,
+) -> list[NerfExport]:
+    """:func:`export_nerf` for every 3-D image series under ``root`` into ``output/<name>``
+    (``<patient>_<NNN>``), one series per job on local processes or a Dask cluster.
+
+    Each worker loads its series from the catalog and writes its folder atomically, so a
+    retried job (a lost worker) replaces, never duplicates, its output. On a cluster the
+    catalog (``catalog``), ``root`` and ``output`` must be shared paths.
+    """
+    import tempfile
+
+    from radpipe.catalog.patients import image_series
+    from radpipe.catalog.store import scan
+    from radpipe.errors import ReadError
+    from radpipe.parallel import run_map
+
+    with tempfile.TemporaryDirectory(prefix="radpipe-") as work:
+        catalog_path = Path(catalog) if catalog is not None else Path(work) / "catalog.sqlite"
+        found, _ = scan(root, catalog_path, workers=workers, scheduler=scheduler)
+        with found:
+            named = image_series(found)
+        if not named:
+            raise ReadError(f"{root}: no 3-D image series found")
+        target = Path(output).resolve()
+        jobs = [(str(catalog_path.resolve()), entry.key, str(target / name), options)
+                for name, entry in named]  # fmt: skip
+        results = []
+        for result in run_map(_export_series_job, jobs, workers=workers, scheduler=scheduler,
+                              chunksize=1):  # fmt: skip
+            results.append(result)
+            if on_export is not None:
+                on_export(result)
+    return results
+
+
+def _export_series_job(job: tuple[str, str, str, dict[str, Any]]) -> NerfExport:
+    from radpipe.catalog.store import open_catalog
+
+    catalog_path, key, folder, options = job
+    with open_catalog(catalog_path) as catalog:
+        volume = catalog.load(key)
+    return export_nerf(volume, folder, **options)
+
+
 def export_nerf_each(
     volumes: Iterable[tuple[str, Volume]],
     output: str | Path,
