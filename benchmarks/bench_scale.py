@@ -64,6 +64,7 @@ def main() -> None:
         for name, command in commands.items():
             command_any = command
             timed(lambda out, c=command_any: c(out, workers=1))  # warm-up: caches, imports
+            timed(lambda out, c=command_any: c(out, scheduler=address))  # and the workers'
             one = timed(lambda out, c=command_any: c(out, workers=1))
             local = timed(lambda out, c=command_any: c(out, workers=cores))
             dask = timed(lambda out, c=command_any: c(out, scheduler=address))

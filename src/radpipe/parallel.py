@@ -60,6 +60,28 @@ def process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
         yield pool
 
 
+@contextlib.contextmanager
+def work_folder(output: str | os.PathLike[str], scheduler: str | None) -> Iterator[str]:
+    """A temporary folder for what workers read back (a catalog): the system's temporary
+    folder for local runs; on a cluster a hidden folder beside ``output``, which the workers
+    can reach because they write ``output`` (removed at the end either way)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    if scheduler is None:
+        with tempfile.TemporaryDirectory(prefix="radpipe-") as work:
+            yield work
+        return
+    parent = Path(output).resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=f".radpipe-work-{os.getpid()}-", dir=parent)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def run_map(
     function: Callable[[Item], Result],
     items: Sequence[Item],

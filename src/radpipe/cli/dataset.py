@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -221,7 +220,9 @@ def build_command(
     from radpipe.io.atomic import guard_output
 
     guard_output(output, input_folders=[str(p) for p in (source, data_directory) if p])
-    with tempfile.TemporaryDirectory() as work:
+    from radpipe.parallel import work_folder
+
+    with work_folder(output, scheduler) as work:
         jobs, label_names = plan_build(options, work, source=source, data_directory=data_directory)
         with progress_bar("Building") as (advance, set_total):
             set_total(len(jobs))

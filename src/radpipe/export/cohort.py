@@ -38,7 +38,8 @@ class PatientResult:
     """A worker's answer: the report, its pictures and the DICOM results it wrote."""
 
     report: PatientReport | None
-    pictures: list[tuple[str, NDArray[np.uint8]]]
+    pictures: list[tuple[str, str]]
+    """(caption, PNG data URI): encoded in the worker, small to send."""
     files: list[str]
 
 
@@ -47,7 +48,7 @@ def analyse_patient_job(job: PatientJob) -> PatientResult:
     from radpipe.analysis import analyse_masks
     from radpipe.catalog.patients import load_catalog_patient
     from radpipe.catalog.store import open_catalog
-    from radpipe.export.report import lesion_pictures
+    from radpipe.export.report import lesion_pictures, png_data_uri
 
     with open_catalog(job.catalog) as catalog:
         loaded = load_catalog_patient(
@@ -60,7 +61,11 @@ def analyse_patient_job(job: PatientJob) -> PatientResult:
         job.patient, image, masks, reference_organ=job.reference_organ,
         connectivity=job.connectivity, min_volume_ml=job.min_volume_ml,
     )  # fmt: skip
-    pictures = lesion_pictures(image, masks, report.lesions) if job.pictures else []
+    pictures = [
+        (caption, png_data_uri(picture))
+        for caption, picture in (lesion_pictures(image, masks, report.lesions) if job.pictures
+                                 else [])
+    ]  # fmt: skip
     files: list[str] = []
     if job.dicom_results is not None:
         from radpipe.export.sr import write_results
@@ -105,18 +110,16 @@ def analyse_catalog_to_reports(
     (reports, paths, dicom_files)
         The patient reports, the report files written and each patient's SEG and SR.
     """
-    import tempfile
-
     from radpipe.catalog.patients import annotated_patients
     from radpipe.catalog.store import scan
     from radpipe.export.report import check_report_folder, write_reports
     from radpipe.io.atomic import guard_output
-    from radpipe.parallel import run_map
+    from radpipe.parallel import run_map, work_folder
 
     target = Path(folder)
     guard_output(target, input_folders=[str(path)], inside_ok=True)
     check_report_folder(target, overwrite=overwrite)
-    with tempfile.TemporaryDirectory(prefix="radpipe-") as work:
+    with work_folder(target, scheduler) as work:
         catalog_path = Path(catalog) if catalog is not None else Path(work) / "catalog.sqlite"
         found, _ = scan(path, catalog_path, keep_phi=keep_phi, progress=progress,
                         on_total=on_total, workers=workers, scheduler=scheduler)  # fmt: skip
@@ -139,7 +142,7 @@ def analyse_catalog_to_reports(
             for patient in patients
         ]
         reports: list[PatientReport] = []
-        figures: dict[str, list[tuple[str, NDArray[np.uint8]]]] = {}
+        figures: dict[str, list[tuple[str, NDArray[np.uint8] | str]]] = {}
         files: list[Path] = []
         for result in run_map(
             analyse_patient_job, jobs, workers=workers, scheduler=scheduler, chunksize=1
@@ -147,7 +150,7 @@ def analyse_catalog_to_reports(
             if result.report is None:
                 continue
             reports.append(result.report)
-            figures[result.report.patient] = result.pictures
+            figures[result.report.patient] = list(result.pictures)
             files.extend(Path(f) for f in result.files)
             if on_patient is not None:
                 on_patient(result.report)

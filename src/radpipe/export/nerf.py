@@ -826,14 +826,12 @@ def export_nerf_tree(
     retried job (a lost worker) replaces, never duplicates, its output. On a cluster the
     catalog (``catalog``), ``root`` and ``output`` must be shared paths.
     """
-    import tempfile
-
     from radpipe.catalog.patients import image_series
     from radpipe.catalog.store import scan
     from radpipe.errors import ReadError
-    from radpipe.parallel import run_map
+    from radpipe.parallel import run_map, work_folder
 
-    with tempfile.TemporaryDirectory(prefix="radpipe-") as work:
+    with work_folder(output, scheduler) as work:
         catalog_path = Path(catalog) if catalog is not None else Path(work) / "catalog.sqlite"
         found, _ = scan(root, catalog_path, workers=workers, scheduler=scheduler)
         with found:

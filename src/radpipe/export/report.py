@@ -26,7 +26,11 @@ from radpipe.volume import Volume
 MAX_PICTURES = 8
 
 
-def _png_data_uri(image: NDArray[np.uint8]) -> str:
+def png_data_uri(image: NDArray[np.uint8] | str) -> str:
+    """A picture as a ``data:`` URI for the HTML report (a URI given is returned as is, so
+    workers can encode their pictures and send the text)."""
+    if isinstance(image, str):
+        return image
     from PIL import Image
 
     buffer = io.BytesIO()
@@ -144,7 +148,7 @@ def write_reports(
     reports: list[PatientReport],
     folder: str | Path,
     *,
-    pictures: dict[str, list[tuple[str, NDArray[np.uint8]]]] | None = None,
+    pictures: dict[str, list[tuple[str, NDArray[np.uint8] | str]]] | None = None,
     overwrite: bool = False,
 ) -> dict[str, Path]:
     """Write the four report files into ``folder`` (each atomically).
@@ -196,7 +200,7 @@ def write_reports(
     sections = []
     for report in reports:
         figures = "".join(
-            f'<figure><img src="{_png_data_uri(image)}" alt="{html.escape(caption)}">'
+            f'<figure><img src="{png_data_uri(image)}" alt="{html.escape(caption)}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>"
             for caption, image in (pictures or {}).get(report.patient, [])[:MAX_PICTURES]
         )
@@ -354,7 +358,7 @@ def analyse_to_reports(
     guard_output(target, input_folders=input_folders, inside_ok=True)
     check_report_folder(target, overwrite=overwrite)
     reports = []
-    figures: dict[str, list[tuple[str, NDArray[np.uint8]]]] = {}
+    figures: dict[str, list[tuple[str, NDArray[np.uint8] | str]]] = {}
     for patient, image, masks in inputs:
         report = analyse_masks(
             patient, image, masks, reference_organ=reference_organ, connectivity=connectivity,
@@ -362,7 +366,7 @@ def analyse_to_reports(
         )  # fmt: skip
         reports.append(report)
         if pictures:
-            figures[patient] = lesion_pictures(image, masks, report.lesions)
+            figures[patient] = list(lesion_pictures(image, masks, report.lesions))
         if on_analysed is not None:
             on_analysed(report, image, masks)
         if on_patient is not None:

@@ -174,20 +174,18 @@ def segment_tree(
     ReadError
         If ``root`` holds no 3-D image series.
     """
-    import tempfile
-
     from radpipe.catalog.store import scan
     from radpipe.errors import ReadError
     from radpipe.io.atomic import atomic_folder
     from radpipe.models.card import read_card
-    from radpipe.parallel import run_map
+    from radpipe.parallel import run_map, work_folder
 
     read_card(model)  # a bad model folder fails before any image is read
     written: list[Path] = []
     problems: list[tuple[str, str]] = []
     by_series: dict[str, Path] = {}
     target = Path(folder)
-    with tempfile.TemporaryDirectory(prefix="radpipe-segment-") as work:
+    with work_folder(folder, scheduler) as work:
         catalog_path = Path(work) / "catalog.sqlite"
         catalog, _ = scan(root, catalog_path)
         with catalog:
