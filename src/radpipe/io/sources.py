@@ -224,35 +224,58 @@ def walk_sources(
 def _walk_folder(
     folder: Path, visited: set[tuple[int, int]], limits: ArchiveLimits
 ) -> Iterator[Source | Problem]:
-    try:
-        info = folder.stat()
-    except OSError as exc:
-        yield Problem(str(folder), f"unreadable folder ({exc.strerror})")
+    """Depth first in directory order, one generator for the whole tree (a re-scan of an
+    unchanged tree is mostly this walk: no generator per folder or per file)."""
+    stack: list[Iterator[os.DirEntry[str]]] = []
+    opened = _open_folder(str(folder), visited)
+    if isinstance(opened, Problem):
+        yield opened
         return
-    key = (info.st_dev, info.st_ino)
-    if key in visited:
-        yield Problem(str(folder), "symbolic link loop (folder already visited); not followed")
-        return
-    visited.add(key)
-    try:
-        with os.scandir(folder) as scanner:
-            entries = list(scanner)  # directory order: the catalog sorts what it shows
-    except OSError as exc:
-        yield Problem(str(folder), f"unreadable folder ({exc.strerror})")
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
+    stack.append(iter(opened))
+    regular, is_zip = stat.S_ISREG, str.lower
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
+        name = entry.name
+        if name.startswith("."):
             continue
         try:
             if entry.is_dir(follow_symlinks=True):
-                yield from _walk_folder(Path(entry.path), visited, limits)
+                inner = _open_folder(entry.path, visited)
+                if isinstance(inner, Problem):
+                    yield inner
+                else:
+                    stack.append(iter(inner))
                 continue
-            stat_result = entry.stat(follow_symlinks=True)
+            info = entry.stat(follow_symlinks=True)
         except OSError as exc:
             yield Problem(entry.path, f"unreadable ({exc.strerror})")
             continue
-        if stat.S_ISREG(stat_result.st_mode):
-            yield from _file_sources(entry.path, stat_result, limits)
+        if not regular(info.st_mode):
+            continue
+        if is_zip(name).endswith(".zip"):
+            yield from _file_sources(entry.path, info, limits)
+        else:
+            yield Source(entry.path, info.st_size, info.st_mtime_ns)
+
+
+def _open_folder(folder: str, visited: set[tuple[int, int]]) -> list[os.DirEntry[str]] | Problem:
+    """A folder's entries in directory order, or why it cannot be walked."""
+    try:
+        info = os.stat(folder)
+    except OSError as exc:
+        return Problem(folder, f"unreadable folder ({exc.strerror})")
+    key = (info.st_dev, info.st_ino)
+    if key in visited:
+        return Problem(folder, "symbolic link loop (folder already visited); not followed")
+    visited.add(key)
+    try:
+        with os.scandir(folder) as scanner:
+            return list(scanner)  # directory order: the catalog sorts what it shows
+    except OSError as exc:
+        return Problem(folder, f"unreadable folder ({exc.strerror})")
 
 
 def _file_sources(
