@@ -40,7 +40,7 @@ def dataset(patients: int, slices: int, zipped: int) -> Path:
         study.labels_path.with_name("labels.json").unlink(missing_ok=True)
         if number < zipped:
             with zipfile.ZipFile(folder / "CT.zip", "w", zipfile.ZIP_DEFLATED) as archive:
-                for path in sorted(study.series_folder.iterdir()):
+                for path in sorted(study.series_folder.glob("[!.]*")):
                     archive.write(path, f"CT/{path.name}")
             shutil.rmtree(study.series_folder)
     (root / ".complete").touch()
@@ -57,6 +57,8 @@ def pydicom_walk(root: Path) -> int:
             if name.endswith(".zip"):
                 with zipfile.ZipFile(path) as archive:
                     for member in archive.namelist():
+                        if member.rsplit("/", 1)[-1].startswith("."):
+                            continue  # the writer's hidden marker: radpipe skips it too
                         with archive.open(member) as handle:
                             pydicom.dcmread(handle, stop_before_pixels=True)
                         count += 1

@@ -141,19 +141,21 @@ def first_image(phantom) -> None:
             process = subprocess.Popen(
                 [radpipe, "view", str(series), "--no-browser"], stdout=subprocess.PIPE, text=True
             )
-            assert process.stdout is not None
-            line = process.stdout.readline()
-            url = line[line.index("http://") :].split()[0]
-            tab.goto(url)
-            tab.wait_for_function(
-                "(() => { const i = document.getElementById('pane-axial'); return i && i.complete"
-                " && i.naturalWidth > 0 && i.dataset.index !== undefined; })()",
-                timeout=60_000,
-            )
-            times.append(time.perf_counter() - start)
-            process.terminate()
-            process.wait(timeout=20)
-            tab.close()
+            try:
+                assert process.stdout is not None
+                line = process.stdout.readline()
+                url = line[line.index("http://") :].split()[0]
+                tab.goto(url)
+                tab.wait_for_function(
+                    "(() => { const i = document.getElementById('pane-axial'); return i &&"
+                    " i.complete && i.naturalWidth > 0 && i.dataset.index !== undefined; })()",
+                    timeout=60_000,
+                )
+                times.append(time.perf_counter() - start)
+            finally:
+                process.terminate()
+                process.wait(timeout=20)
+                tab.close()
         browser.close()
     print(
         f"\ntime to first image, `radpipe view` on a 300-file 512×512 CT series → axial pane in "

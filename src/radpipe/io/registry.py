@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from radpipe.volume import Volume
 
@@ -48,7 +48,12 @@ class VolumeFormat:
 
 def _name(path: str | Path) -> str:
     """The lower-case file name of a path or an archive location (``a.zip::b/c.nii.gz``)."""
-    return PurePosixPath(str(path).replace("::", "/").replace("\\", "/")).name.lower()
+    text = str(path).replace("::", "/").replace("\\", "/")
+    last = text.rsplit("/", 1)[-1]
+    if last in ("", "."):  # rare: what PurePosixPath(text).name gives, without its parse
+        parts = [part for part in text.split("/") if part not in ("", ".")]
+        last = parts[-1] if parts else ""
+    return last.lower()
 
 
 def _read_nibabel(path: Path) -> Volume:
