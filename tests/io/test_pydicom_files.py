@@ -124,3 +124,32 @@ def test_palette_colour_without_file_meta_is_rgb_as_pydicom_gives_it():
     dataset.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
     assert volume.shape == (1, 480, 640, 3)
     np.testing.assert_array_equal(volume.array[0], apply_color_lut(dataset.pixel_array, dataset))
+
+
+GREY_J2K = [
+    "JPEG2000.dcm", "J2K_pixelrep_mismatch.dcm", "693_J2KI.dcm", "693_J2KR.dcm",
+    "MR_small_jp2klossless.dcm", "RG1_J2KR.dcm", "RG1_J2KI.dcm", "RG3_J2KR.dcm", "RG3_J2KI.dcm",
+    "emri_small_jpeg_2k_lossless.dcm", "MR2_J2KI.dcm", "MR2_J2KR.dcm",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", GREY_J2K)
+def test_grey_jpeg2000_fast_path_decodes_as_pydicom(name):
+    """The imagecodecs route (GIL released) gives pydicom + pylibjpeg's values, or defers to it."""
+    pytest.importorskip("imagecodecs")
+    from pydicom.data import get_testdata_file
+    from pydicom.pixels import pixel_array
+
+    from radpipe.io.dicom.headers import frame_records
+    from radpipe.io.dicom.pixels import decode_file_frames, releases_the_gil
+
+    path = get_testdata_file(name)
+    records = frame_records(path)
+    layout = records[0].layout
+    assert releases_the_gil(layout)
+    ours = decode_file_frames(path, layout, [r.frame for r in records])
+    reference = np.asarray(pixel_array(path, decoding_plugin="pylibjpeg"))
+    reference = reference if reference.ndim == 3 else reference[None]
+    assert len(ours) == len(reference)
+    for mine, theirs in zip(ours, reference, strict=True):
+        np.testing.assert_array_equal(mine, theirs)

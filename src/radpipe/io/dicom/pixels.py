@@ -31,7 +31,60 @@ def decode_file_frames(path: str, layout: PixelLayout, frames: Sequence[int]) ->
     """
     if layout.pixel_offset is not None:
         return _read_native_frames(path, layout, frames)
+    if releases_the_gil(layout):
+        decoded = _decode_jpeg2000(path, layout, frames)
+        if decoded is not None:
+            return decoded
     return _decode_with_pydicom(path, layout, frames)
+
+
+#: JPEG 2000 and HTJ2K syntaxes, which imagecodecs' OpenJPEG decodes without holding the GIL.
+JPEG2000_SYNTAXES = frozenset(
+    {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
+     "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"}
+)  # fmt: skip
+
+
+def releases_the_gil(layout: PixelLayout) -> bool:
+    """Whether this layout's frames decode in a library that releases the GIL (so threads,
+    not processes, spread them over the cores): grey JPEG 2000 with imagecodecs installed."""
+    if layout.transfer_syntax not in JPEG2000_SYNTAXES or layout.samples_per_pixel != 1:
+        return False
+    import importlib.util
+
+    return importlib.util.find_spec("imagecodecs") is not None
+
+
+def _decode_jpeg2000(
+    path: str, layout: PixelLayout, frames: Sequence[int]
+) -> list[NDArray[Any]] | None:
+    """Grey JPEG 2000 frames through imagecodecs (GIL released; the same OpenJPEG library
+    pydicom's plugin wraps). None when a codestream does not match the header's layout
+    exactly (size, signedness, bits): pydicom's decoder then applies its corrections."""
+    import imagecodecs
+    import pydicom
+    from pydicom.encaps import generate_frames
+
+    try:
+        with open_source(path) as handle:
+            dataset = pydicom.dcmread(handle, force=True)
+        wanted = set(frames)
+        streams = {
+            number: bytes(stream)
+            for number, stream in enumerate(
+                generate_frames(dataset.PixelData, number_of_frames=layout.number_of_frames)
+            )
+            if number in wanted
+        }
+        result = []
+        for frame in frames:
+            values = imagecodecs.jpeg2k_decode(streams[frame], numthreads=1)
+            if values.shape != (layout.rows, layout.columns) or values.dtype != layout.stored_dtype:
+                return None
+            result.append(_fix_stored_bits(values, layout))
+        return result
+    except (KeyError, ValueError, AttributeError, imagecodecs.Jpeg2kError):
+        return None
 
 
 def _read_native_frames(

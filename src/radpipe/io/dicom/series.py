@@ -615,8 +615,16 @@ def _decode_all(
 
 
 def _decoder_holds_the_gil(record: FrameRecord) -> bool:
-    """Compressed frames decode in Python plugins that hold the GIL: use processes for them."""
-    return record.layout.pixel_offset is None and record.layout.transfer_syntax in DECODER_PACKAGES
+    """Compressed frames decode in Python plugins that hold the GIL: use processes for them
+    (not for JPEG 2000 through imagecodecs, which releases it: threads share the output)."""
+    from radpipe.io.dicom.pixels import releases_the_gil
+
+    layout = record.layout
+    return (
+        layout.pixel_offset is None
+        and layout.transfer_syntax in DECODER_PACKAGES
+        and not releases_the_gil(layout)
+    )
 
 
 def _decode_frames_job(job: tuple[str, PixelLayout, list[int]]) -> list[NDArray[Any]]:
