@@ -51,7 +51,7 @@ def load_sitk(folder: Path) -> object:
 def load_pydicom_loop(folder: Path) -> np.ndarray:
     import pydicom
 
-    datasets = [pydicom.dcmread(path) for path in sorted(folder.iterdir())]
+    datasets = [pydicom.dcmread(path) for path in sorted(folder.glob("*.dcm"))]
     datasets.sort(key=lambda ds: float(ds.ImagePositionPatient[2]))
     return np.stack(
         [ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept) for ds in datasets]
@@ -68,7 +68,7 @@ def run_dcm2niix(folder: Path) -> None:
 
 
 def raw_read(folder: Path) -> None:
-    for path in folder.iterdir():
+    for path in folder.glob("*.dcm"):
         path.read_bytes()
 
 
