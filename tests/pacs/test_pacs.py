@@ -271,3 +271,40 @@ def test_listening_node_files_studies_and_runs_its_hooks(data_dir, tmp_path):
         _wait_for("*/report/report.json", tmp_path / "r2")
     assert node.problems == []
     assert load(labels).shape == load(study.series_folder).spatial_shape
+
+
+def test_several_studies_at_once_locally_and_on_dask(fresh_orthanc, tmp_path, capsys):
+    """`pacs get UID UID UID`: the same files from two local processes and from a Dask
+    cluster; a UID the PACS lacks is reported in one line while the others arrive."""
+    import hashlib
+
+    distributed = pytest.importorskip("dask.distributed")
+    from radpipe.phantom import write_phantom_study
+
+    uids = []
+    for number in range(3):
+        study = write_phantom_study(tmp_path / f"s{number}", patient_id=f"MANY-{number}",
+                                    shape=(6, 32, 32), tumours=0, seed=number)  # fmt: skip
+        assert send(_peer(fresh_orthanc), [study.series_folder]).sent == 6
+        uids.append(str(pydicom.dcmread(study.files[0], stop_before_pixels=True).StudyInstanceUID))
+
+    def digest(folder):
+        return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(folder.rglob("*.dcm"))}  # fmt: skip
+
+    options = _options(fresh_orthanc)
+    assert main(["pacs", "get", *uids, "-o", str(tmp_path / "local"), "--workers", "2",
+                 *options]) == 0  # fmt: skip
+    local = digest(tmp_path / "local")
+    assert len(local) == 18 and {key.split("/")[0] for key in local} == set(uids)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:  # fmt: skip
+        assert main(["pacs", "get", *uids, "-o", str(tmp_path / "dask"), "--scheduler",
+                     cluster.scheduler_address, *options]) == 0  # fmt: skip
+    assert digest(tmp_path / "dask") == local
+    capsys.readouterr()
+    code = main(["pacs", "get", uids[0], "1.2.3.4.5", "-o", str(tmp_path / "mixed"), *options])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and "1 of 2 retrieval(s) failed" in err and "1.2.3.4.5" in err
+    assert len(err.splitlines()) == 1
+    assert len(digest(tmp_path / "mixed")) == 6  # the good study still arrived

@@ -149,7 +149,9 @@ def _retrieve(kind: str, uid: str, out: Path, level: str, catalog: Path | None,
 
 @pacs_app.command("get")
 def get_command(
-    uid: Annotated[str, typer.Argument(help="Study (or with --level series, series) UID.")],
+    uids: Annotated[
+        list[str], typer.Argument(help="Study (or with --level series, series) UID(s).")
+    ],
     out: Annotated[Path, typer.Option("-o", "--out", help="Folder to store the instances in.")],
     level: Annotated[str, typer.Option("--level", help="study or series.")] = "study",
     catalog: Annotated[
@@ -157,24 +159,59 @@ def get_command(
     ] = None,
     host: Host = None, port: Port = None, called_aet: Called = None, calling_aet: Calling = None,
     profile: Profile = None, dicomweb: Web = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Several UIDs: studies at once.")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option("--scheduler", help="Several UIDs: Dask scheduler address.")
+    ] = None,
 ) -> None:  # fmt: skip
     """C-GET (or WADO-RS with --dicomweb) a study or series; instances already in OUT are not
-    fetched again.
+    fetched again. Several UIDs are retrieved in parallel (--workers, or --scheduler).
 
     Example:
 
     $ radpipe pacs get 1.2.840.113619.2.55.3 -o studies --catalog studies.sqlite
+
+    $ radpipe pacs get $(cat study-uids.txt) -o studies --workers 4
     """
+    from radpipe.errors import PacsError
     from radpipe.pacs import dicomweb as web
-    from radpipe.pacs.dimse import get
+    from radpipe.pacs.dimse import get, get_many
 
     if dicomweb:
-        _retrieve("WADO-RS", uid, out, level, catalog,
-                  lambda **hooks: web.get(dicomweb, uid, out, level=level, **hooks))  # fmt: skip
+        for uid in uids:  # WADO-RS: one study after another
+            _retrieve("WADO-RS", uid, out, level, catalog,
+                      lambda *, uid=uid, **hooks: web.get(dicomweb, uid, out, level=level,
+                                                          **hooks))  # fmt: skip
+        return
+    if len(uids) == 1:
+        peer = _peer(host, port, called_aet, calling_aet, profile)
+        _retrieve("C-GET", uids[0], out, level, catalog,
+                  lambda **hooks: get(peer, uids[0], out, level=level, **hooks))  # fmt: skip
         return
     peer = _peer(host, port, called_aet, calling_aet, profile)
-    _retrieve("C-GET", uid, out, level, catalog,
-              lambda **hooks: get(peer, uid, out, level=level, **hooks))  # fmt: skip
+    failures = []
+    for uid, result in get_many(peer, uids, out, level=level, workers=workers,
+                                scheduler=scheduler):  # fmt: skip
+        if isinstance(result, str):
+            failures.append(f"{uid}: {result}")
+            continue
+        stdout.print(
+            f"{uid}: {len(result.received)} instance(s) received into {out}, "
+            f"{result.already_present} already there, {result.expected} in the {level}"
+        )
+        for problem in result.failed:
+            stdout.print(f"[yellow]not stored:[/yellow] {problem}")
+    if catalog is not None:
+        from radpipe.catalog.store import scan
+
+        _, report = scan(out, catalog)
+        stdout.print(f"catalog {catalog}: {report.series} series, {report.files} files")
+    if failures:
+        raise PacsError(
+            f"{len(failures)} of {len(uids)} retrieval(s) failed — " + "; ".join(failures)
+        )
 
 
 @pacs_app.command("move")

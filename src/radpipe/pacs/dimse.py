@@ -315,6 +315,40 @@ def get(
     return _finish(result, receiver, peer, problem)
 
 
+def get_many(
+    peer: Peer,
+    uids: list[str],
+    folder: str | Path,
+    *,
+    level: str = "study",
+    workers: int | None = None,
+    scheduler: str | None = None,
+) -> Iterator[tuple[str, Retrieval | str]]:
+    """C-GET several studies (or series) at once, one association per study, on local
+    processes or a Dask cluster (``folder`` must then be shared by the workers).
+
+    Yields (uid, Retrieval), or (uid, what went wrong) for a study that could not be
+    retrieved: the others go on. Instances arrive whole, so a retried study fetches only what
+    is missing.
+    """
+    from radpipe.parallel import run_map
+
+    jobs = [(peer, uid, str(Path(folder).resolve()), level) for uid in uids]
+    chosen = workers if workers is not None else min(4, max(1, len(uids)))
+    yield from zip(
+        uids, run_map(_get_job, jobs, workers=chosen, scheduler=scheduler, chunksize=1),
+        strict=True,
+    )  # fmt: skip
+
+
+def _get_job(job: tuple[Peer, str, str, str]) -> Retrieval | str:
+    peer, uid, folder, level = job
+    try:
+        return get(peer, uid, folder, level=level)
+    except PacsError as exc:
+        return str(exc)
+
+
 def move(
     peer: Peer,
     uid: str,
