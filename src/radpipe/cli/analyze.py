@@ -8,7 +8,13 @@ from typing import Annotated, Any
 import typer
 
 from radpipe.cli.console import progress_bar, stdout
-from radpipe.cli.options import OnDuplicate, chosen_output, output_option
+from radpipe.cli.options import (
+    OnDuplicate,
+    SchedulerOption,
+    WorkersOption,
+    chosen_output,
+    output_option,
+)
 
 masks_app = typer.Typer(
     help="Convert masks between label maps, DICOM SEG and contours.", no_args_is_help=True
@@ -88,15 +94,8 @@ def analyze(
     port: Annotated[int | None, typer.Option("--port", help="PACS port for --send.")] = None,
     called_aet: Annotated[str | None, typer.Option("--called-aet")] = None,
     calling_aet: Annotated[str | None, typer.Option("--calling-aet")] = None,
-    workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Local processes (default: all cores).")
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            "--scheduler", help="Dask scheduler (tcp://HOST:PORT): patients on a cluster."
-        ),
-    ] = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Measure organs and tumours: per-lesion, per-patient and cohort reports; optionally a
     DICOM SEG and SR per patient, sent back to the PACS.

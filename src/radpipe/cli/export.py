@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from radpipe.cli.console import progress_bar, stdout
-from radpipe.cli.options import chosen_output, output_option
+from radpipe.cli.options import SchedulerOption, WorkersOption, chosen_output, output_option
 
 if TYPE_CHECKING:
     from radpipe.export.nerf import NerfExport
@@ -121,12 +121,8 @@ def nerf(
         bool, typer.Option("--overwrite", help="Replace a non-empty OUTPUT.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print nothing but errors.")] = False,
-    workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="--all: local processes.")
-    ] = None,
-    scheduler: Annotated[
-        str | None, typer.Option("--scheduler", help="--all: Dask scheduler tcp://HOST:PORT.")
-    ] = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:
     """Write numbered PNG slices and a nerfstudio / instant-ngp transforms.json.
 

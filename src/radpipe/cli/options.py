@@ -14,6 +14,18 @@ OnDuplicate = Annotated[
 ]
 
 
+#: Local worker processes of a per-patient / per-series / per-file command.
+WorkersOption = Annotated[
+    int | None,
+    typer.Option("--workers", min=1, help="Local worker processes (default: all cores)."),
+]
+
+#: A Dask cluster to run a per-patient / per-series / per-file command on instead.
+SchedulerOption = Annotated[
+    str | None, typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786.")
+]
+
+
 #: What to do with unevenly spaced or missing slices (``radpipe.load``'s ``irregular``).
 Irregular = Annotated[
     str,

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from radpipe.cli.console import progress_bar, stdout
+from radpipe.cli.options import SchedulerOption, WorkersOption
 
 pacs_app = typer.Typer(
     help="Query, retrieve and send studies over DICOM networking.", no_args_is_help=True
@@ -134,12 +135,20 @@ def _retrieve(kind: str, uid: str, out: Path, level: str, catalog: Path | None,
               run: Any) -> None:  # fmt: skip
     with progress_bar(f"Retrieving ({kind})") as (advance, set_total):
         result = run(progress=advance, on_total=set_total)
+    _say_retrieved(uid, result, out, level)
+    _add_to_catalog(out, catalog)
+
+
+def _say_retrieved(uid: str, result: Any, out: Path, level: str) -> None:
     stdout.print(
         f"{uid}: {len(result.received)} instance(s) received into {out}, "
         f"{result.already_present} already there, {result.expected} in the {level}"
     )
     for problem in result.failed:
         stdout.print(f"[yellow]not stored:[/yellow] {problem}")
+
+
+def _add_to_catalog(out: Path, catalog: Path | None) -> None:
     if catalog is not None:
         from radpipe.catalog.store import scan
 
@@ -159,12 +168,8 @@ def get_command(
     ] = None,
     host: Host = None, port: Port = None, called_aet: Called = None, calling_aet: Calling = None,
     profile: Profile = None, dicomweb: Web = None,
-    workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Several UIDs: studies at once.")
-    ] = None,
-    scheduler: Annotated[
-        str | None, typer.Option("--scheduler", help="Several UIDs: Dask scheduler address.")
-    ] = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
 ) -> None:  # fmt: skip
     """C-GET (or WADO-RS with --dicomweb) a study or series; instances already in OUT are not
     fetched again. Several UIDs are retrieved in parallel (--workers, or --scheduler).
@@ -196,18 +201,9 @@ def get_command(
                                 scheduler=scheduler):  # fmt: skip
         if isinstance(result, str):
             failures.append(f"{uid}: {result}")
-            continue
-        stdout.print(
-            f"{uid}: {len(result.received)} instance(s) received into {out}, "
-            f"{result.already_present} already there, {result.expected} in the {level}"
-        )
-        for problem in result.failed:
-            stdout.print(f"[yellow]not stored:[/yellow] {problem}")
-    if catalog is not None:
-        from radpipe.catalog.store import scan
-
-        _, report = scan(out, catalog)
-        stdout.print(f"catalog {catalog}: {report.series} series, {report.files} files")
+        else:
+            _say_retrieved(uid, result, out, level)
+    _add_to_catalog(out, catalog)
     if failures:
         raise PacsError(
             f"{len(failures)} of {len(uids)} retrieval(s) failed — " + "; ".join(failures)

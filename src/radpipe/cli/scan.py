@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from radpipe.cli.console import progress_bar, stdout
-from radpipe.cli.options import chosen_output, output_option
+from radpipe.cli.options import SchedulerOption, WorkersOption, chosen_output, output_option
 
 DEFAULT_CATALOG = Path("radpipe-catalog.sqlite")
 
@@ -17,13 +17,6 @@ catalog_app = typer.Typer(help="Query a catalog written by `radpipe scan`.", no_
 
 CatalogOption = Annotated[
     Path, typer.Option("--catalog", help="SQLite catalog to create or update (also the cache).")
-]
-WorkersOption = Annotated[
-    int | None,
-    typer.Option("--workers", min=1, help="Local worker processes (default: all cores)."),
-]
-SchedulerOption = Annotated[
-    str | None, typer.Option("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786.")
 ]
 KeepPhiOption = Annotated[
     bool, typer.Option("--keep-phi", help="Keep real patient identifiers and dates.")

@@ -78,14 +78,16 @@ def view(
     import importlib.util
 
     from radpipe._optional import import_optional
-    from radpipe.viewer.sessions import start_session
+    from radpipe.viewer.sessions import build_session
 
     if importlib.util.find_spec("uvicorn") is None:
         import_optional("uvicorn", extra="viewer")  # says which extra to install
     listener = listening_socket(host, port or 0)  # checked before the scan is read
     chosen = listener.getsockname()[1]
     try:
-        session = start_session(path, mask or [], heatmap, keep_phi=keep_phi, label_names=labels)
+        session = build_session(
+            path, mask or [], heatmap, keep_phi=keep_phi, label_names=labels, background=True
+        )
     except BaseException:
         listener.close()
         raise

@@ -19,6 +19,7 @@ def build_session(
     *,
     keep_phi: bool = False,
     label_names: str | None = None,
+    background: bool = False,
 ) -> Session:
     """A viewer session for a scan (with masks / heatmap) or a dataset root.
 
@@ -34,45 +35,35 @@ def build_session(
         Show real patient identifiers.
     label_names : str, optional
         ``1=liver,2=tumor`` names of label values.
+    background : bool
+        Load one scan in a thread while the server starts (the page is answered at once; its
+        data requests wait for the scan). A missing path still fails here; datasets are
+        scanned first either way.
 
     Returns
     -------
     Session
         A context manager: closing it removes its temporary catalog.
     """
-    from radpipe.viewer.app import Session
-
-    source = Path(path)
-    if is_dataset(source, masks, heatmap):
-        return _dataset_session(source, keep_phi=keep_phi)
-    return Session(build_scan(source, masks, heatmap, keep_phi=keep_phi, label_names=label_names))
-
-
-def start_session(
-    path: Path,
-    masks: list[str],
-    heatmap: Path | None,
-    *,
-    keep_phi: bool = False,
-    label_names: str | None = None,
-) -> Session:
-    """As :func:`build_session`, but one scan loads in a thread while the server starts (the
-    page is answered at once; its data requests wait for the scan). Datasets are scanned first.
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
     from radpipe.io.sources import check_location
 
     source = Path(path)
     check_location(str(source))  # a missing path fails here, before any URL is printed
     if is_dataset(source, masks, heatmap):
         return _dataset_session(source, keep_phi=keep_phi)
+    if not background:
+        from radpipe.viewer.app import Session
+
+        scan = build_scan(source, masks, heatmap, keep_phi=keep_phi, label_names=label_names)
+        return Session(scan)
+    from concurrent.futures import ThreadPoolExecutor
+
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="radpipe-view-load")
     pending = pool.submit(
         build_scan, source, masks, heatmap, keep_phi=keep_phi, label_names=label_names
     )
     pool.shutdown(wait=False)
-    from radpipe.viewer.app import Session
+    from radpipe.viewer.app import Session  # the server's imports run while the scan loads
 
     return Session(pending=pending)
 
