@@ -25,12 +25,25 @@ def default_workers() -> int:
         return os.cpu_count() or 1
 
 
+#: Set in every radpipe worker (pool process or Dask task): its own work runs in-process.
+WORKER_MARK = "RADPIPE_IN_WORKER"
+
+
+def in_worker() -> bool:
+    """Whether this process is already one of radpipe's workers (a process-pool worker, or a
+    Dask worker running a radpipe job): it must not start pools of its own (Dask's workers
+    are daemons, which may not have children, and nested pools oversubscribe the cores)."""
+    return os.environ.get(WORKER_MARK) == "1" or multiprocessing.current_process().daemon
+
+
 def _die_with_parent() -> None:
-    """In a worker: ask Linux to kill this process when its parent dies, so a killed command
-    leaves no worker running on (elsewhere this does nothing)."""
+    """In a worker: mark it as one, and ask Linux to kill it when its parent dies, so a
+    killed command leaves no worker running on (elsewhere only the mark is set)."""
     import ctypes
     import signal
     import sys
+
+    os.environ[WORKER_MARK] = "1"
 
     if not sys.platform.startswith("linux"):
         return
@@ -109,9 +122,8 @@ def run_map(
         yield from _run_on_dask(function, items, scheduler, chunksize)
         return
     count = workers if workers is not None else default_workers()
-    if multiprocessing.current_process().daemon:
-        count = 1  # a Dask or pool worker itself: it may not start processes; its cluster is
-        # what spreads the work
+    if in_worker():
+        count = 1  # a worker itself: its pool or cluster is what spreads the work
     if count <= 1 or len(items) < 2:
         for item in items:  # not ``map``: a StopIteration raised by ``function`` must not end
             yield function(item)  # the run silently (here it becomes a RuntimeError)
@@ -129,6 +141,7 @@ def run_map(
 
 
 def _chunk_apply(function: Callable[[Item], Result], chunk: Sequence[Item]) -> list[Result]:
+    os.environ[WORKER_MARK] = "1"  # on a Dask worker: no pools of its own
     return [function(item) for item in chunk]
 
 

@@ -101,9 +101,28 @@ def analyse_catalog_to_reports(
     """Scan ``path`` into a catalog and analyse every annotated patient in parallel.
 
     The reports are those :func:`radpipe.export.report.analyse_to_reports` writes, in the
-    same patient order whatever ran where. On a Dask cluster (``scheduler``) the catalog, the
-    scanned files and ``dicom_results`` must be on paths every worker reads (give ``catalog``
-    on a shared file system; the default temporary catalog is local to this machine).
+    same patient order whatever ran where. On a Dask cluster (``scheduler``) the scanned files,
+    ``folder`` and ``dicom_results`` must be on paths every worker reads; the temporary catalog
+    is then made in a hidden folder beside ``folder`` (give ``catalog`` to keep one).
+
+    Parameters
+    ----------
+    path : str or Path
+        Patient folder or dataset root, scanned into the catalog.
+    folder : str or Path
+        Where lesions.csv, patients.csv, report.json and report.html are written.
+    catalog : str or Path, optional
+        Catalog to create or update (default: a temporary one).
+    keep_phi, strict, on_duplicate
+        As for :func:`radpipe.catalog.patients.analysis_inputs`.
+    reference_organ, connectivity, min_volume_ml, pictures, overwrite
+        As for :func:`radpipe.export.report.analyse_to_reports`.
+    dicom_results : str or Path, optional
+        Folder for each patient's DICOM SEG and SR (written by the workers).
+    workers, scheduler
+        Local processes, or a Dask scheduler address.
+    on_patient, progress, on_total
+        Called with each report as it comes back, and with the scan's progress.
 
     Returns
     -------

@@ -266,9 +266,14 @@ def _scrubbed(path: PurePosixPath, identifiers: list[str], pseudonym_text: str) 
     return PurePosixPath(*parts)
 
 
+#: Ending of a file still being written by a worker (a killed worker's is swept, not published).
+PARTIAL = ".radpipe-part"
+
+
 def _deidentify_file(job: tuple[Source, str, str, bytes]) -> str:
     """De-identify one file into the temporary output folder: written, burned-in or skipped."""
     import os
+    import tempfile
 
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -286,9 +291,16 @@ def _deidentify_file(job: tuple[Source, str, str, bytes]) -> str:
     relative = _scrubbed(_output_path(item, Path(root)), identifiers, str(dataset.PatientID))
     output = Path(temporary) / relative
     output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.name}.{os.getpid()}.part")
-    dataset.save_as(partial, enforce_file_format=False)
-    os.replace(partial, output)
+    descriptor, name = tempfile.mkstemp(
+        prefix=f".{output.name}.", suffix=PARTIAL, dir=output.parent
+    )
+    os.close(descriptor)
+    try:
+        dataset.save_as(name, enforce_file_format=False)
+        os.replace(name, output)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
     return "burned-in" if burned_in else "written"
 
 
@@ -339,6 +351,8 @@ def deidentify_tree(
             if outcome == "burned-in":
                 report.burned_in.append(item.location)
             report.written += 1
+        for leftover in Path(temporary).rglob(f"*{PARTIAL}"):  # jobs of a lost worker, re-run
+            leftover.unlink(missing_ok=True)
         if report.written == 0:
             raise ReadError(
                 f"{source}: no DICOM file to de-identify ({len(report.skipped)} other file(s), "

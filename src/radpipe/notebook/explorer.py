@@ -52,8 +52,8 @@ def explore(
         The mask shown at first: an organ name (``"liver"``), ``"tumor"`` for every tumour,
         ``"all"`` or None for none. The others can be switched on in the widget.
     heatmap : Heatmap, ndarray, str or Path, optional
-        A model heatmap placed on the image by world position (a bare array must have the
-        image's grid).
+        A model heatmap of the chosen patient, placed on its image by world position (a bare
+        array must have the image's grid); other patients of the menu are shown without it.
     masks : MaskSet or LabelMap, optional
         Masks of a ``Volume`` or image-file source.
     keep_phi : bool
@@ -94,6 +94,7 @@ class Explorer:
         self._heatmap_input = heatmap
         self._updating = False
         self.patient = source.choose(patient)
+        self._heat_patient = self.patient
         self._first_mask: list[str] | str | None = mask
         self._build_controls()
         self._load(self.patient, mask)
@@ -238,7 +239,8 @@ class Explorer:
 
     def _load(self, key: str, mask: str | None) -> None:
         image, masks = self._source.open(key)
-        heat = _heatmap(self._heatmap_input, image)
+        # the heatmap given belongs to the first patient shown, not to the others of the menu
+        heat = _heatmap(self._heatmap_input, image) if key == self._heat_patient else None
         self.patient = key
         self._scan = make_scan(image, masks=masks, heatmap=heat, keep_phi=self._keep_phi)
         self._geometry = pane_geometry(self._scan)
@@ -331,9 +333,19 @@ class Explorer:
 
     # -- events ----------------------------------------------------------------------------
     def _on_patient(self, change: dict[str, Any]) -> None:
-        if not self._updating:
-            self._first_mask = self.shown_masks or None  # keep the organs chosen
+        if self._updating:
+            return
+        self._first_mask = self.shown_masks or None  # keep the organs chosen
+        previous = self.patient
+        try:
             self._load(change["new"], None)
+        except Exception:
+            self._updating = True
+            try:
+                self._patient_menu.value = previous  # the menu says what is shown
+            finally:
+                self._updating = False
+            raise
 
     def _on_slider(self, axis: int) -> Any:
         def changed(change: dict[str, Any]) -> None:

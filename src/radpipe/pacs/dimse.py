@@ -333,6 +333,7 @@ def get_many(
     """
     from radpipe.parallel import run_map
 
+    uids = list(dict.fromkeys(uids))  # a UID given twice is retrieved once
     jobs = [(peer, uid, str(Path(folder).resolve()), level) for uid in uids]
     chosen = workers if workers is not None else min(4, max(1, len(uids)))
     yield from zip(

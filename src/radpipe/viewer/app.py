@@ -4,8 +4,10 @@ for metadata, values, the catalog and the analysis; every request needs the sess
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 import shutil
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -46,6 +48,8 @@ class Session:
     ) -> None:
         self.scan = scan
         self.pending = pending
+        self._lock = threading.Lock()
+        self._generation = 0
         self.patients = patients or []
         self.opener = opener
         self.token = token or secrets.token_urlsafe(16)
@@ -65,17 +69,25 @@ class Session:
 
     def current(self) -> Scan | None:
         """The scan on show (the loading one once it is loaded; its error if it failed)."""
-        if self.pending is not None:
-            self.scan = self.pending.result()
+        pending = self.pending  # read once: requests finishing their wait run concurrently
+        if pending is not None:
+            self.scan = pending.result()
             self.pending = None
         return self.scan
 
     def open(self, patient: str) -> Scan:
-        """Load a patient of the dataset (only patients the catalog lists)."""
+        """Load a patient of the dataset (only patients the catalog lists); of two quick
+        choices the later one is shown, whichever finishes loading first."""
         if self.opener is None or patient not in {p["patient"] for p in self.patients}:
             raise KeyError(patient)
-        self.scan = self.opener(patient)
-        return self.scan
+        with self._lock:
+            self._generation += 1
+            mine = self._generation
+        scan = self.opener(patient)
+        with self._lock:
+            if mine == self._generation:
+                self.scan = scan
+            return scan
 
 
 def create_app(session: Session) -> Any:
@@ -210,11 +222,14 @@ def create_app(session: Session) -> Any:
         query = request.query_params
         chosen = [int(v) for v in query.get("labels", "").split(",") if v.strip()]
         size = int(query.get("size", 192))
-        if not 32 <= size <= 512:
-            raise ValueError(f"3-D picture size {size} is outside 32..512")
+        if not 32 <= size <= 256:
+            raise ValueError(f"3-D picture size {size} is outside 32..256")
+        azimuth, elevation = float(query.get("azimuth", 0)), float(query.get("elevation", 0))
+        if not (math.isfinite(azimuth) and math.isfinite(elevation)):
+            raise ValueError("azimuth and elevation must be finite degrees")
         picture = scan.surface().render(
-            float(query.get("azimuth", 0)),
-            float(query.get("elevation", 0)),
+            azimuth,
+            elevation,
             {value: scan.colours[value] for value in chosen if value in scan.colours},
             scan.label_names,
             size=size,

@@ -201,9 +201,13 @@ def png_bytes(image: NDArray[np.uint8]) -> bytes:
     choosing a filter per row, which buys nothing on these pictures (the unfiltered stream is as
     small); ``benchmarks/bench_viewer.py`` measures both. Any PNG reader decodes it.
     """
-    picture = np.ascontiguousarray(image, dtype=np.uint8)
+    if image.dtype != np.uint8:
+        raise ValueError(f"PNG pictures here are uint8, got {image.dtype}")
+    picture = np.ascontiguousarray(image)
     if picture.ndim == 2:
         picture = picture[..., None]
+    if picture.ndim != 3 or picture.shape[2] not in (1, 3, 4):
+        raise ValueError(f"a PNG picture is (H, W), (H, W, 3) or (H, W, 4), got {image.shape}")
     height, width, channels = picture.shape
     colour_type = {1: 0, 3: 2, 4: 6}[channels]
     rows = np.empty((height, width * channels + 1), np.uint8)

@@ -50,6 +50,8 @@ def releases_the_gil(layout: PixelLayout) -> bool:
     not processes, spread them over the cores): grey JPEG 2000 with imagecodecs installed."""
     if layout.transfer_syntax not in JPEG2000_SYNTAXES or layout.samples_per_pixel != 1:
         return False
+    if layout.photometric not in ("MONOCHROME1", "MONOCHROME2"):
+        return False  # palette colour: pydicom applies the colour table
     import importlib.util
 
     return importlib.util.find_spec("imagecodecs") is not None
@@ -68,6 +70,9 @@ def _decode_jpeg2000(
     try:
         with open_source(path) as handle:
             dataset = pydicom.dcmread(handle, force=True)
+    except (OSError, EOFError) as exc:
+        raise ReadError(f"{path}: pixel data cannot be read ({exc})") from exc
+    try:
         wanted = set(frames)
         streams = {
             number: bytes(stream)

@@ -231,6 +231,10 @@ def header_of(record: FrameRecord) -> Any:
 
 
 def _worker_count(items: int) -> int:
+    from radpipe.parallel import in_worker
+
+    if in_worker():
+        return 1  # inside a pool or Dask worker: no pool of its own
     return max(1, min(os.cpu_count() or 1, 8, items))
 
 

@@ -214,6 +214,7 @@ function fitPanes() {
 
 function keyboard(event) {
   if (!state.info || !state.info.panes || ["INPUT", "SELECT", "TEXTAREA"].includes(event.target.tagName)) return;
+  if (event.ctrlKey || event.metaKey || event.altKey) return; // the browser's own shortcuts
   const plane = state.active, axis = planes.indexOf(plane), count = state.info.panes[plane].count;
   const actions = {
     ArrowUp: () => step(plane, 1), ArrowRight: () => step(plane, 1),
@@ -333,8 +334,9 @@ async function load(info) {
   if (!info.panes) return;
   state.point = planes.map((plane) => Math.floor(info.panes[plane].count / 2));
   [state.center, state.width] = info.window;
-  state.ruler = null; state.show3d = false;
+  state.ruler = null; state.show3d = false; state.azimuth = 0; state.elevation = 0;
   byId("pane3d-box").hidden = true; byId("panes").classList.remove("with-3d");
+  byId("toggle-3d").classList.remove("on"); byId("cursor").textContent = "move over an image";
   setupPanes(); setupControls(); setupSide(); fitPanes(); refreshAll(); planes.forEach(applyView); showRuler();
   document.body.dataset.ready = "1";
 }
@@ -346,7 +348,14 @@ async function start() {
     box.hidden = false;
     picker.add(new Option("choose a patient", ""));
     for (const patient of info.patients) picker.add(new Option(`${patient.patient} (${patient.series} series)`, patient.patient));
-    picker.onchange = async () => { if (picker.value) load(await (await fetch(q("api/open", { patient: picker.value }))).json()); };
+    let opening = 0; // of two quick choices, only the later one is shown
+    picker.onchange = async () => {
+      if (!picker.value) return;
+      const mine = ++opening, answer = await fetch(q("api/open", { patient: picker.value }));
+      if (mine !== opening) return;
+      if (!answer.ok) { byId("cursor").textContent = await answer.text(); return; }
+      load(await answer.json());
+    };
   }
   load(info);
 }
