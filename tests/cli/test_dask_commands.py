@@ -219,3 +219,22 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(
     # a job killed while writing leaves at most its hidden staging folder, never a visible one
     visible = sorted(p.name for p in (tmp_path / "remote-dicom").iterdir() if p.name[0] != ".")
     assert visible == sorted(p.name for p in (tmp_path / "local-dicom").iterdir())
+
+
+def test_compressed_series_convert_inside_dask_workers(cluster, tmp_path):
+    """Dask's workers are daemons: a compressed series (decoded in a process pool locally) must
+    decode in-process there, and give the local values."""
+    root = tmp_path / "rle-tree"
+    for n in (1, 2):
+        write_phantom_study(root / f"p{n}", patient_id=f"RLE-{n}", shape=(16, 48, 48),
+                            tumours=1, seed=n, transfer_syntax="rle")  # fmt: skip
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    assert main(["convert", str(root), str(local), "--workers", "1"]) == 0
+    assert main(["convert", str(root), str(remote), "--scheduler", cluster]) == 0
+    files = sorted(p.relative_to(local) for p in local.rglob("*.nii*"))
+    assert len(files) >= 2
+    for relative in files:
+        np.testing.assert_array_equal(
+            np.asarray(nib.load(local / relative).dataobj),
+            np.asarray(nib.load(remote / relative).dataobj),
+        )
