@@ -75,9 +75,21 @@ def process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
 
 @contextlib.contextmanager
 def work_folder(output: str | os.PathLike[str], scheduler: str | None) -> Iterator[str]:
-    """A temporary folder for what workers read back (a catalog): the system's temporary
-    folder for local runs; on a cluster a hidden folder beside ``output``, which the workers
-    can reach because they write ``output`` (removed at the end either way)."""
+    """A temporary folder for what workers read back (a catalog).
+
+    Parameters
+    ----------
+    output : path
+        The command's output; on a cluster the folder is made beside it, where the workers
+        can reach it because they write ``output``.
+    scheduler : str, optional
+        A Dask scheduler address; None for local runs (the system's temporary folder).
+
+    Yields
+    ------
+    str
+        The folder, removed at the end either way.
+    """
     import shutil
     import tempfile
     from pathlib import Path

@@ -823,8 +823,28 @@ def export_nerf_tree(
     (``<patient>_<NNN>``), one series per job on local processes or a Dask cluster.
 
     Each worker loads its series from the catalog and writes its folder atomically, so a
-    retried job (a lost worker) replaces, never duplicates, its output. On a cluster the
-    catalog (``catalog``), ``root`` and ``output`` must be shared paths.
+    retried job (a lost worker) replaces, never duplicates, its output. On a cluster ``root``
+    and ``output`` must be shared paths (the temporary catalog is made beside ``output``).
+
+    Parameters
+    ----------
+    root : str or Path
+        Folder, zip or dataset root scanned for 3-D image series.
+    output : str or Path
+        Folder receiving one export folder per series.
+    workers, scheduler
+        Local processes, or a Dask scheduler address.
+    catalog : str or Path, optional
+        Catalog to create or update (default: a temporary one).
+    on_export : callable, optional
+        Called with each series' result as it comes back.
+    **options
+        :func:`export_nerf`'s options.
+
+    Returns
+    -------
+    list of NerfExport
+        One per series, in catalog order.
     """
     from radpipe.catalog.patients import image_series
     from radpipe.catalog.store import scan

@@ -327,9 +327,24 @@ def get_many(
     """C-GET several studies (or series) at once, one association per study, on local
     processes or a Dask cluster (``folder`` must then be shared by the workers).
 
-    Yields (uid, Retrieval), or (uid, what went wrong) for a study that could not be
-    retrieved: the others go on. Instances arrive whole, so a retried study fetches only what
-    is missing.
+    Parameters
+    ----------
+    peer : Peer
+        The PACS.
+    uids : list of str
+        Study (or series) UIDs; one given twice is retrieved once.
+    folder : str or Path
+        Where instances are stored (``<study>/<series>/<instance>.dcm``).
+    level : str
+        ``study`` or ``series``.
+    workers, scheduler
+        Local processes (default: up to four), or a Dask scheduler address.
+
+    Yields
+    ------
+    (uid, Retrieval or str)
+        The retrieval, or what went wrong for a study that could not be retrieved (the others
+        go on). Instances arrive whole, so a retried study fetches only what is missing.
     """
     from radpipe.parallel import run_map
 
