@@ -51,6 +51,18 @@ def digest(folder: Path) -> dict[str, str]:
     }
 
 
+def same_label_files(local: Path, remote: Path) -> int:
+    """Assert both folders hold the same NIfTI files with equal stored values; their count."""
+    files = sorted(p.relative_to(local) for p in local.rglob("*.nii*"))
+    assert files == sorted(p.relative_to(remote) for p in remote.rglob("*.nii*"))
+    for relative in files:
+        np.testing.assert_array_equal(
+            np.asarray(nib.load(local / relative).dataobj),
+            np.asarray(nib.load(remote / relative).dataobj),
+        )
+    return len(files)
+
+
 def both(tmp_path: Path, scheduler: str, *command: str) -> tuple[Path, Path]:
     """Run ``command OUTPUT`` locally (one process) and on the cluster; both outputs."""
     local, remote = tmp_path / "local", tmp_path / "remote"
@@ -125,13 +137,7 @@ def test_segment_tree_on_dask_equals_local(tree, cluster, tmp_path):
     assert main(["segment", str(tree), str(local), "--model", str(model), "--workers", "1"]) == 0
     assert main(["segment", str(tree), str(remote), "--model", str(model),
                  "--scheduler", cluster]) == 0  # fmt: skip
-    files = sorted(p.relative_to(local) for p in local.rglob("*.nii.gz"))
-    assert len(files) >= 4
-    for relative in files:
-        np.testing.assert_array_equal(
-            np.asarray(nib.load(local / relative).dataobj),
-            np.asarray(nib.load(remote / relative).dataobj),
-        )
+    assert same_label_files(local, remote) >= 4
 
 
 def free_port() -> int:
@@ -231,10 +237,4 @@ def test_compressed_series_convert_inside_dask_workers(cluster, tmp_path):
     local, remote = tmp_path / "local", tmp_path / "remote"
     assert main(["convert", str(root), str(local), "--workers", "1"]) == 0
     assert main(["convert", str(root), str(remote), "--scheduler", cluster]) == 0
-    files = sorted(p.relative_to(local) for p in local.rglob("*.nii*"))
-    assert len(files) >= 2
-    for relative in files:
-        np.testing.assert_array_equal(
-            np.asarray(nib.load(local / relative).dataobj),
-            np.asarray(nib.load(remote / relative).dataobj),
-        )
+    assert same_label_files(local, remote) >= 2
