@@ -98,9 +98,12 @@ def work_folder(output: str | os.PathLike[str], scheduler: str | None) -> Iterat
         with tempfile.TemporaryDirectory(prefix="radpipe-") as work:
             yield work
         return
-    parent = Path(output).resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=f".radpipe-work-{os.getpid()}-", dir=parent)
+    from radpipe.io.atomic import remove_stale_temporaries, temporary_prefix
+
+    target = Path(output).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)  # a killed earlier run's, as for every output temporary
+    work = tempfile.mkdtemp(prefix=temporary_prefix(target) + "work-", dir=target.parent)
     try:
         yield work
     finally:
