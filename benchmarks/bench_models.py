@@ -191,13 +191,16 @@ def sunnybrook(work: Path, device: str, folds: int = 1) -> None:
         model = load_model(folder, device=device)
         rows = np.nonzero(reader.meta["patient"].astype(str) == held)[0]
         images, masks = reader.read(rows)
-        predicted = predict_probabilities(model.network, images, model.card, model.device).argmax(0)
-        scores = []
-        for guess, truth in zip(predicted == 1, masks == 1, strict=True):
-            scores.append(2 * (guess & truth).sum() / max(1, guess.sum() + truth.sum()))
-        print(f"  Sunnybrook held-out {held}: {len(rows)} contoured slices, mean Dice "
-              f"{np.mean(scores):.3f} (median {np.median(scores):.3f}) after {minutes:.1f} min "
-              "(target >= 0.85)")  # fmt: skip
+        for mirror in (False, True):
+            predicted = predict_probabilities(
+                model.network, images, model.card, model.device, mirror=mirror
+            ).argmax(0)
+            scores = []
+            for guess, truth in zip(predicted == 1, masks == 1, strict=True):
+                scores.append(2 * (guess & truth).sum() / max(1, guess.sum() + truth.sum()))
+            print(f"  Sunnybrook held-out {held}{' (mirror TTA)' if mirror else ''}: "
+                  f"{len(rows)} contoured slices, mean Dice {np.mean(scores):.3f} (median "
+                  f"{np.median(scores):.3f}) after {minutes:.1f} min (target >= 0.85)")  # fmt: skip
 
 
 def phantom_quality(work: Path, device: str) -> None:

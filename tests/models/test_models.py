@@ -294,3 +294,27 @@ def test_a_model_built_with_one_orientation_reads_nifti_and_dicom_alike(cohort, 
     from_dicom = segment(dicom, tmp_path / "m").labels
     from_nifti = segment(nifti, tmp_path / "m").labels
     np.testing.assert_array_equal(labels_on(from_nifti, dicom).array, from_dicom.array)
+
+
+def test_mirror_tta_is_flip_equivariant_and_a_distribution(model, cohort):
+    """Averaged over the flip group, probabilities of a mirrored image are the mirrored
+    probabilities (not so for one pass), and still sum to one; the CLI takes --mirror."""
+    from radpipe.dataset.schema import DatasetReader
+    from radpipe.models.inference import load_model, predict_probabilities
+
+    folder, _ = model
+    root, studies, dataset = cohort
+    loaded = load_model(folder, device="cpu")
+    images, _ = DatasetReader(dataset).read(np.arange(4))
+    plain = predict_probabilities(loaded.network, images, loaded.card, loaded.device)
+    mirrored = predict_probabilities(loaded.network, images, loaded.card, loaded.device,
+                                     mirror=True)  # fmt: skip
+    of_flipped = predict_probabilities(loaded.network, images[:, :, ::-1].copy(), loaded.card,
+                                       loaded.device, mirror=True)  # fmt: skip
+    np.testing.assert_allclose(of_flipped[..., ::-1], mirrored, atol=1e-5)
+    np.testing.assert_allclose(mirrored.sum(axis=0), 1.0, atol=1e-5)
+    assert np.abs(mirrored - plain).max() > 1e-4  # the passes were really averaged
+    out = root / "mirrored.nii.gz"
+    assert main(["segment", str(studies[0].series_folder), "-o", str(out), "--model",
+                 str(folder), "--mirror", "--device", "cpu"]) == 0  # fmt: skip
+    assert load(out).shape == studies[0].phantom.ct.shape

@@ -108,6 +108,10 @@ def segment_command(
         typer.Option("--probability-class", help="Class of --probabilities (default: the last)."),
     ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    mirror: Annotated[
+        bool,
+        typer.Option("--mirror", help="Average over mirror images too (test-time augmentation)."),
+    ] = False,
     keep_phi: Annotated[
         bool, typer.Option("--keep-phi", help="SEG keeps the real patient identity.")
     ] = False,
@@ -140,7 +144,7 @@ def segment_command(
         with progress_bar("Segmenting") as (advance, _):
             labelled, problems, _ = segment_tree(
                 image, target, model=model, device=device, workers=workers,
-                scheduler=scheduler, overwrite=overwrite, progress=advance,
+                scheduler=scheduler, overwrite=overwrite, progress=advance, mirror=mirror,
             )  # fmt: skip
         stdout.print(f"wrote {len(labelled)} label map(s) into {target}")
         for name, problem in problems:
@@ -149,7 +153,7 @@ def segment_command(
     written = segment_to_files(
         image, target, model=model, probabilities=probabilities,
         probability_class=probability_class, device=device, keep_phi=keep_phi,
-        overwrite=overwrite,
+        overwrite=overwrite, mirror=mirror,
     )  # fmt: skip
     for line in written:
         stdout.print(line)

@@ -33,6 +33,7 @@ def segment_to_files(
     device: str = "auto",
     keep_phi: bool = False,
     overwrite: bool = False,
+    mirror: bool = False,
 ) -> list[str]:
     """Segment the image at ``image`` with the model folder ``model`` and write ``output``
     (by its ending) and, if asked, ``probabilities``; returns one line per file written.
@@ -79,7 +80,7 @@ def segment_to_files(
             f"{image}: a DICOM SEG references DICOM images; this input is "
             f"{volume.meta.source_format or 'not DICOM'} — write a label map (.nii.gz) instead"
         )
-    result = segment(volume, loaded, probabilities=wanted)
+    result = segment(volume, loaded, probabilities=wanted, mirror=mirror)
     lines = []
     counts = {
         name: int((result.labels.array == value).sum())
@@ -114,14 +115,16 @@ def segment_to_files(
 _LOADED: dict[tuple[str, str], object] = {}
 
 
-def _segment_entry(job: tuple[str, str, str, str, str]) -> tuple[str, str | None, dict[str, int]]:
+def _segment_entry(
+    job: tuple[str, str, str, str, str, bool],
+) -> tuple[str, str | None, dict[str, int]]:
     """Segment one catalog series into ``target`` (runs in workers, one model per process)."""
     from radpipe.catalog.store import open_catalog
     from radpipe.errors import RadpipeError
     from radpipe.io import save
     from radpipe.models.inference import Model, load_model, segment
 
-    catalog_path, key, target, model_folder, device = job
+    catalog_path, key, target, model_folder, device, mirror = job
     try:
         model = _LOADED.get((model_folder, device))
         if model is None:
@@ -136,7 +139,7 @@ def _segment_entry(job: tuple[str, str, str, str, str]) -> tuple[str, str | None
         with open_catalog(catalog_path) as catalog:
             (entry,) = [e for e in catalog.series() if e.key == key]
             volume = catalog.load(entry, on_duplicate="first")
-        result = segment(volume, model)
+        result = segment(volume, model, mirror=mirror)
         save(result.labels, target)
     except RadpipeError as exc:
         return target, str(exc), {}
@@ -157,10 +160,12 @@ def segment_tree(
     scheduler: str | None = None,
     overwrite: bool = False,
     progress: object = None,
+    mirror: bool = False,
 ) -> tuple[list[Path], list[tuple[str, str]], dict[str, Path]]:
     """Segment every 3-D image series under ``root`` (a dataset root, zips included) into
     ``folder`` as ``<patient>_<NNN>.nii.gz`` label maps (patients pseudonymised), series in
-    parallel: local processes, or a Dask cluster with ``scheduler``.
+    parallel: local processes, or a Dask cluster with ``scheduler``; ``mirror`` adds
+    test-time mirroring (:func:`radpipe.models.segment`).
 
     Returns
     -------
@@ -198,7 +203,7 @@ def segment_tree(
             jobs = [
                 (str(catalog_path), entry.key,
                  str(staging / f"{entry.patient}_{number:03d}.nii.gz"),
-                 str(Path(model).resolve()), device)
+                 str(Path(model).resolve()), device, mirror)
                 for number, entry in enumerate(entries, start=1)
             ]  # fmt: skip
             series_of = {job[2]: entry.series_uid for job, entry in zip(jobs, entries, strict=True)}

@@ -70,12 +70,14 @@ def load_model(folder: str | Path, *, device: str = "auto") -> Model:
 
 
 def predict_probabilities(
-    network: Any, image: NDArray[Any], card: ModelCard, device: Any
+    network: Any, image: NDArray[Any], card: ModelCard, device: Any, *, mirror: bool = False
 ) -> NDArray[np.float32]:
     """Class probabilities (C, *image.shape) of an image already on the model's grid and in
     its intensity units: (H, W) or a stack (N, H, W) of slices for a 2-D model, (D, H, W) for a
     3-D one; windows of ``card.patch_size`` overlap by a quarter and are blended with Gaussian
-    weights (MONAI ``sliding_window_inference``)."""
+    weights (MONAI ``sliding_window_inference``). With ``mirror`` the probabilities are the
+    mean over the image and its mirror images along each in-plane axis (and both; for 3-D
+    each axis): test-time augmentation, four passes."""
     torch = import_optional("torch", extra="ml")
     inferers = import_optional("monai.inferers", extra="ml")
     intensity = card.preprocessing.get("intensity", {"mode": "none"})
@@ -86,12 +88,36 @@ def predict_probabilities(
             group = np.stack(
                 [apply_intensity(s, intensity) for s in stack[first : first + SLICE_BATCH]]
             )
-            parts.append(_window(torch, inferers, network, group[:, None], card, device))
+            parts.append(_mirrored(torch, inferers, network, group[:, None], card, device,
+                                   mirror=mirror))  # fmt: skip
         probabilities = np.concatenate(parts, axis=0).transpose(1, 0, 2, 3)
         return probabilities[:, 0] if image.ndim == 2 else probabilities
     volume = apply_intensity(image, intensity)[None, None]
-    whole: NDArray[np.float32] = _window(torch, inferers, network, volume, card, device)[0]
+    whole: NDArray[np.float32] = _mirrored(
+        torch, inferers, network, volume, card, device, mirror=mirror
+    )[0]
     return whole
+
+
+def _mirrored(
+    torch: Any, inferers: Any, network: Any, batch: NDArray[np.float32], card: ModelCard,
+    device: Any, *, mirror: bool,
+) -> NDArray[np.float32]:  # fmt: skip
+    """:func:`_window`, or its mean over mirror images of ``batch`` (B, 1, *spatial)."""
+    if not mirror:
+        return _window(torch, inferers, network, batch, card, device)
+    spatial = tuple(range(2, batch.ndim))
+    flips: list[tuple[int, ...]] = [(), (spatial[-1],), (spatial[-2],)]
+    flips.append((spatial[-1], spatial[-2]) if len(spatial) == 2 else (spatial[0],))
+    total: NDArray[np.float32] | None = None
+    for axes in flips:
+        flipped = np.flip(batch, axes) if axes else batch
+        probabilities = _window(torch, inferers, network, flipped, card, device)
+        probabilities = np.flip(probabilities, axes) if axes else probabilities
+        total = probabilities.copy() if total is None else total + probabilities
+    assert total is not None
+    result: NDArray[np.float32] = (total / np.float32(len(flips))).astype(np.float32)
+    return result
 
 
 def _window(
@@ -140,6 +166,7 @@ def segment(
     *,
     probabilities: list[int] | None = None,
     device: str = "auto",
+    mirror: bool = False,
 ) -> Segmentation:
     """Segment ``image`` with a trained model; the result lies on ``image``'s exact grid.
 
@@ -149,6 +176,7 @@ def segment(
     model : a loaded :class:`Model` or its folder
     probabilities : classes whose probability heatmaps to return (default none)
     device : auto, cpu or cuda (when ``model`` is a folder)
+    mirror : average over mirror images too (test-time augmentation; four times the work)
 
     Raises
     ------
@@ -183,7 +211,8 @@ def segment(
             + ", ".join(f"{v} {n}" for v, n in card.classes.items() if v)
         )
     grid = model_grid(image, card)
-    scores = predict_probabilities(loaded.network, grid.array, card, loaded.device)
+    scores = predict_probabilities(loaded.network, grid.array, card, loaded.device,
+                                   mirror=mirror)  # fmt: skip
     names = {v: n for v, n in card.classes.items() if v != 0}
     same = grid.same_grid(image)
     if same:
