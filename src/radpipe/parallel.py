@@ -166,7 +166,14 @@ def _run_on_dask(
     distributed = import_optional("dask.distributed", extra="dask")
     size = chunksize or max(1, len(items) // 64 or 1)
     chunks = [items[start : start + size] for start in range(0, len(items), size)]
-    with distributed.Client(scheduler) as client:
+    try:
+        client = distributed.Client(scheduler, timeout=20)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise RadpipeError(
+            f"cannot reach the Dask scheduler at {scheduler} ({exc}); start one (`dask "
+            "scheduler`, or a dask-jobqueue cluster) and give its tcp://HOST:PORT address"
+        ) from None
+    with client:
         futures = client.map(_chunk_apply, [function] * len(chunks), chunks, pure=False)
         for future in futures:
             yield from future.result()

@@ -238,3 +238,11 @@ def test_compressed_series_convert_inside_dask_workers(cluster, tmp_path):
     assert main(["convert", str(root), str(local), "--workers", "1"]) == 0
     assert main(["convert", str(root), str(remote), "--scheduler", cluster]) == 0
     assert same_label_files(local, remote) >= 2
+
+
+def test_a_bad_scheduler_address_is_one_line_and_writes_nothing(tree, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["deidentify", str(tree), str(out), "--scheduler", "notanaddress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "cannot reach the Dask scheduler at notanaddress" in err and len(err.splitlines()) == 1
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
