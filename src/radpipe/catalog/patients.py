@@ -218,11 +218,8 @@ def image_volumes(root: str | Path, *, on_duplicate: str = "error") -> Iterator[
     with tempfile.TemporaryDirectory(prefix="radpipe-") as work:
         catalog, _ = scan(root, Path(work) / "catalog.sqlite")
         with catalog:
-            entries = [e for e in catalog.series(role="image") if e.shape and len(e.shape) == 3]
-            if not entries:
+            named = image_series(catalog)
+            if not named:
                 raise ReadError(f"{root}: no 3-D image series found")
-            for number, entry in enumerate(entries, start=1):
-                yield (
-                    f"{entry.patient}_{number:03d}",
-                    catalog.load(entry, on_duplicate=on_duplicate),
-                )
+            for name, entry in named:
+                yield name, catalog.load(entry, on_duplicate=on_duplicate)

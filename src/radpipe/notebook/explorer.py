@@ -405,7 +405,7 @@ class Explorer:
         pane = self._geometry[plane]
         y = min(int((row + 0.5) * rgb.shape[0] / pane["rows"]), rgb.shape[0] - 1)
         x = min(int((column + 0.5) * rgb.shape[1] / pane["columns"]), rgb.shape[1] - 1)
-        out = rgb.copy()
+        out = rgb if rgb.flags.writeable else rgb.copy()  # a resized pane comes read-only
         out[y, :] = (out[y, :] * 0.4 + CROSS * 0.6).astype(np.uint8)
         out[:, x] = (out[:, x] * 0.4 + CROSS * 0.6).astype(np.uint8)
         return out

@@ -3,6 +3,7 @@ compressed transfer syntaxes through pydicom's decoder plugins."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,6 +53,12 @@ def releases_the_gil(layout: PixelLayout) -> bool:
         return False
     if layout.photometric not in ("MONOCHROME1", "MONOCHROME2"):
         return False  # palette colour: pydicom applies the colour table
+    return _have_imagecodecs()
+
+
+@functools.cache
+def _have_imagecodecs() -> bool:
+    """Whether imagecodecs is installed (asked once: this is on the per-file decode path)."""
     import importlib.util
 
     return importlib.util.find_spec("imagecodecs") is not None
