@@ -133,22 +133,39 @@ GREY_J2K = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("name", GREY_J2K)
-def test_grey_jpeg2000_fast_path_decodes_as_pydicom(name):
-    """The imagecodecs route (GIL released) gives pydicom + pylibjpeg's values, or defers to it."""
+#: Grey JPEG-LS (lossless and near-lossless) and JPEG lossless files of pydicom's test data.
+GREY_JPEG_LS_AND_LOSSLESS = [
+    "emri_small_jpeg_ls_lossless.dcm", "MR_small_jpeg_ls_lossless.dcm",
+    "JPEGLSNearLossless_08.dcm", "JPEGLSNearLossless_16.dcm",
+    "JPEG-LL.dcm", "JPGLosslessP14SV1_1s_1f_8b.dcm",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", GREY_J2K + GREY_JPEG_LS_AND_LOSSLESS)
+def test_grey_compressed_fast_path_decodes_as_pydicom(name):
+    """The imagecodecs route (GIL released) gives the values of pydicom's own decoder plugins
+    (pylibjpeg for JPEG 2000 and JPEG lossless, pyjpegls for JPEG-LS), or defers to them."""
     pytest.importorskip("imagecodecs")
     from pydicom.data import get_testdata_file
     from pydicom.pixels import pixel_array
 
     from radpipe.io.dicom.headers import frame_records
-    from radpipe.io.dicom.pixels import decode_file_frames, releases_the_gil
+    from radpipe.io.dicom.pixels import (
+        _decode_with_imagecodecs,
+        decode_file_frames,
+        releases_the_gil,
+    )
 
     path = get_testdata_file(name)
     records = frame_records(path)
     layout = records[0].layout
     assert releases_the_gil(layout)
+    # the fast route takes every file but the one whose header and codestream disagree
+    fast = _decode_with_imagecodecs(path, layout, [r.frame for r in records])
+    assert (fast is None) == (name == "J2K_pixelrep_mismatch.dcm")
     ours = decode_file_frames(path, layout, [r.frame for r in records])
-    reference = np.asarray(pixel_array(path, decoding_plugin="pylibjpeg"))
+    plugin = "pyjpegls" if name in GREY_JPEG_LS_AND_LOSSLESS[:4] else "pylibjpeg"
+    reference = np.asarray(pixel_array(path, decoding_plugin=plugin))
     reference = reference if reference.ndim == 3 else reference[None]
     assert len(ours) == len(reference)
     for mine, theirs in zip(ours, reference, strict=True):

@@ -318,3 +318,64 @@ def test_mirror_tta_is_flip_equivariant_and_a_distribution(model, cohort):
     assert main(["segment", str(studies[0].series_folder), "-o", str(out), "--model",
                  str(folder), "--mirror", "--device", "cpu"]) == 0  # fmt: skip
     assert load(out).shape == studies[0].phantom.ct.shape
+
+
+def test_largest_component_matches_scikit_image(cohort):
+    """Each listed class keeps its largest 26- (3-D) or 8-connected (2-D) part, as
+    scikit-image's labelling finds it; other classes are untouched."""
+    from skimage.measure import label as skimage_label
+
+    from radpipe.models.postprocess import keep_largest_component, keep_largest_per_slice
+
+    _, studies, _ = cohort
+    labels = studies[0].phantom.labels.array.copy()
+    labels[2:4, 2:6, 2:6] = 1  # two stray liver islands, away from the liver
+    labels[10, 60:63, 60:63] = 1
+    kept = keep_largest_component(labels, [1])
+    parts = skimage_label(labels == 1, connectivity=3)
+    largest = np.bincount(parts.ravel())[1:].argmax() + 1
+    np.testing.assert_array_equal(kept == 1, parts == largest)
+    np.testing.assert_array_equal(kept[labels != 1], labels[labels != 1])  # others unchanged
+    assert int((kept == 0).sum() - (labels == 0).sum()) == 4 * 4 * 2 + 9
+    # per slice: in 2-D, each slice keeps its own largest part (8-connected)
+    planes = keep_largest_per_slice(labels, [1])
+    for plane, original in zip(planes, labels, strict=True):
+        parts = skimage_label(original == 1, connectivity=2)
+        if parts.max():
+            largest = np.bincount(parts.ravel())[1:].argmax() + 1
+            np.testing.assert_array_equal(plane == 1, parts == largest)
+
+
+def test_postprocessing_is_chosen_on_validation_and_applied(model, cohort, tmp_path, capsys):
+    """``auto`` records each class's validation Dice with and without the rule and keeps the
+    classes it raises; segment applies the card's choice to the network's argmax."""
+    from radpipe.models.postprocess import keep_largest_component
+
+    folder, _ = model
+    _, studies, dataset = cohort
+    card = read_card(folder)
+    figures = card.postprocessing["validation"]
+    assert set(figures) == {"liver", "spleen", "tumor"}
+    raised = [v for v, n in card.classes.items()
+              if v and figures[n]["dice_largest_component"] > figures[n]["dice"]]  # fmt: skip
+    assert card.largest_component_classes == raised
+    # a card asking for the liver's largest part: segment's labels are the raw argmax so reduced
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    document = json.loads((folder / "model.json").read_text())
+    document["postprocessing"] = {"largest_component": [1, 3]}
+    (chosen / "model.json").write_text(json.dumps(document))
+    (chosen / "model.pt").write_bytes((folder / "model.pt").read_bytes())
+    image = load(studies[0].series_folder)
+    raw = segment(image, chosen, postprocess=False).labels.array
+    done = segment(image, chosen).labels.array
+    np.testing.assert_array_equal(done, keep_largest_component(raw, [1, 3]))
+    # a card naming a class the model lacks, and an unknown --postprocess, are one line
+    document["postprocessing"] = {"largest_component": [7]}
+    (chosen / "model.json").write_text(json.dumps(document))
+    with pytest.raises(ModelError, match="postprocessing names classes"):
+        segment(image, chosen)
+    assert main(["train", str(dataset), "--out", str(tmp_path / "m"), "--postprocess",
+                 "smallest"]) == 1  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert "--postprocess must be one of auto, none, largest" in err and len(err.splitlines()) == 1

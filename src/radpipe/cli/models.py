@@ -42,6 +42,23 @@ def train_command(
     augment: Annotated[
         str, typer.Option("--augment", help="none, light, standard or strong.")
     ] = "standard",
+    foreground_fraction: Annotated[
+        float,
+        typer.Option(
+            "--foreground-fraction",
+            min=0.0,
+            max=1.0,
+            help="Share of training windows centred on a label (with --patch-size).",
+        ),
+    ] = 0.67,
+    postprocess: Annotated[
+        str,
+        typer.Option(
+            "--postprocess",
+            help="Keep each class's largest connected part: auto "
+            "(where it raises the validation Dice), largest (always) or none.",
+        ),
+    ] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
     name: Annotated[str | None, typer.Option("--name", help="Model name (SEG, reports).")] = None,
@@ -66,6 +83,7 @@ def train_command(
         learning_rate=learning_rate, val_fraction=val_fraction,
         val_patients=[p.strip() for p in val_patients.split(",")] if val_patients else None,
         seed=seed, device=device, patch_size=_sizes(patch_size), augment=augment, name=name,
+        foreground_fraction=foreground_fraction, postprocess=postprocess,
     )  # fmt: skip
 
     def report(record: object, total: int) -> None:
@@ -89,6 +107,9 @@ def train_command(
     )
     reason = " (time limit)" if result.stopped == "time" else ""
     stdout.print(f"wrote {folder}: {summary}{reason}; metrics.csv, curves.png, model.json")
+    kept = [result.card.classes[v] for v in result.card.largest_component_classes]
+    if kept:
+        stdout.print(f"post-processing: largest connected part of {', '.join(kept)}")
 
 
 def segment_command(

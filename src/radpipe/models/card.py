@@ -36,6 +36,9 @@ class ModelCard:
     network : architecture and its parameters (MONAI class and keyword arguments)
     training : what it was trained on and how (pseudonymised patients, epochs, seed, …)
     validation : figures on the held-out patients (mean Dice per class, per epoch best)
+    postprocessing : what is done to the label map after the argmax:
+        ``{"largest_component": [class values]}`` keeps only each listed class's largest
+        connected part
     radpipe_version : the radpipe that trained it
     """
 
@@ -50,7 +53,13 @@ class ModelCard:
     network: dict[str, Any]
     training: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] = field(default_factory=dict)
+    postprocessing: dict[str, Any] = field(default_factory=dict)
     radpipe_version: str = ""
+
+    @property
+    def largest_component_classes(self) -> list[int]:
+        """Classes reduced to their largest connected part after the argmax."""
+        return [int(v) for v in self.postprocessing.get("largest_component", [])]
 
     @property
     def out_channels(self) -> int:
@@ -108,12 +117,21 @@ def read_card(folder: str | Path) -> ModelCard:
             network=dict(document["network"]),
             training=dict(document.get("training") or {}),
             validation=dict(document.get("validation") or {}),
+            postprocessing=dict(document.get("postprocessing") or {}),
             radpipe_version=str(document.get("radpipe_version", "")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ModelError(f"{card_path}: incomplete model card ({exc!r} missing or wrong)") from None
     if card.dimensions not in (2, 3) or len(card.spacing_mm) != 3 or 0 not in card.classes:
         raise ModelError(f"{card_path}: inconsistent model card (dimensions, spacing or classes)")
+    try:
+        unknown = [v for v in card.largest_component_classes if v not in card.classes or v == 0]
+    except (TypeError, ValueError):
+        unknown = [-1]
+    if unknown:
+        raise ModelError(
+            f"{card_path}: postprocessing names classes the model does not have ({unknown})"
+        )
     if not (root / WEIGHTS_NAME).is_file():
         raise ModelError(f"{root}: the card has no weights beside it ({WEIGHTS_NAME} missing)")
     return card

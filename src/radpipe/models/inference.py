@@ -167,6 +167,7 @@ def segment(
     probabilities: list[int] | None = None,
     device: str = "auto",
     mirror: bool = False,
+    postprocess: bool = True,
 ) -> Segmentation:
     """Segment ``image`` with a trained model; the result lies on ``image``'s exact grid.
 
@@ -177,6 +178,8 @@ def segment(
     probabilities : classes whose probability heatmaps to return (default none)
     device : auto, cpu or cuda (when ``model`` is a folder)
     mirror : average over mirror images too (test-time augmentation; four times the work)
+    postprocess : apply the card's post-processing (keep the largest connected part of the
+        classes it names); False gives the network's argmax as it is
 
     Raises
     ------
@@ -214,9 +217,11 @@ def segment(
     scores = predict_probabilities(loaded.network, grid.array, card, loaded.device,
                                    mirror=mirror)  # fmt: skip
     names = {v: n for v, n in card.classes.items() if v != 0}
+    kept = card.largest_component_classes if postprocess else []
     same = grid.same_grid(image)
     if same:
-        labels = LabelMap(scores.argmax(axis=0).astype(np.uint8), image.affine, labels=names)
+        chosen = _finished(scores.argmax(axis=0).astype(np.uint8), kept)
+        labels = LabelMap(chosen, image.affine, labels=names)
         heatmaps = {
             v: Heatmap(scores[v], image.affine, source=f"{card.name}: p({names[v]})")
             for v in wanted
@@ -233,8 +238,20 @@ def segment(
         on_input = resample(Volume(padded, padded_affine), reference=image,
                             fill=1.0 if value == 0 else 0.0)  # fmt: skip
         placed[value] = on_input.array
-    labels = LabelMap(placed.argmax(axis=0).astype(np.uint8), image.affine, labels=names)
+    chosen = _finished(placed.argmax(axis=0).astype(np.uint8), kept)
+    labels = LabelMap(chosen, image.affine, labels=names)
     heatmaps = {
         v: Heatmap(placed[v], image.affine, source=f"{card.name}: p({names[v]})") for v in wanted
     }
     return Segmentation(labels, heatmaps)
+
+
+def _finished(labels: NDArray[np.uint8], largest_component: list[int]) -> NDArray[np.uint8]:
+    """The argmax with the card's post-processing (a single slice as 2-D, else 3-D)."""
+    if not largest_component:
+        return labels
+    from radpipe.models.postprocess import keep_largest_component
+
+    plane = labels.shape[0] == 1
+    kept = keep_largest_component(labels[0] if plane else labels, largest_component)
+    return (kept[None] if plane else kept).astype(np.uint8, copy=False)

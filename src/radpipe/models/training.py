@@ -27,6 +27,7 @@ from radpipe.io.atomic import OUTPUT_MARKER, atomic_path, check_folder_replaceab
 from radpipe.models.card import CARD_NAME, CHECKPOINT_NAME, WEIGHTS_NAME, ModelCard
 from radpipe.models.intensity import apply_intensity, fit_intensity
 from radpipe.models.networks import build_network, choose_device, default_network
+from radpipe.models.postprocess import POSTPROCESS_CHOICES
 
 #: U-Net strides (2⁴ in 2-D, 2³ in 3-D): network inputs are multiples of these.
 SIZE_MULTIPLE = {2: 16, 3: 8}
@@ -53,7 +54,8 @@ class TrainOptions:
     Attributes
     ----------
     epochs : passes over the training samples (the total, when resuming)
-    max_minutes : stop after the epoch that passes this wall time
+    max_minutes : stop after the epoch that passes this wall time; the learning rate decays
+        to its floor by then (or by the last epoch, whichever comes first)
     batch_size : slices or patches per step
     learning_rate : Adam's step size
     val_fraction : share of patients held out (whole patients, never slices of one)
@@ -63,6 +65,11 @@ class TrainOptions:
     patch_size : training window ((H, W) or (D, H, W)); default the whole 2-D slice, or up to
         64 voxels a side in 3-D, rounded down to a multiple of 8
     augment : none, light, standard or strong (see ``AUGMENTATIONS``; 3-D uses flips, tilts)
+    foreground_fraction : share of training windows centred on a labelled voxel (the rest on
+        background); used when ``patch_size`` is smaller than the samples
+    postprocess : ``auto`` keeps only the largest connected part of each class whose held-out
+        Dice that raises (nnU-Net's rule; nothing without validation patients), ``largest``
+        does so for every class, ``none`` never
     name : the model's name (default: the folder's name)
     """
 
@@ -76,6 +83,8 @@ class TrainOptions:
     device: str = "auto"
     patch_size: tuple[int, ...] | None = None
     augment: str = "standard"
+    foreground_fraction: float = 0.67
+    postprocess: str = "auto"
     name: str | None = None
 
     def check(self) -> None:
@@ -88,6 +97,12 @@ class TrainOptions:
             raise ModelError(f"--learning-rate must be positive, got {self.learning_rate}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ModelError(f"--max-minutes must be positive, got {self.max_minutes}")
+        if not 0.0 <= self.foreground_fraction <= 1.0:
+            raise ModelError(
+                f"--foreground-fraction must be within 0 … 1, got {self.foreground_fraction}"
+            )
+        if self.postprocess not in POSTPROCESS_CHOICES:
+            raise ModelError(f"--postprocess must be one of {', '.join(POSTPROCESS_CHOICES)}")
         if self.augment not in AUGMENTATIONS:
             raise ModelError(f"--augment must be one of {', '.join(AUGMENTATIONS)}")
 
@@ -215,6 +230,24 @@ def _prepare_folder(folder: Path, *, resume: bool, overwrite: bool) -> None:
     (folder / OUTPUT_MARKER).write_text("written by radpipe train\n")
 
 
+def training_progress(
+    epochs_done: float, epochs: int, seconds: float, max_minutes: float | None
+) -> float:
+    """How far through its plan a run is (0 … 1): the share of the epochs done, or of the time
+    budget used when that is further along, so that a run stopped by ``max_minutes`` still
+    ends its learning-rate decay."""
+    share = epochs_done / epochs
+    if max_minutes is not None:
+        share = max(share, seconds / (60.0 * max_minutes))
+    return min(1.0, share)
+
+
+def poly_factor(progress: float) -> float:
+    """nnU-Net's polynomial decay, ``(1 - progress) ** 0.9``, floored at 1 % of the initial
+    step size (the epoch that passes the time budget still learns)."""
+    return max(0.01, float((1.0 - progress) ** 0.9))
+
+
 def dice_per_class(
     predicted: NDArray[np.integer], truth: NDArray[np.integer], classes: dict[int, str]
 ) -> dict[str, float]:
@@ -324,6 +357,8 @@ def train(
             "augment": chosen.augment,
             "seed": chosen.seed,
             "loss": "monai.losses.DiceCELoss(softmax, one-hot labels, batch Dice)",
+            "schedule": "Adam, learning rate x (1 - progress)^0.9 per step, progress over "
+            "the epochs or the time budget, whichever is further",
         },
         radpipe_version=radpipe.__version__,
     )
@@ -332,10 +367,6 @@ def train(
     torch.manual_seed(chosen.seed)
     network = build_network(card.network).to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=chosen.learning_rate)
-    # polynomial decay to zero over the planned epochs (nnU-Net's schedule)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda epoch: max(0.0, 1 - epoch / chosen.epochs) ** 0.9
-    )
     history: list[EpochRecord] = []
     best = -math.inf  # scores are Dice (validation) or minus the loss (none)
     start_epoch = 0
@@ -376,8 +407,6 @@ def train(
                 f"{target}: the checkpoint does not fit the network ({reason})"
             ) from None
         optimizer.load_state_dict(state["optimizer"])
-        if "schedule" in state:
-            schedule.load_state_dict(state["schedule"])
         start_epoch, best = int(state["epoch"]) + 1, float(state["best"])
         history = [EpochRecord(**record) for record in state["history"]]
     # Dice over the whole batch: slices without a class do not push its probability to zero
@@ -390,7 +419,7 @@ def train(
     loader = BatchLoader(
         dataset, batch_size=chosen.batch_size, seed=chosen.seed, indices=train_indices,
         augment=augment, patch_size=None if whole_samples else patch, prefetch=0,
-        foreground_fraction=0.67,
+        foreground_fraction=chosen.foreground_fraction,
     )  # fmt: skip
     started = time.perf_counter()
     stopped = "epochs"
@@ -403,6 +432,12 @@ def train(
             order = loader.epoch_order(epoch)
             per_batch = loader.batch_size
             for first in range(0, order.size, per_batch):
+                progress = training_progress(
+                    epoch + first / order.size, chosen.epochs,
+                    time.perf_counter() - started, chosen.max_minutes,
+                )  # fmt: skip
+                for group in optimizer.param_groups:
+                    group["lr"] = chosen.learning_rate * poly_factor(progress)
                 batch = loader.load_batch(epoch, order[first : first + per_batch])
                 images = np.stack([apply_intensity(x[0], intensity) for x in batch["image"]])
                 inputs = torch.from_numpy(images[:, None]).to(device)
@@ -424,7 +459,6 @@ def train(
                 loss.backward()
                 optimizer.step()
                 losses_seen.append(value)
-            schedule.step()
             val_dice = (
                 _validate(network, reader, val_indices, card, device) if val_indices.size else {}
             )
@@ -442,7 +476,6 @@ def train(
                 _write_bytes(target / CARD_NAME, card.to_json().encode())
             _save_torch(torch, {
                 "network": network.state_dict(), "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(),
                 "epoch": epoch, "best": best, "card": json.loads(card.to_json()),
                 "history": [record.__dict__ for record in history],
             }, target / CHECKPOINT_NAME)  # fmt: skip
@@ -456,6 +489,11 @@ def train(
     finally:
         if history:
             _write_curves(target / "curves.png", history)
+    card.postprocessing = _choose_postprocessing(
+        chosen, network, reader, val_indices, card, device, target / WEIGHTS_NAME
+    )
+    if (target / WEIGHTS_NAME).is_file():
+        _write_bytes(target / CARD_NAME, card.to_json().encode())
     result.stopped = stopped
     return result
 
@@ -465,6 +503,15 @@ def _validate(
 ) -> dict[str, float]:
     """Dice per class over all held-out voxels (whole slices, or whole volumes by sliding
     window in 3-D)."""
+    predicted, truth = _validation_labels(network, reader, indices, card, device)
+    return dice_per_class(predicted, truth, card.classes)
+
+
+def _validation_labels(
+    network: Any, reader: DatasetReader, indices: NDArray[np.int64], card: ModelCard, device: Any
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
+    """The network's label maps of the held-out samples and their truth, (N, H, W) slices or
+    (N, D, H, W) volumes."""
     from radpipe.models.inference import predict_probabilities
 
     network.eval()
@@ -482,6 +529,28 @@ def _validate(
             probabilities = predict_probabilities(network, image, card, device)
             predicted_parts.append(probabilities.argmax(axis=0).astype(np.uint8)[None])
             truth_parts.append(mask[None])
-    predicted = np.concatenate(predicted_parts)
-    truth = np.concatenate(truth_parts)
-    return dice_per_class(predicted, truth, card.classes)
+    return np.concatenate(predicted_parts), np.concatenate(truth_parts)
+
+
+def _choose_postprocessing(
+    chosen: TrainOptions, network: Any, reader: DatasetReader, indices: NDArray[np.int64],
+    card: ModelCard, device: Any, weights: Path,
+) -> dict[str, Any]:  # fmt: skip
+    """The card's ``postprocessing`` entry: every class (``largest``), none, or (``auto``) the
+    classes whose held-out Dice the largest-component rule raises, with the figures."""
+    foreground = [v for v in card.classes if v != 0]
+    if chosen.postprocess == "none":
+        return {}
+    if chosen.postprocess == "largest":
+        return {"largest_component": foreground, "chosen_by": "--postprocess largest"}
+    if indices.size == 0:
+        return {}  # nothing to decide on: the label map stays as the network gives it
+    torch = import_optional("torch", extra="ml")
+    from radpipe.models.postprocess import choose_largest_component
+
+    network.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
+    predicted, truth = _validation_labels(network, reader, indices, card, device)
+    classes, figures = choose_largest_component(
+        predicted, truth, card.classes, per_slice=card.dimensions == 2
+    )
+    return {"largest_component": classes, "chosen_by": "validation Dice", "validation": figures}

@@ -33,23 +33,34 @@ def decode_file_frames(path: str, layout: PixelLayout, frames: Sequence[int]) ->
     if layout.pixel_offset is not None:
         return _read_native_frames(path, layout, frames)
     if releases_the_gil(layout):
-        decoded = _decode_jpeg2000(path, layout, frames)
+        decoded = _decode_with_imagecodecs(path, layout, frames)
         if decoded is not None:
             return decoded
     return _decode_with_pydicom(path, layout, frames)
 
 
-#: JPEG 2000 and HTJ2K syntaxes, which imagecodecs' OpenJPEG decodes without holding the GIL.
-JPEG2000_SYNTAXES = frozenset(
-    {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
-     "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203"}
-)  # fmt: skip
+#: Transfer syntax → imagecodecs decoder (compiled, GIL released) of grey frames: the fastest
+#: of the packaged decoders that gives pydicom's values, per ``benchmarks/bench_load.py
+#: --decoders`` (JPEG 2000 and HTJ2K: OpenJPEG, the library pydicom's plugin wraps; JPEG-LS:
+#: CharLS, as pyjpegls; JPEG lossless: libjpeg-turbo's lossless mode).
+IMAGECODECS_DECODERS = {
+    "1.2.840.10008.1.2.4.90": "jpeg2k_decode",
+    "1.2.840.10008.1.2.4.91": "jpeg2k_decode",
+    "1.2.840.10008.1.2.4.201": "jpeg2k_decode",
+    "1.2.840.10008.1.2.4.202": "jpeg2k_decode",
+    "1.2.840.10008.1.2.4.203": "jpeg2k_decode",
+    "1.2.840.10008.1.2.4.80": "jpegls_decode",
+    "1.2.840.10008.1.2.4.81": "jpegls_decode",
+    "1.2.840.10008.1.2.4.57": "jpeg8_decode",
+    "1.2.840.10008.1.2.4.70": "jpeg8_decode",
+}
 
 
 def releases_the_gil(layout: PixelLayout) -> bool:
     """Whether this layout's frames decode in a library that releases the GIL (so threads,
-    not processes, spread them over the cores): grey JPEG 2000 with imagecodecs installed."""
-    if layout.transfer_syntax not in JPEG2000_SYNTAXES or layout.samples_per_pixel != 1:
+    not processes, spread them over the cores): grey JPEG 2000, HTJ2K, JPEG-LS and JPEG
+    lossless with imagecodecs installed."""
+    if layout.transfer_syntax not in IMAGECODECS_DECODERS or layout.samples_per_pixel != 1:
         return False
     if layout.photometric not in ("MONOCHROME1", "MONOCHROME2"):
         return False  # palette colour: pydicom applies the colour table
@@ -64,16 +75,20 @@ def _have_imagecodecs() -> bool:
     return importlib.util.find_spec("imagecodecs") is not None
 
 
-def _decode_jpeg2000(
+def _decode_with_imagecodecs(
     path: str, layout: PixelLayout, frames: Sequence[int]
 ) -> list[NDArray[Any]] | None:
-    """Grey JPEG 2000 frames through imagecodecs (GIL released; the same OpenJPEG library
-    pydicom's plugin wraps). None when a codestream does not match the header's layout
-    exactly (size, signedness, bits): pydicom's decoder then applies its corrections."""
+    """Grey frames through imagecodecs (GIL released). None when a decoded frame does not
+    match the header's layout exactly (size, signedness, bits) or the decoder refuses the
+    stream: pydicom's decoder then applies its corrections or reports the failure."""
     import imagecodecs
     import pydicom
     from pydicom.encaps import generate_frames
 
+    decode = getattr(imagecodecs, IMAGECODECS_DECODERS[layout.transfer_syntax])
+    options = {"numthreads": 1} if decode is imagecodecs.jpeg2k_decode else {}
+    # JPEG-LS and JPEG lossless code unsigned samples; signed data are their two's complement
+    unsigned_codec = decode is not imagecodecs.jpeg2k_decode and layout.signed
     try:
         with open_source(path) as handle:
             dataset = pydicom.dcmread(handle, force=True)
@@ -90,12 +105,14 @@ def _decode_jpeg2000(
         }
         result = []
         for frame in frames:
-            values = imagecodecs.jpeg2k_decode(streams[frame], numthreads=1)
+            values = decode(streams[frame], **options)
+            if unsigned_codec and values.dtype.kind == "u":
+                values = values.view(f"i{values.dtype.itemsize}")  # the header's sign
             if values.shape != (layout.rows, layout.columns) or values.dtype != layout.stored_dtype:
                 return None
             result.append(_fix_stored_bits(values, layout))
         return result
-    except (KeyError, ValueError, AttributeError, imagecodecs.Jpeg2kError):
+    except (KeyError, ValueError, AttributeError, RuntimeError):  # codec errors: RuntimeError
         return None
 
 
