@@ -6,13 +6,16 @@ quality targets on real and phantom data.
   the same network, loss and augmentations; inference of a 512×512×300 CT NIfTI to a label
   NIfTI — ``radpipe segment`` against MONAI ``LoadImage`` + ``sliding_window_inference`` +
   nibabel, the same weights.
-- ``sunnybrook``: LV blood pool (i-contours) trained on two Sunnybrook patients, the third held
-  out; mean Dice over its manually contoured slices (target ≥ 0.85, CPU ≤ 10 minutes); the
-  best of the configurations tried (benchmarks/README.md lists the others).
-- ``phantom``: trained on three phantom patients, the fourth segmented: tumour Dice (target
-  ≥ 0.9) and each predicted tumour's volume against the phantom's truth (target within 5 %).
+- ``sunnybrook``: LV blood pool (i-contours), each Sunnybrook patient held out in turn
+  (``--folds``) and the model trained on the others' files only (CPU ≤ 10 minutes); Dice over
+  the held-out patient's manually contoured slices (the patient's Dice, and the mean of the
+  per-slice Dice), for the network's argmax and with one blood pool per slice (target ≥ 0.85).
+- ``phantom``: trained on three phantom patients, the fourth segmented, in one pass and with
+  test-time mirroring: tumour Dice (target ≥ 0.9) and each predicted tumour's volume against
+  the phantom's truth (target within 5 %).
 
     .venv/bin/python benchmarks/bench_models.py [speed] [sunnybrook] [phantom] [--device cpu]
+        [--folds 3] [--minutes 9]
 """
 
 from __future__ import annotations

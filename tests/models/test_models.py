@@ -276,6 +276,37 @@ def test_a_folder_of_patients_is_segmented_in_parallel(model, cohort, tmp_path, 
     }
     together = {tuple(load(p).array.astype(int).sum(axis=(1, 2))) for p in written}
     assert alone == together  # each series' labels equal the one-by-one segmentation
+    # evaluated against the dataset's own masks, matched by patient pseudonym: the scores of
+    # each prediction against its phantom's truth label map
+    from radpipe.io.mask_sources import label_names_from_sidecar
+    from radpipe.models.evaluation import score_case
+    from radpipe.privacy import pseudonym
+
+    evaluation = evaluate(out, root / "tree")
+    assert evaluation.unmatched == []
+    for study in studies:
+        case = f"{pseudonym(study.patient_id)}_"
+        (path,) = [p for p in written if p.name.startswith(case)]
+        truth = LabelMap(study.phantom.labels.array, study.phantom.labels.affine,
+                         labels={1: "liver", 2: "tumor", 3: "spleen"})  # fmt: skip
+        names = label_names_from_sidecar(path)  # the model's classes, by name
+        assert names == {1: "liver", 2: "spleen", 3: "tumor"}
+        predicted = LabelMap(load(path).array, load(path).affine, labels=names)
+        expected = {(s.name, round(s.dice, 9), s.reference_ml) for s in
+                    score_case(predicted, truth, case=path.name)}  # fmt: skip
+        got = {(s.name, round(s.dice, 9), s.reference_ml) for s in evaluation.scores
+               if path.name.startswith(s.case)}  # fmt: skip
+        assert got == expected and {n for n, _, _ in got} == {"liver", "spleen", "tumor"}
+    report = tmp_path / "evaluation"
+    assert main(["evaluate", str(out), str(root / "tree"), "-o", str(report)]) == 0
+    with open(report / "scores.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 9  # 3 patients × 3 classes
+    # a dataset of other patients is one clear line
+    other = tmp_path / "other"
+    write_phantom_study(other / "p9", patient_id="OTHER-9", shape=(8, 32, 32), tumours=0, seed=9)
+    assert main(["evaluate", str(out), str(other)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "no patient of" in err and len(err.splitlines()) == 1
 
 
 def test_a_model_built_with_one_orientation_reads_nifti_and_dicom_alike(cohort, tmp_path):

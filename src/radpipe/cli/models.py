@@ -182,7 +182,13 @@ def segment_command(
 
 def evaluate_command(
     predicted: Annotated[Path, typer.Argument(help="Predicted label map, or a folder of them.")],
-    reference: Annotated[Path, typer.Argument(help="Reference label map, or a folder.")],
+    reference: Annotated[
+        Path,
+        typer.Argument(
+            help="Reference label map, a folder of them, or a dataset root whose "
+            "masks are the truth (matched by patient)."
+        ),
+    ],
     output: Annotated[Path | None, output_option("Report folder (CSV, JSON, HTML)")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the report.")] = False,
 ) -> None:
@@ -191,6 +197,8 @@ def evaluate_command(
     Example:
 
     $ radpipe evaluate predictions/ truth/ -o evaluation
+
+    $ radpipe evaluate predictions/ /data/3Dircadb1 -o evaluation   # `segment` on the tree
     """
     from rich.table import Table
 

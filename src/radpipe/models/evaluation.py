@@ -257,9 +257,64 @@ class Evaluation:
         )
 
 
+#: ``segment`` on a tree names each series' label map ``<patient>_<NNN>``.
+_SERIES_NUMBER = re.compile(r"^(?P<patient>.+)_(?P<number>\d{3})$")
+
+
+def _label_files(folder: Path) -> list[Path]:
+    from radpipe.io import registry
+
+    return [p for p in sorted(folder.iterdir()) if p.is_file() and registry.format_of(str(p))]
+
+
+def _evaluate_against_dataset(predicted: Path, root: Path) -> Evaluation:
+    """Predictions named by patient (``radpipe segment`` on a tree: ``<pseudonym>_001.nii.gz``)
+    against the masks of a dataset root (mask series, label maps, SEG, RTSTRUCT), each
+    patient's masks merged by class as ``dataset build`` does (numbered tumours one class)."""
+    import tempfile
+
+    from radpipe.catalog.patients import annotated_patients, load_catalog_patient
+    from radpipe.catalog.store import scan
+    from radpipe.dataset.labels import derive_label_table, merge_masks, paint_labels
+
+    by_patient: dict[str, list[tuple[str, Path]]] = {}
+    for path in _label_files(predicted):
+        case = case_name(path)
+        match = _SERIES_NUMBER.match(case)
+        by_patient.setdefault(match["patient"] if match else case, []).append((case, path))
+    scores: list[LabelScore] = []
+    with tempfile.TemporaryDirectory(prefix="radpipe-evaluate-") as work:
+        catalog, _ = scan(root, Path(work) / "catalog.sqlite")
+        with catalog:
+            annotated = annotated_patients(catalog)
+            common = sorted(set(annotated) & set(by_patient))
+            if not common:
+                raise FormatError(
+                    f"no patient of {root} has a prediction in {predicted} (predictions are "
+                    "matched by the patient's pseudonym, as `radpipe segment` names them: "
+                    f"{', '.join(sorted(by_patient)[:3]) or 'none found'}; the dataset's: "
+                    f"{', '.join(annotated[:3]) or 'none with masks'})"
+                )
+            for patient in common:
+                found = load_catalog_patient(catalog, patient)
+                if found is None:
+                    continue
+                _, masks = found
+                merged = merge_masks(masks.masks, [], keep_numbered=False)
+                table = derive_label_table(merged)
+                values = {name: value for value, name in table.items()}
+                truth = LabelMap(paint_labels(merged, values), masks.affine, labels=table)
+                for case, path in by_patient[patient]:
+                    scores.extend(score_case(_named(path), truth, case=case))
+    alone = sorted(set(annotated) ^ set(by_patient))
+    return Evaluation(scores, alone)
+
+
 def evaluate(predicted: str | Path, reference: str | Path) -> Evaluation:
-    """Score predicted label files against reference ones (two files, or two folders matched
-    by case name).
+    """Score predicted label files against reference ones: two files, two folders of label
+    files matched by case name, or a folder of predictions named by patient against a dataset
+    root whose masks are the reference (mask series, label maps, SEG, RTSTRUCT; matched by the
+    patient's pseudonym, as ``radpipe segment`` on a tree names its outputs).
 
     Raises
     ------
@@ -274,6 +329,9 @@ def evaluate(predicted: str | Path, reference: str | Path) -> Evaluation:
     >>> evaluate("predictions/", "truth/").means()["tumor"]["dice"]  # doctest: +SKIP
     0.93
     """
+    first, second = Path(predicted), Path(reference)
+    if first.is_dir() and second.is_dir() and not _label_files(second):
+        return _evaluate_against_dataset(first, second)
     pairs, alone = matched_files(predicted, reference)
     scores: list[LabelScore] = []
     for case, predicted_file, reference_file in pairs:
