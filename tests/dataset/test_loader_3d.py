@@ -187,3 +187,32 @@ def test_a_3d_patch_script_exits(volumes):
     ended = time.time()
     assert result.returncode == 0 and "ok (2, 1, 8, 16, 16)" in result.stdout, result.stderr
     assert ended - float(result.stdout.split()[-1]) < 3  # gone within seconds of its last line
+
+
+def test_class_balanced_centres_draw_each_label_alike(volumes):
+    """On a phantom volume whose tumour is a small share of the labelled voxels, any-label
+    centring lands on it about as often as its share; class-balanced centring half the time
+    (two labels); the loader passes the choice through."""
+    _, masks = DatasetReader(volumes).read([0])
+    mask = masks[0]
+    share = (mask == 2).sum() / (mask > 0).sum()
+    assert 0 < share < 0.15
+    draws = 600
+
+    def tumour_centres(balanced: bool) -> float:
+        rng = np.random.default_rng(5)
+        hits = 0
+        for _ in range(draws):  # a one-voxel patch starts at its centre
+            start = patch_start(mask, (1, 1, 1), rng, foreground_fraction=1.0,
+                                class_balanced=balanced)  # fmt: skip
+            hits += int(mask[start] == 2)
+            assert mask[start] > 0
+        return hits / draws
+
+    assert tumour_centres(False) < share + 0.06
+    assert 0.42 < tumour_centres(True) < 0.58
+    with BatchLoader(volumes, batch_size=2, patch_size=(1, 1, 1), patches_per_sample=2,
+                     foreground_fraction=1.0, class_balanced=True, epochs=60, seed=1,
+                     shuffle=False, indices=[0]) as loader:  # fmt: skip
+        labels = np.concatenate([b["mask"].reshape(-1) for b in loader])
+    assert labels.min() > 0 and 0.35 < (labels == 2).mean() < 0.65

@@ -51,6 +51,13 @@ def train_command(
             help="Share of training windows centred on a label (with --patch-size).",
         ),
     ] = 0.67,
+    class_balanced: Annotated[
+        bool,
+        typer.Option(
+            "--class-balanced",
+            help="Centre windows on each class alike (small classes as often as large ones).",
+        ),
+    ] = False,
     postprocess: Annotated[
         str,
         typer.Option(
@@ -84,6 +91,7 @@ def train_command(
         val_patients=[p.strip() for p in val_patients.split(",")] if val_patients else None,
         seed=seed, device=device, patch_size=_sizes(patch_size), augment=augment, name=name,
         foreground_fraction=foreground_fraction, postprocess=postprocess,
+        class_balanced=class_balanced,
     )  # fmt: skip
 
     def report(record: object, total: int) -> None:

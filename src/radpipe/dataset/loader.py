@@ -50,6 +50,9 @@ class BatchLoader:
         voxel otherwise, as MONAI's ``RandCropByPosNegLabeld``; samples smaller than the patch
         are padded.
     foreground_fraction : float
+    class_balanced : bool
+        A labelled centre is a voxel of one of the sample's labels drawn with equal chances
+        (small classes centred as often as large ones), not any labelled voxel.
     patches_per_sample : int
         Patches drawn from each sample read (a batch holds ``batch_size / patches_per_sample``
         samples; it must divide ``batch_size``).
@@ -87,6 +90,7 @@ class BatchLoader:
         patch_size: tuple[int, ...] | list[int] | None = None,
         foreground_fraction: float = 0.5,
         patches_per_sample: int = 1,
+        class_balanced: bool = False,
     ) -> None:
         if batch_size < 1:
             raise DatasetError(f"batch size must be at least 1, got {batch_size}")
@@ -108,6 +112,7 @@ class BatchLoader:
         if patches_per_sample > 1 and self.patch_size is None:
             raise DatasetError("patches per sample needs a patch size")
         self.foreground_fraction = foreground_fraction
+        self.class_balanced = class_balanced
         self.patches_per_sample = patches_per_sample
         self.indices = (
             np.arange(len(self.reader)) if indices is None else np.asarray(indices, dtype=np.int64)
@@ -181,8 +186,9 @@ class BatchLoader:
             image, mask = images[sample], masks[sample]
             if patch_size is not None:
                 image, mask, _ = cut_pair(
-                    image, mask, patch_size, rng, foreground_fraction=self.foreground_fraction
-                )
+                    image, mask, patch_size, rng, foreground_fraction=self.foreground_fraction,
+                    class_balanced=self.class_balanced,
+                )  # fmt: skip
             if augment is not None:
                 image, mask = augment(image, mask, rng)
             out_images[position], out_masks[position] = image, mask

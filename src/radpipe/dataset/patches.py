@@ -36,24 +36,30 @@ def patch_start(
     rng: np.random.Generator,
     *,
     foreground_fraction: float = 0.5,
+    class_balanced: bool = False,
 ) -> tuple[int, ...]:
     """The first voxel of a random patch of ``mask``'s sample (negative where it is padded).
 
     With probability ``foreground_fraction`` the centre is a random labelled voxel, otherwise a
-    random background voxel; a sample without the drawn kind of voxel takes any voxel. The
-    patch is then shifted to lie inside the sample (centred where the sample is smaller).
+    random background voxel; a sample without the drawn kind of voxel takes any voxel. With
+    ``class_balanced`` a labelled centre is a voxel of one of the sample's labels drawn with
+    equal chances (as nnU-Net's foreground oversampling and MONAI's
+    ``RandCropByLabelClassesd``), so a small class — a tumour in its liver — is centred as
+    often as a large one. The patch is then shifted to lie inside the sample (centred where
+    the sample is smaller).
     """
     shape = mask.shape
     want_foreground = rng.random() < foreground_fraction
     flat = mask.reshape(-1)
-    # a few random voxels first: the common kind is found at once without listing millions
-    tries = rng.integers(flat.size, size=64)
-    hits = tries[(flat[tries] != 0) == want_foreground]
-    if hits.size:
-        chosen = int(hits[0])
-    else:  # the rare kind: list its voxels
-        candidates = np.flatnonzero(flat if want_foreground else flat == 0)
-        chosen = int(candidates[rng.integers(candidates.size)]) if candidates.size else -1
+    chosen = -1
+    if want_foreground and class_balanced:
+        present = np.flatnonzero(np.bincount(flat)[1:]) + 1
+        if present.size:
+            label = present[rng.integers(present.size)]
+            candidates = np.flatnonzero(flat == label)
+            chosen = int(candidates[rng.integers(candidates.size)])
+    if chosen < 0:
+        chosen = _random_voxel(flat, rng, want_foreground=want_foreground)
     centre: tuple[int, ...]
     if chosen >= 0:
         centre = tuple(int(v) for v in np.unravel_index(chosen, shape))
@@ -70,6 +76,19 @@ def patch_start(
     return tuple(start)
 
 
+def _random_voxel(
+    flat: NDArray[np.uint8], rng: np.random.Generator, *, want_foreground: bool
+) -> int:
+    """A random labelled (or background) voxel's flat index, -1 when there is none."""
+    # a few random voxels first: the common kind is found at once without listing millions
+    tries = rng.integers(flat.size, size=64)
+    hits = tries[(flat[tries] != 0) == want_foreground]
+    if hits.size:
+        return int(hits[0])
+    candidates = np.flatnonzero(flat if want_foreground else flat == 0)  # the rare kind
+    return int(candidates[rng.integers(candidates.size)]) if candidates.size else -1
+
+
 def cut_patch(array: NDArray[Any], start: Sequence[int], patch_size: Sequence[int]) -> NDArray[Any]:
     """``array[start : start + patch_size]`` with zeros where the patch leaves the array
     (the image padded with its minimum instead, see :func:`cut_pair`)."""
@@ -83,8 +102,10 @@ def cut_pair(
     rng: np.random.Generator,
     *,
     foreground_fraction: float = 0.5,
+    class_balanced: bool = False,
 ) -> tuple[NDArray[Any], NDArray[np.uint8], tuple[int, ...]]:
-    """A random patch of an image and its mask (same voxels), and its start index.
+    """A random patch of an image and its mask (same voxels), and its start index (centres as
+    :func:`patch_start` draws them).
 
     Examples
     --------
@@ -96,7 +117,9 @@ def cut_pair(
     ((2, 3, 3), 1)
     """
     size = check_patch_size(patch_size, image.shape)
-    start = patch_start(mask, size, rng, foreground_fraction=foreground_fraction)
+    start = patch_start(
+        mask, size, rng, foreground_fraction=foreground_fraction, class_balanced=class_balanced
+    )
     fill = float(image.min()) if image.size else 0.0
     return _cut(image, start, size, fill=fill), _cut(mask, start, size, fill=0), start
 

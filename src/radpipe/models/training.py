@@ -67,6 +67,8 @@ class TrainOptions:
     augment : none, light, standard or strong (see ``AUGMENTATIONS``; 3-D uses flips, tilts)
     foreground_fraction : share of training windows centred on a labelled voxel (the rest on
         background); used when ``patch_size`` is smaller than the samples
+    class_balanced : a labelled centre is a voxel of one of the sample's classes drawn with
+        equal chances (a small tumour centred as often as its liver)
     postprocess : ``auto`` keeps only the largest connected part of each class whose held-out
         Dice that raises (nnU-Net's rule; nothing without validation patients), ``largest``
         does so for every class, ``none`` never
@@ -84,6 +86,7 @@ class TrainOptions:
     patch_size: tuple[int, ...] | None = None
     augment: str = "standard"
     foreground_fraction: float = 0.67
+    class_balanced: bool = False
     postprocess: str = "auto"
     name: str | None = None
 
@@ -419,7 +422,7 @@ def train(
     loader = BatchLoader(
         dataset, batch_size=chosen.batch_size, seed=chosen.seed, indices=train_indices,
         augment=augment, patch_size=None if whole_samples else patch, prefetch=0,
-        foreground_fraction=chosen.foreground_fraction,
+        foreground_fraction=chosen.foreground_fraction, class_balanced=chosen.class_balanced,
     )  # fmt: skip
     started = time.perf_counter()
     stopped = "epochs"
