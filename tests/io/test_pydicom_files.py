@@ -170,3 +170,34 @@ def test_grey_compressed_fast_path_decodes_as_pydicom(name):
     assert len(ours) == len(reference)
     for mine, theirs in zip(ours, reference, strict=True):
         np.testing.assert_array_equal(mine, theirs)
+
+
+def test_signed_lossless_whose_precision_differs_from_bits_stored_defers_to_pydicom(tmp_path):
+    """pydicom sign-extends signed JPEG-LS / JPEG lossless samples from the codestream's own
+    precision; where that differs from Bits Stored the imagecodecs route declines and pydicom's
+    values are returned."""
+    pytest.importorskip("imagecodecs")
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.encaps import generate_frames
+    from pydicom.pixels import pixel_array
+
+    from radpipe.io.dicom.headers import frame_records
+    from radpipe.io.dicom.pixels import (
+        _decode_with_imagecodecs,
+        _sample_precision,
+        decode_file_frames,
+    )
+
+    source = get_testdata_file("MR_small_jpeg_ls_lossless.dcm")
+    dataset = pydicom.dcmread(source)
+    stream = bytes(next(generate_frames(dataset.PixelData, number_of_frames=1)))
+    assert _sample_precision(stream) == 16 and dataset.PixelRepresentation == 1
+    dataset.BitsStored, dataset.HighBit = 15, 14  # the header now disagrees with the stream
+    path = tmp_path / "mismatch.dcm"
+    dataset.save_as(path)
+    records = frame_records(str(path))
+    layout = records[0].layout
+    assert _decode_with_imagecodecs(str(path), layout, [0]) is None
+    (ours,) = decode_file_frames(str(path), layout, [0])
+    np.testing.assert_array_equal(ours, pixel_array(str(path), decoding_plugin="pyjpegls"))

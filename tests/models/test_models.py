@@ -127,6 +127,10 @@ def test_resume_continues_and_nan_loss_keeps_the_last_checkpoint(cohort, tmp_pat
     train(dataset, folder, options=TrainOptions(epochs=2, batch_size=16), resume=True)
     with open(folder / "metrics.csv") as handle:
         assert [line.split(",")[0] for line in handle][1:] == ["1", "2"]
+    import torch
+
+    state = torch.load(folder / "checkpoint.pt", weights_only=False)
+    assert state["planned_epochs"] == 2 and 0.5 <= state["progress"] < 1.0  # last step of 2
     checkpoint = (folder / "checkpoint.pt").read_bytes()
     card = (folder / "model.json").read_bytes()
     # a dataset whose images turn into NaN: the run stops with one message, nothing lost
@@ -301,6 +305,18 @@ def test_a_folder_of_patients_is_segmented_in_parallel(model, cohort, tmp_path, 
     assert main(["evaluate", str(out), str(root / "tree"), "-o", str(report)]) == 0
     with open(report / "scores.csv", newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 9  # 3 patients × 3 classes
+    # a prediction of another series of a patient (here: another grid) is not scored against
+    # the masks of the first; it is listed
+    first = load(written[0])
+    shifted = np.array(first.affine, dtype=float)
+    shifted[:3, 3] += shifted[:3, 0]  # one slice further: the grid of a shorter series
+    other_grid = LabelMap(first.array[1:].copy(), shifted,
+                          labels={1: "liver", 2: "spleen", 3: "tumor"})  # fmt: skip
+    case = written[0].name.split("_")[0]
+    save(other_grid, out / f"{case}_099.nii.gz")
+    again = evaluate(out, root / "tree")
+    assert len(again.scores) == 9
+    assert again.unmatched == [f"{case}_099 (not on the grid of the masked series)"]
     # a dataset of other patients is one clear line
     other = tmp_path / "other"
     write_phantom_study(other / "p9", patient_id="OTHER-9", shape=(8, 32, 32), tumours=0, seed=9)
@@ -390,6 +406,7 @@ def test_postprocessing_is_chosen_on_validation_and_applied(model, cohort, tmp_p
     raised = [v for v, n in card.classes.items()
               if v and figures[n]["dice_largest_component"] > figures[n]["dice"]]  # fmt: skip
     assert card.largest_component_classes == raised
+    assert card.largest_component_per_slice  # a 2-D model: chosen (and applied) per slice
     # a card asking for the liver's largest part: segment's labels are the raw argmax so reduced
     chosen = tmp_path / "chosen"
     chosen.mkdir()
@@ -401,6 +418,12 @@ def test_postprocessing_is_chosen_on_validation_and_applied(model, cohort, tmp_p
     raw = segment(image, chosen, postprocess=False).labels.array
     done = segment(image, chosen).labels.array
     np.testing.assert_array_equal(done, keep_largest_component(raw, [1, 3]))
+    document["postprocessing"] = {"largest_component": [1, 3], "per_slice": True}
+    (chosen / "model.json").write_text(json.dumps(document))
+    from radpipe.models.postprocess import keep_largest_per_slice
+
+    sliced = segment(image, chosen).labels.array
+    np.testing.assert_array_equal(sliced, keep_largest_per_slice(raw, [1, 3]))
     # a card naming a class the model lacks, and an unknown --postprocess, are one line
     document["postprocessing"] = {"largest_component": [7]}
     (chosen / "model.json").write_text(json.dumps(document))
@@ -410,3 +433,16 @@ def test_postprocessing_is_chosen_on_validation_and_applied(model, cohort, tmp_p
                  "smallest"]) == 1  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert "--postprocess must be one of auto, none, largest" in err and len(err.splitlines()) == 1
+
+
+def test_learning_rate_decays_over_epochs_or_the_time_budget():
+    """Progress is the share of the epochs or of the time budget, whichever is further; the
+    polynomial factor (1 - p)^0.9 is floored at 1 %."""
+    from radpipe.models.training import poly_factor, training_progress
+
+    assert training_progress(5, 10, 0.0, None) == 0.5
+    assert training_progress(1, 10, 45.0, 1.0) == 0.75  # the clock is further along
+    assert training_progress(9, 10, 6.0, 1.0) == 0.9  # the epochs are
+    assert training_progress(3, 10, 600.0, 1.0) == 1.0  # past the budget: capped
+    assert poly_factor(0.0) == 1.0 and poly_factor(1.0) == 0.01
+    assert abs(poly_factor(0.5) - 0.5**0.9) < 1e-12

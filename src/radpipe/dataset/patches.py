@@ -45,8 +45,9 @@ def patch_start(
     ``class_balanced`` a labelled centre is a voxel of one of the sample's labels drawn with
     equal chances (as nnU-Net's foreground oversampling and MONAI's
     ``RandCropByLabelClassesd``), so a small class — a tumour in its liver — is centred as
-    often as a large one. The patch is then shifted to lie inside the sample (centred where
-    the sample is smaller).
+    often as a large one (each such draw counts the sample's labels: about a millisecond per
+    million voxels, so meant for slices and modest volumes). The patch is then shifted to lie
+    inside the sample (centred where the sample is smaller).
     """
     shape = mask.shape
     want_foreground = rng.random() < foreground_fraction

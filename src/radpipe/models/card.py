@@ -62,6 +62,11 @@ class ModelCard:
         return [int(v) for v in self.postprocessing.get("largest_component", [])]
 
     @property
+    def largest_component_per_slice(self) -> bool:
+        """Whether that rule works slice by slice (2-D models: chosen so on their slices)."""
+        return bool(self.postprocessing.get("per_slice", False))
+
+    @property
     def out_channels(self) -> int:
         """Network outputs: one per class, background included."""
         return max(self.classes) + 1
@@ -127,10 +132,11 @@ def read_card(folder: str | Path) -> ModelCard:
     try:
         unknown = [v for v in card.largest_component_classes if v not in card.classes or v == 0]
     except (TypeError, ValueError):
-        unknown = [-1]
+        unknown = [card.postprocessing.get("largest_component")]
     if unknown:
         raise ModelError(
-            f"{card_path}: postprocessing names classes the model does not have ({unknown})"
+            f"{card_path}: postprocessing names classes the model does not have ({unknown}); "
+            f"list class values of {sorted(v for v in card.classes if v)} or retrain"
         )
     if not (root / WEIGHTS_NAME).is_file():
         raise ModelError(f"{root}: the card has no weights beside it ({WEIGHTS_NAME} missing)")

@@ -295,18 +295,27 @@ def _evaluate_against_dataset(predicted: Path, root: Path) -> Evaluation:
                     f"{', '.join(sorted(by_patient)[:3]) or 'none found'}; the dataset's: "
                     f"{', '.join(annotated[:3]) or 'none with masks'})"
                 )
+            unscored: list[str] = []
             for patient in common:
                 found = load_catalog_patient(catalog, patient)
                 if found is None:
+                    unscored.extend(f"{case} (no masks of its image)" for case, _ in
+                                    by_patient[patient])  # fmt: skip
                     continue
-                _, masks = found
+                image, masks = found
                 merged = merge_masks(masks.masks, [], keep_numbered=False)
                 table = derive_label_table(merged)
                 values = {name: value for value, name in table.items()}
                 truth = LabelMap(paint_labels(merged, values), masks.affine, labels=table)
                 for case, path in by_patient[patient]:
-                    scores.extend(score_case(_named(path), truth, case=case))
-    alone = sorted(set(annotated) ^ set(by_patient))
+                    guess = _named(path)
+                    # the masks belong to one series: a prediction of another series of the
+                    # patient (another phase, an MR) is not scored against them
+                    if not guess.same_grid(image):
+                        unscored.append(f"{case} (not on the grid of the masked series)")
+                        continue
+                    scores.extend(score_case(guess, truth, case=case))
+    alone = sorted(set(annotated) ^ set(by_patient)) + unscored
     return Evaluation(scores, alone)
 
 

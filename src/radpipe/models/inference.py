@@ -218,9 +218,10 @@ def segment(
                                    mirror=mirror)  # fmt: skip
     names = {v: n for v, n in card.classes.items() if v != 0}
     kept = card.largest_component_classes if postprocess else []
+    per_slice = card.largest_component_per_slice
     same = grid.same_grid(image)
     if same:
-        chosen = _finished(scores.argmax(axis=0).astype(np.uint8), kept)
+        chosen = _finished(scores.argmax(axis=0).astype(np.uint8), kept, per_slice=per_slice)
         labels = LabelMap(chosen, image.affine, labels=names)
         heatmaps = {
             v: Heatmap(scores[v], image.affine, source=f"{card.name}: p({names[v]})")
@@ -238,7 +239,7 @@ def segment(
         on_input = resample(Volume(padded, padded_affine), reference=image,
                             fill=1.0 if value == 0 else 0.0)  # fmt: skip
         placed[value] = on_input.array
-    chosen = _finished(placed.argmax(axis=0).astype(np.uint8), kept)
+    chosen = _finished(placed.argmax(axis=0).astype(np.uint8), kept, per_slice=per_slice)
     labels = LabelMap(chosen, image.affine, labels=names)
     heatmaps = {
         v: Heatmap(placed[v], image.affine, source=f"{card.name}: p({names[v]})") for v in wanted
@@ -246,12 +247,15 @@ def segment(
     return Segmentation(labels, heatmaps)
 
 
-def _finished(labels: NDArray[np.uint8], largest_component: list[int]) -> NDArray[np.uint8]:
-    """The argmax with the card's post-processing (a single slice as 2-D, else 3-D)."""
+def _finished(
+    labels: NDArray[np.uint8], largest_component: list[int], *, per_slice: bool
+) -> NDArray[np.uint8]:
+    """The argmax with the card's post-processing: slice by slice as the card says (2-D
+    models), else on the volume (a single slice in 2-D)."""
     if not largest_component:
         return labels
-    from radpipe.models.postprocess import keep_largest_component
+    from radpipe.models.postprocess import keep_largest_component, keep_largest_per_slice
 
-    plane = labels.shape[0] == 1
-    kept = keep_largest_component(labels[0] if plane else labels, largest_component)
-    return (kept[None] if plane else kept).astype(np.uint8, copy=False)
+    if per_slice or labels.shape[0] == 1:
+        return keep_largest_per_slice(labels, largest_component).astype(np.uint8, copy=False)
+    return keep_largest_component(labels, largest_component).astype(np.uint8, copy=False)

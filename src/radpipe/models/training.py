@@ -373,6 +373,7 @@ def train(
     history: list[EpochRecord] = []
     best = -math.inf  # scores are Dice (validation) or minus the loss (none)
     start_epoch = 0
+    resumed_progress = progress = 0.0
     if resume:
         try:
             state = torch.load(target / CHECKPOINT_NAME, map_location=device, weights_only=False)
@@ -411,6 +412,9 @@ def train(
             ) from None
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, best = int(state["epoch"]) + 1, float(state["best"])
+        if int(state.get("planned_epochs", -1)) == chosen.epochs:
+            # the same plan goes on: its decay (perhaps driven by the clock) never climbs back
+            resumed_progress = float(state.get("progress", 0.0))
         history = [EpochRecord(**record) for record in state["history"]]
     # Dice over the whole batch: slices without a class do not push its probability to zero
     loss_function = losses.DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
@@ -435,10 +439,10 @@ def train(
             order = loader.epoch_order(epoch)
             per_batch = loader.batch_size
             for first in range(0, order.size, per_batch):
-                progress = training_progress(
+                progress = max(resumed_progress, training_progress(
                     epoch + first / order.size, chosen.epochs,
                     time.perf_counter() - started, chosen.max_minutes,
-                )  # fmt: skip
+                ))  # fmt: skip
                 for group in optimizer.param_groups:
                     group["lr"] = chosen.learning_rate * poly_factor(progress)
                 batch = loader.load_batch(epoch, order[first : first + per_batch])
@@ -480,6 +484,7 @@ def train(
             _save_torch(torch, {
                 "network": network.state_dict(), "optimizer": optimizer.state_dict(),
                 "epoch": epoch, "best": best, "card": json.loads(card.to_json()),
+                "progress": progress, "planned_epochs": chosen.epochs,
                 "history": [record.__dict__ for record in history],
             }, target / CHECKPOINT_NAME)  # fmt: skip
             _write_metrics(target / "metrics.csv", history, classes)
@@ -544,8 +549,11 @@ def _choose_postprocessing(
     foreground = [v for v in card.classes if v != 0]
     if chosen.postprocess == "none":
         return {}
+    # a 2-D model's samples are unrelated slices: the rule is chosen, and applied, per slice
+    per_slice = card.dimensions == 2
     if chosen.postprocess == "largest":
-        return {"largest_component": foreground, "chosen_by": "--postprocess largest"}
+        return {"largest_component": foreground, "per_slice": per_slice,
+                "chosen_by": "--postprocess largest"}  # fmt: skip
     if indices.size == 0:
         return {}  # nothing to decide on: the label map stays as the network gives it
     torch = import_optional("torch", extra="ml")
@@ -553,7 +561,6 @@ def _choose_postprocessing(
 
     network.load_state_dict(torch.load(weights, map_location=device, weights_only=True))
     predicted, truth = _validation_labels(network, reader, indices, card, device)
-    classes, figures = choose_largest_component(
-        predicted, truth, card.classes, per_slice=card.dimensions == 2
-    )
-    return {"largest_component": classes, "chosen_by": "validation Dice", "validation": figures}
+    classes, figures = choose_largest_component(predicted, truth, card.classes, per_slice=per_slice)
+    return {"largest_component": classes, "per_slice": per_slice, "chosen_by": "validation Dice",
+            "validation": figures}  # fmt: skip

@@ -85,10 +85,13 @@ def _decode_with_imagecodecs(
     import pydicom
     from pydicom.encaps import generate_frames
 
-    decode = getattr(imagecodecs, IMAGECODECS_DECODERS[layout.transfer_syntax])
-    options = {"numthreads": 1} if decode is imagecodecs.jpeg2k_decode else {}
+    decode = getattr(imagecodecs, IMAGECODECS_DECODERS[layout.transfer_syntax], None)
+    if decode is None:  # an imagecodecs build without this codec: pydicom's plugin decodes
+        return None
+    jpeg2000 = IMAGECODECS_DECODERS[layout.transfer_syntax] == "jpeg2k_decode"
+    options = {"numthreads": 1} if jpeg2000 else {}
     # JPEG-LS and JPEG lossless code unsigned samples; signed data are their two's complement
-    unsigned_codec = decode is not imagecodecs.jpeg2k_decode and layout.signed
+    unsigned_codec = not jpeg2000 and layout.signed
     try:
         with open_source(path) as handle:
             dataset = pydicom.dcmread(handle, force=True)
@@ -105,6 +108,8 @@ def _decode_with_imagecodecs(
         }
         result = []
         for frame in frames:
+            if unsigned_codec and _sample_precision(streams[frame]) != layout.bits_stored:
+                return None  # pydicom sign-extends from the codestream's own precision
             values = decode(streams[frame], **options)
             if unsigned_codec and values.dtype.kind == "u":
                 values = values.view(f"i{values.dtype.itemsize}")  # the header's sign
@@ -114,6 +119,28 @@ def _decode_with_imagecodecs(
         return result
     except (KeyError, ValueError, AttributeError, RuntimeError):  # codec errors: RuntimeError
         return None
+
+
+#: Start-of-frame markers of lossless JPEG (SOF3, SOF7, SOF11, SOF15) and JPEG-LS (SOF55).
+_LOSSLESS_FRAME_MARKERS = frozenset({0xC3, 0xC7, 0xCB, 0xCF, 0xF7})
+
+
+def _sample_precision(stream: bytes) -> int | None:
+    """The sample precision (bits) in a JPEG or JPEG-LS codestream's frame header."""
+    position = 2 if stream[:2] == b"\xff\xd8" else -1
+    while position >= 0 and position + 5 <= len(stream):
+        if stream[position] != 0xFF:
+            return None
+        marker = stream[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in _LOSSLESS_FRAME_MARKERS:
+            return stream[position + 4]
+        if marker == 0xDA:  # start of scan: no frame header before it
+            return None
+        position += 2 + int.from_bytes(stream[position + 2 : position + 4], "big")
+    return None
 
 
 def _read_native_frames(
