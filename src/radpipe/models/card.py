@@ -129,6 +129,7 @@ def read_card(folder: str | Path) -> ModelCard:
         raise ModelError(f"{card_path}: incomplete model card ({exc!r} missing or wrong)") from None
     if card.dimensions not in (2, 3) or len(card.spacing_mm) != 3 or 0 not in card.classes:
         raise ModelError(f"{card_path}: inconsistent model card (dimensions, spacing or classes)")
+    unknown: list[Any]
     try:
         unknown = [v for v in card.largest_component_classes if v not in card.classes or v == 0]
     except (TypeError, ValueError):
