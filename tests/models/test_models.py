@@ -295,7 +295,8 @@ def test_a_folder_of_patients_is_segmented_in_parallel(model, cohort, tmp_path, 
                          labels={1: "liver", 2: "tumor", 3: "spleen"})  # fmt: skip
         names = label_names_from_sidecar(path)  # the model's classes, by name
         assert names == {1: "liver", 2: "spleen", 3: "tumor"}
-        predicted = LabelMap(load(path).array, load(path).affine, labels=names)
+        stored = load(path)
+        predicted = LabelMap(stored.array, stored.affine, labels=names)
         expected = {(s.name, round(s.dice, 9), s.reference_ml) for s in
                     score_case(predicted, truth, case=path.name)}  # fmt: skip
         got = {(s.name, round(s.dice, 9), s.reference_ml) for s in evaluation.scores

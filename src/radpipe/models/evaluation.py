@@ -139,13 +139,17 @@ def case_name(path: str | Path) -> str:
     return _ROLE_SUFFIX.sub("", stem)
 
 
+def _label_files(folder: Path) -> list[Path]:
+    from radpipe.io import registry
+
+    return [p for p in sorted(folder.iterdir()) if p.is_file() and registry.format_of(str(p))]
+
+
 def matched_files(
     predicted: str | Path, reference: str | Path
 ) -> tuple[list[tuple[str, Path, Path]], list[str]]:
     """Pairs (case, predicted file, reference file) of two files or two folders, and the
     cases found on one side only."""
-    from radpipe.io import registry
-
     first, second = Path(predicted), Path(reference)
     if first.is_file() and second.is_file():
         return [(case_name(second), first, second)], []
@@ -154,14 +158,8 @@ def matched_files(
             f"{first} and {second}: give two label files or two folders of label files"
         )
 
-    def listed(folder: Path) -> dict[str, Path]:
-        found = {}
-        for path in sorted(folder.iterdir()):
-            if path.is_file() and registry.format_of(str(path)) is not None:
-                found[case_name(path)] = path
-        return found
-
-    left, right = listed(first), listed(second)
+    left = {case_name(path): path for path in _label_files(first)}
+    right = {case_name(path): path for path in _label_files(second)}
     cases = sorted(set(left) & set(right))
     if not cases:
         raise FormatError(
@@ -259,12 +257,6 @@ class Evaluation:
 
 #: ``segment`` on a tree names each series' label map ``<patient>_<NNN>``.
 _SERIES_NUMBER = re.compile(r"^(?P<patient>.+)_(?P<number>\d{3})$")
-
-
-def _label_files(folder: Path) -> list[Path]:
-    from radpipe.io import registry
-
-    return [p for p in sorted(folder.iterdir()) if p.is_file() and registry.format_of(str(p))]
 
 
 def _evaluate_against_dataset(predicted: Path, root: Path) -> Evaluation:

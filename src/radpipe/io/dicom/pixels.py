@@ -85,10 +85,11 @@ def _decode_with_imagecodecs(
     import pydicom
     from pydicom.encaps import generate_frames
 
-    decode = getattr(imagecodecs, IMAGECODECS_DECODERS[layout.transfer_syntax], None)
+    codec = IMAGECODECS_DECODERS[layout.transfer_syntax]
+    decode = getattr(imagecodecs, codec, None)
     if decode is None:  # an imagecodecs build without this codec: pydicom's plugin decodes
         return None
-    jpeg2000 = IMAGECODECS_DECODERS[layout.transfer_syntax] == "jpeg2k_decode"
+    jpeg2000 = codec == "jpeg2k_decode"
     options = {"numthreads": 1} if jpeg2000 else {}
     # JPEG-LS and JPEG lossless code unsigned samples; signed data are their two's complement
     unsigned_codec = not jpeg2000 and layout.signed
