@@ -3,7 +3,9 @@ built by ``scan`` and doubling as its cache (unchanged files are not read again)
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import json
 import sqlite3
 import time
@@ -11,6 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from radpipe.catalog.discover import (
     BuiltCatalog,
@@ -255,7 +259,7 @@ class Catalog:
         rows = self._connection.execute(
             "SELECT records FROM files WHERE series_key = ?", (entry.key,)
         ).fetchall()
-        records = [FrameRecord.from_json(data) for row in rows for data in json.loads(row[0])]
+        records = [FrameRecord.from_json(data) for row in rows for data in orjson.loads(row[0])]
         if not records:
             raise DatasetError(f"{entry.key}: the catalog lists no files for this series")
         plan = plan_series(entry.key, records, on_duplicate=on_duplicate)
@@ -403,10 +407,11 @@ def scan(
         options = DescribeOptions(keep_phi=keep_phi, key=b"" if keep_phi else pseudonym_key())
         jobs = [(source, options) for source in changed]
         described: list[FileEntry] = []
-        for entry in run_map(describe, jobs, workers=workers, scheduler=scheduler):
-            described.append(entry)
-            if progress is not None:
-                progress(1)
+        with _collector_paused():
+            for entry in run_map(describe, jobs, workers=workers, scheduler=scheduler):
+                described.append(entry)
+                if progress is not None:
+                    progress(1)
         if progress is not None:
             progress(len(sources) - len(changed))
         # one transaction: the files, the series built from them and the 'built' mark commit
@@ -450,6 +455,20 @@ def scan(
         raise
     finally:
         connection.close()
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while the workers' results arrive: tens of thousands of
+    small acyclic objects otherwise trigger a full collection every few thousand files (about
+    a tenth of the parent's time); reference counting frees them as before."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _database_name(connection: sqlite3.Connection) -> str:

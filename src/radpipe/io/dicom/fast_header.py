@@ -139,34 +139,37 @@ class _FileMeta:
         self.TransferSyntaxUID = syntax
 
 
-class FastHeader:
+class FastHeader(dict):  # type: ignore[type-arg]
     """The wanted attributes of one data set, answering ``get`` / ``in`` / attributes like a
     pydicom Dataset does for them (strings, lists of strings for multiple values, ints for
-    US)."""
+    US). A dict of keyword to value, so ``get`` is the dict's own (the planners call it a few
+    dozen times per file)."""
 
-    __slots__ = ("_tags", "_values", "file_meta")
+    __slots__ = ("_tags", "file_meta")
 
     def __init__(self, values: dict[str, Any], tags: set[int], syntax: str) -> None:
-        self._values = values
+        super().__init__(values)
         self._tags = tags
         self.file_meta = _FileMeta(syntax)
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """Value of a wanted attribute, or ``default``."""
-        return self._values.get(key, default)
-
     def __contains__(self, key: object) -> bool:
         if isinstance(key, str):
-            return key in self._values
+            return dict.__contains__(self, key)
         if isinstance(key, tuple):
             return ((key[0] << 16) | key[1]) in self._tags
         return key in self._tags
 
     def __getattr__(self, key: str) -> Any:
         try:
-            return self._values[key]
+            return self[key]
         except KeyError:
             raise AttributeError(key) from None
+
+    def __bool__(self) -> bool:
+        return True  # a data set, present even when none of the wanted attributes is
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (FastHeader, (dict(self), self._tags, self.file_meta.TransferSyntaxUID))
 
 
 def read_fast_header(handle: BinaryIO) -> tuple[FastHeader, int | None] | None:

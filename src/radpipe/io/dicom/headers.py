@@ -3,6 +3,8 @@ multi-frame and enhanced multi-frame) as ``FrameRecord``s, and the ``VolumeMeta`
 
 from __future__ import annotations
 
+import functools
+import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +72,11 @@ class PixelLayout:
     float_pixels: bool = False
     """Float (7FE0,0008) or Double Float (7FE0,0009) Pixel Data: IEEE values, no rescale."""
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # pickled as its fields, and one shared instance per distinct layout when unpickled
+        # (a series' files all have the same): the scan sends one per file to the parent
+        return (_shared_layout, tuple(getattr(self, name) for name in PixelLayout.__slots__))
+
     @property
     def stored_dtype(self) -> np.dtype[Any]:
         """NumPy dtype of one stored sample (byte order included)."""
@@ -118,6 +125,16 @@ class FrameRecord:
     rescale_type: str = ""
     header: Any = field(default=None, repr=False, compare=False)
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # its fields as a plain tuple: a fraction of the default pickling of a slotted
+        # dataclass, paid by the scan's parent for every frame of every file
+        return (FrameRecord, tuple(getattr(self, name) for name in FrameRecord.__slots__))
+
+    def fields(self) -> tuple[Any, ...]:
+        """Every field but the parsed header, in order: ``FrameRecord(*record.fields())``
+        rebuilds the record without it."""
+        return tuple(getattr(self, name) for name in _RECORD_FIELDS)
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of everything but the parsed header (for the catalog cache)."""
         data = {name: getattr(self, name) for name in FrameRecord.__slots__ if name != "header"}
@@ -135,6 +152,15 @@ class FrameRecord:
         return cls(**values)
 
 
+_RECORD_FIELDS = tuple(name for name in FrameRecord.__slots__ if name != "header")
+
+
+@functools.lru_cache(maxsize=256)
+def _shared_layout(*fields: Any) -> PixelLayout:
+    """The PixelLayout of these fields, one instance for equal ones (they are immutable)."""
+    return PixelLayout(*fields)
+
+
 @dataclass(frozen=True, slots=True)
 class SkippedFile:
     """A file in a folder that holds no image to assemble, and why (``damaged`` when it should
@@ -146,10 +172,13 @@ class SkippedFile:
 
 
 def _float_or_none(value: Any) -> float | None:
+    """A finite number, or None when absent, not a number, NaN or infinite (a damaged value
+    is treated as a missing one)."""
     try:
-        return float(value) if value is not None and value != "" else None
+        number = float(value) if value is not None and value != "" else None
     except (TypeError, ValueError):
         return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def _spacing(value: Any) -> tuple[float, float] | None:
@@ -340,7 +369,7 @@ def _check_geometry_values(record: FrameRecord, path: str | Path) -> None:
         ("ImageOrientationPatient", record.orientation),
         ("PixelSpacing", record.pixel_spacing),
     ):
-        if values is not None and not all(np.isfinite(v) for v in values):
+        if values is not None and not all(map(math.isfinite, values)):
             raise ReadError(
                 f"{path}: {name} holds values that are not numbers ({list(values)}); the header "
                 "is damaged, restore the file from the source"
