@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import zipfile
 from pathlib import Path
 
@@ -154,6 +155,34 @@ def test_hostile_archives_are_refused_without_writing(phantom_study, tmp_path):
     assert not (tmp_path / "evil.dcm").exists() and not Path("/abs/evil.dcm").exists()
     catalog, report = scan(root, tmp_path / "c.sqlite", workers=1, limits=limits)
     assert report.problems == 4 and len(catalog.series(role="image")) == 1
+
+
+def test_unchanged_tree_rescan_skips_archives_but_sees_every_change(phantom_study, tmp_path):
+    """The re-scan's shortcut (the fingerprint of the walk with archives unopened): a rewritten
+    archive, a new archive member, other archive limits and a removed file all rescan; an
+    untouched tree reads nothing and keeps its series and problems."""
+    root = tmp_path / "tree"
+    root.mkdir()
+    files = sorted(phantom_study.series_folder.glob("*.dcm"))
+    archive = _zip(root / "ct.zip", {f"ct/{p.name}": p.read_bytes() for p in files[:-1]})
+    _zip(root / "traversal.zip", {"../evil.dcm": files[0].read_bytes()})
+    path = tmp_path / "c.sqlite"
+    _, first = scan(root, path, workers=1)
+    assert first.files == len(files) - 1 and first.problems == 1
+    _, again = scan(root, path, workers=1)
+    assert (again.read, again.files, again.series, again.problems) == (0, first.files, 1, 1)
+    time.sleep(0.01)  # a new modification time for the rewritten archive
+    _zip(archive, {f"ct/{p.name}": p.read_bytes() for p in files})  # one member more
+    catalog, grown = scan(root, path, workers=1)
+    assert grown.read == len(files) and grown.files == len(files) and grown.problems == 1
+    assert catalog.series(role="image")[0].shape[0] == len(files)
+    _, limited = scan(root, path, workers=1, limits=ArchiveLimits(max_members=3))
+    assert limited.files == 0 and limited.series == 0  # both archives refused now
+    _, restored = scan(root, path, workers=1)
+    assert restored.files == len(files) and restored.series == 1
+    (root / "traversal.zip").unlink()
+    _, cleaned = scan(root, path, workers=1)
+    assert cleaned.problems == 0 and cleaned.series == 1 and cleaned.read == 0
 
 
 def test_broken_files_duplicates_and_loops_are_reported(phantom_study, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import gc
+import hashlib
 import json
 import sqlite3
 import time
@@ -27,7 +28,15 @@ from radpipe.catalog.entries import EXPORT_COLUMNS, SeriesEntry
 from radpipe.errors import DatasetError, FormatError, ReadError, SeriesError
 from radpipe.io import registry
 from radpipe.io.atomic import Inputs
-from radpipe.io.sources import ArchiveLimits, Problem, Source, natural_key, walk_sources
+from radpipe.io.sources import (
+    ArchiveLimits,
+    Problem,
+    Source,
+    archive_sources,
+    is_archive,
+    natural_key,
+    walk_sources,
+)
 from radpipe.volume import Volume
 
 SCHEMA_VERSION = "3"
@@ -382,23 +391,52 @@ def scan(
     created = not target.exists()
     connection = sqlite3.connect(target)
     try:
-        cached = _prepare(connection, root_text, keep_phi)
+        meta = _prepare(connection, root_text, keep_phi)
+        own_files = {str(target.resolve()), f"{target.resolve()}-journal"}
+        # first the walk with archives unopened: when its fingerprint is the last scan's,
+        # nothing changed and the catalog stands (a re-scan is this walk and one SQLite read)
+        listing = [
+            item
+            for item in walk_sources(root_text, limits=limits, open_archives=False)
+            if not isinstance(item, Source) or item.location not in own_files
+        ]
+        digest = _listing_digest(listing, limits or ArchiveLimits())
+        if "built" in meta and meta.get("listing") == digest and "files" in meta:
+            files = int(meta["files"])
+            if on_total is not None:
+                on_total(files)
+            if progress is not None:
+                progress(files)
+            return Catalog(target), _report(connection, files, 0, 0, started)
         sources: list[Source] = []
         walk_problems: list[Problem] = []
-        own_files = {str(target.resolve()), f"{target.resolve()}-journal"}
-        for item in walk_sources(root_text, limits=limits):
-            if isinstance(item, Source):
-                if item.location not in own_files:
-                    sources.append(item)
-            else:
-                walk_problems.append(item)
+        for item in listing:
+            members = (
+                archive_sources(item, limits)
+                if isinstance(item, Source) and is_archive(item)
+                else (item,)
+            )
+            for member in members:
+                if isinstance(member, Source):
+                    sources.append(member)
+                else:
+                    walk_problems.append(member)
         if on_total is not None:
             on_total(len(sources))
+        cached = _cached_files(connection)
         changed = [s for s in sources if cached.get(s.location) != (s.size, s.mtime_ns)]
         present = {s.location for s in sources}
         removed = [location for location in cached if location not in present]
-        built_before = connection.execute("SELECT value FROM meta WHERE key = 'built'").fetchone()
-        if not changed and not removed and built_before is not None:
+        walk_digest = _listing_digest(list(walk_problems), limits or ArchiveLimits())
+        listing_meta = [
+            ("listing", digest),
+            ("files", str(len(sources))),
+            ("walk_problems", walk_digest),
+        ]
+        unchanged = not changed and not removed and meta.get("walk_problems") == walk_digest
+        if unchanged and "built" in meta:
+            with connection:
+                connection.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", listing_meta)
             if progress is not None:
                 progress(len(sources))
             catalog = Catalog(target)
@@ -442,8 +480,9 @@ def scan(
             built = build_series(entries, root_text, keep_phi=keep_phi)
             built.problems.extend((p.location, p.reason) for p in walk_problems)
             _store(connection, built)
-            connection.execute(
-                "INSERT OR REPLACE INTO meta VALUES ('built', ?)", (str(time.time()),)
+            connection.executemany(
+                "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                [("built", str(time.time())), *listing_meta],
             )
         return Catalog(target), _report(
             connection, len(sources), len(changed), len(removed), started
@@ -477,10 +516,9 @@ def _database_name(connection: sqlite3.Connection) -> str:
     return str(row[2]) if row and row[2] else "the catalog"
 
 
-def _prepare(
-    connection: sqlite3.Connection, root: str, keep_phi: bool
-) -> dict[str, tuple[int, int]]:
-    """Create the schema; reset it if the root or identifier policy changed; return the cache."""
+def _prepare(connection: sqlite3.Connection, root: str, keep_phi: bool) -> dict[str, str]:
+    """Create the schema; reset it if the root or identifier policy changed; return the
+    catalog's meta values."""
     try:
         tables = {
             str(row[0])
@@ -508,9 +546,28 @@ def _prepare(
             for table in ("files", "patients", "studies", "series", "problems", "meta"):
                 connection.execute(f"DELETE FROM {table}")
             connection.executemany("INSERT INTO meta VALUES (?, ?)", list(wanted.items()))
-        return {}
+        return dict(wanted)
+    return meta
+
+
+def _cached_files(connection: sqlite3.Connection) -> dict[str, tuple[int, int]]:
+    """Size and modification time of every file the catalog describes."""
     rows = connection.execute("SELECT location, size, mtime_ns FROM files").fetchall()
     return {str(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
+
+def _listing_digest(listing: list[Source | Problem], limits: ArchiveLimits) -> str:
+    """A fingerprint of the walk with archives unopened: every file's location, size and
+    modification time, every problem, and the archive limits. Equal to the one stored at the
+    last scan, nothing under the root changed (an archive's members change only with it)."""
+    lines = [
+        f"{item.location}\t{item.size}\t{item.mtime_ns}"
+        if isinstance(item, Source)
+        else f"!{item.location}\t{item.reason}"
+        for item in listing
+    ]
+    lines.append(repr(limits))
+    return hashlib.blake2b("\n".join(lines).encode(), digest_size=16).hexdigest()
 
 
 def _entry_from_row(row: tuple[Any, ...]) -> FileEntry:

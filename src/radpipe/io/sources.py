@@ -200,7 +200,7 @@ def read_bytes(location: str) -> bytes:
 
 
 def walk_sources(
-    root: str | Path, *, limits: ArchiveLimits | None = None
+    root: str | Path, *, limits: ArchiveLimits | None = None, open_archives: bool = True
 ) -> Iterator[Source | Problem]:
     """Every file under ``root`` (a folder, a file or a zip archive), archives read in place.
 
@@ -208,21 +208,39 @@ def walk_sources(
     back to a folder already visited is reported as a loop); hidden files are skipped. Zip
     archives (files ending in .zip) are opened and their members listed; members that escape
     the archive root, encrypted members and archives beyond ``limits`` are reported as
-    :class:`Problem` and the rest of the scan goes on.
+    :class:`Problem` and the rest of the scan goes on. With ``open_archives=False`` an archive
+    is one Source of its own (see :func:`archive_sources` for its members).
     """
     limits = limits or ArchiveLimits()
     start = Path(root)
     if not start.exists():
         raise ReadError(f"{start}: no such file or folder")
     if start.is_file():
-        yield from _file_sources(str(start), None, limits)
+        if open_archives or not str(start).lower().endswith(".zip"):
+            yield from _file_sources(str(start), None, limits)
+        else:
+            info = start.stat()
+            yield Source(str(start), info.st_size, info.st_mtime_ns)
         return
     visited: set[tuple[int, int]] = set()
-    yield from _walk_folder(start, visited, limits)
+    yield from _walk_folder(start, visited, limits, open_archives)
+
+
+def is_archive(source: Source) -> bool:
+    """Whether a Source is a zip archive on disk (not a member of one)."""
+    return source.location.lower().endswith(".zip") and SEPARATOR not in source.location
+
+
+def archive_sources(
+    archive: Source, limits: ArchiveLimits | None = None
+) -> Iterator[Source | Problem]:
+    """The members of a zip archive that :func:`walk_sources` listed unopened, exactly as the
+    walk with ``open_archives=True`` gives them."""
+    yield from _file_sources(archive.location, None, limits or ArchiveLimits())
 
 
 def _walk_folder(
-    folder: Path, visited: set[tuple[int, int]], limits: ArchiveLimits
+    folder: Path, visited: set[tuple[int, int]], limits: ArchiveLimits, open_archives: bool
 ) -> Iterator[Source | Problem]:
     """Depth first in directory order, one generator for the whole tree (a re-scan of an
     unchanged tree is mostly this walk: no generator per folder or per file)."""
@@ -255,7 +273,7 @@ def _walk_folder(
             continue
         if not regular(info.st_mode):
             continue
-        if is_zip(name).endswith(".zip"):
+        if open_archives and is_zip(name).endswith(".zip"):
             yield from _file_sources(entry.path, info, limits)
         else:
             yield Source(entry.path, info.st_size, info.st_mtime_ns)
