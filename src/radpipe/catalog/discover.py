@@ -154,7 +154,7 @@ def _describe(source: Source, options: DescribeOptions) -> FileEntry:
 
 
 def _describe_dicom(entry: FileEntry, options: DescribeOptions) -> None:
-    result = frame_records(entry.location)
+    result = frame_records(entry.location, file_size=entry.size)
     if isinstance(result, SkippedFile):
         if result.reason == "not DICOM":
             entry.kind = "other"
@@ -201,6 +201,9 @@ def _shift_days(patient_id: str | None, key: bytes) -> int:
     return shift_days(patient_id, key)
 
 
+_shifted_date = functools.lru_cache(maxsize=4096)(shifted_date)
+
+
 def dicom_facts(dataset: Any, options: DescribeOptions) -> dict[str, Any]:
     """The per-file facts a catalog keeps, with identifiers pseudonymised and dates shifted."""
     patient_id = _text(dataset, "PatientID")
@@ -210,8 +213,8 @@ def dicom_facts(dataset: Any, options: DescribeOptions) -> dict[str, Any]:
         "patient": patient_id if options.keep_phi else _pseudonym(patient_id, key),
         "study_uid": _text(dataset, "StudyInstanceUID"),
         "study_description": _text(dataset, "StudyDescription"),
-        "study_date": shifted_date(_text(dataset, "StudyDate"), days),
-        "acquisition_date": shifted_date(
+        "study_date": _shifted_date(_text(dataset, "StudyDate"), days),
+        "acquisition_date": _shifted_date(
             _text(dataset, "AcquisitionDate") or _text(dataset, "SeriesDate"), days
         ),
         "series_uid": _text(dataset, "SeriesInstanceUID"),

@@ -445,38 +445,33 @@ def scan(
         options = DescribeOptions(keep_phi=keep_phi, key=b"" if keep_phi else pseudonym_key())
         jobs = [(source, options) for source in changed]
         described: list[FileEntry] = []
+        # rows go into SQLite while the workers describe the rest (one transaction, committed
+        # with the series below; an error before then rolls it back when the connection closes)
         with _collector_paused():
             for entry in run_map(describe, jobs, workers=workers, scheduler=scheduler):
                 described.append(entry)
+                if len(described) % 1024 == 0:
+                    _insert_files(connection, described[-1024:])
                 if progress is not None:
                     progress(1)
+        _insert_files(connection, described[len(described) - len(described) % 1024 :])
         if progress is not None:
             progress(len(sources) - len(changed))
         # one transaction: the files, the series built from them and the 'built' mark commit
         # together, so an interrupted scan leaves the previous catalog and a re-run repairs it
         with connection:
             connection.executemany("DELETE FROM files WHERE location = ?", [(r,) for r in removed])
-            connection.executemany(
-                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
-                [
-                    (
-                        e.location,
-                        e.size,
-                        e.mtime_ns,
-                        e.kind,
-                        e.facts_json,
-                        e.records_json,
-                        e.problem,
-                    )
-                    for e in described
-                ],
-            )
             fresh = {entry.location for entry in described}
-            entries = described + [
-                _entry_from_row(row)
-                for row in connection.execute("SELECT * FROM files")
-                if row[0] not in fresh
-            ]
+            kept = len(cached) - len(removed) - sum(1 for s in changed if s.location in cached)
+            entries = described + (
+                [
+                    _entry_from_row(row)
+                    for row in connection.execute("SELECT * FROM files")
+                    if row[0] not in fresh
+                ]
+                if kept > 0
+                else []  # a first scan: every row is one just described
+            )
             built = build_series(entries, root_text, keep_phi=keep_phi)
             built.problems.extend((p.location, p.reason) for p in walk_problems)
             _store(connection, built)
@@ -494,6 +489,16 @@ def scan(
         raise
     finally:
         connection.close()
+
+
+def _insert_files(connection: sqlite3.Connection, entries: list[FileEntry]) -> None:
+    connection.executemany(
+        "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
+        [
+            (e.location, e.size, e.mtime_ns, e.kind, e.facts_json, e.records_json, e.problem)
+            for e in entries
+        ],
+    )
 
 
 @contextlib.contextmanager

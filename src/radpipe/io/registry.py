@@ -104,7 +104,8 @@ FORMATS: tuple[VolumeFormat, ...] = (
 
 def format_of(path: str | Path) -> VolumeFormat | None:
     """The format whose endings match ``path``, or None (DICOM and unknown files)."""
-    return next((fmt for fmt in FORMATS if fmt.accepts(path)), None)
+    name = _name(path)  # once, not once per format (the scan asks for every file)
+    return next((fmt for fmt in FORMATS if name.endswith(fmt.suffixes)), None)
 
 
 def volume_suffixes() -> tuple[str, ...]:

@@ -344,14 +344,17 @@ def _is_mosaic(dataset: Any) -> bool:
     return "MOSAIC" in image_type or (0x0019, 0x100A) in dataset
 
 
-def frame_records(path: str | Path, *, fast: bool = True) -> list[FrameRecord] | SkippedFile:
+def frame_records(
+    path: str | Path, *, fast: bool = True, file_size: int | None = None
+) -> list[FrameRecord] | SkippedFile:
     """Read one file's header and describe each of its frames (see ``_frame_records``).
 
     ``fast`` tries radpipe's own header reader first (:mod:`radpipe.io.dicom.fast_header`), falling
-    back to pydicom for what it declines; ``fast=False`` always uses pydicom.
+    back to pydicom for what it declines; ``fast=False`` always uses pydicom. ``file_size``, when
+    the caller has it from its walk, spares the check for truncated pixel data a ``stat``.
     """
     try:
-        result = _frame_records(path, fast=fast)
+        result = _frame_records(path, fast=fast, file_size=file_size)
         if not isinstance(result, SkippedFile):
             for record in result:
                 _check_geometry_values(record, path)
@@ -376,7 +379,9 @@ def _check_geometry_values(record: FrameRecord, path: str | Path) -> None:
             )
 
 
-def _frame_records(path: str | Path, *, fast: bool = True) -> list[FrameRecord] | SkippedFile:
+def _frame_records(
+    path: str | Path, *, fast: bool = True, file_size: int | None = None
+) -> list[FrameRecord] | SkippedFile:
     """Read one file's header and describe each of its frames.
 
     Parameters
@@ -426,7 +431,7 @@ def _frame_records(path: str | Path, *, fast: bool = True) -> list[FrameRecord] 
     if _is_mosaic(dataset):
         return SkippedFile(name, "Siemens mosaic (unpacked by radpipe.io.dicom.mosaic)")
     layout = pixel_layout(dataset, offset, name)
-    _check_pixel_length(layout, name)
+    _check_pixel_length(layout, name, file_size)
     if _has_functional_groups(dataset, layout):
         return _enhanced_records(name, dataset, layout)
     if layout.number_of_frames > 1:
@@ -434,7 +439,7 @@ def _frame_records(path: str | Path, *, fast: bool = True) -> list[FrameRecord] 
     return [_classic_record(name, dataset, layout)]
 
 
-def _check_pixel_length(layout: PixelLayout, name: str) -> None:
+def _check_pixel_length(layout: PixelLayout, name: str, size: int | None = None) -> None:
     """Refuse native pixel data that runs past the end of the file (a truncated copy), from
     the header and the file size alone; zip members are checked when decoded."""
     import os
@@ -444,10 +449,11 @@ def _check_pixel_length(layout: PixelLayout, name: str) -> None:
     needed = layout.pixel_offset + (
         layout.number_of_frames * layout.frame_samples * layout.stored_dtype.itemsize
     )
-    try:
-        size = os.path.getsize(name)
-    except OSError:
-        return
+    if size is None:
+        try:
+            size = os.path.getsize(name)
+        except OSError:
+            return
     if size < needed:
         raise ReadError(
             f"{name}: pixel data is truncated (the header needs {needed} bytes, the file has "
