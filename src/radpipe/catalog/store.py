@@ -445,16 +445,11 @@ def scan(
         options = DescribeOptions(keep_phi=keep_phi, key=b"" if keep_phi else pseudonym_key())
         jobs = [(source, options) for source in changed]
         described: list[FileEntry] = []
-        # rows go into SQLite while the workers describe the rest (one transaction, committed
-        # with the series below; an error before then rolls it back when the connection closes)
         with _collector_paused():
             for entry in run_map(describe, jobs, workers=workers, scheduler=scheduler):
                 described.append(entry)
-                if len(described) % 1024 == 0:
-                    _insert_files(connection, described[-1024:])
                 if progress is not None:
                     progress(1)
-        _insert_files(connection, described[len(described) - len(described) % 1024 :])
         if progress is not None:
             progress(len(sources) - len(changed))
         # one transaction: the files, the series built from them and the 'built' mark commit
@@ -474,7 +469,7 @@ def scan(
             )
             built = build_series(entries, root_text, keep_phi=keep_phi)
             built.problems.extend((p.location, p.reason) for p in walk_problems)
-            _store(connection, built)
+            _store(connection, built, described)
             connection.executemany(
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                 [("built", str(time.time())), *listing_meta],
@@ -491,12 +486,32 @@ def scan(
         connection.close()
 
 
-def _insert_files(connection: sqlite3.Connection, entries: list[FileEntry]) -> None:
+def _store_files(
+    connection: sqlite3.Connection, described: list[FileEntry], series_of: dict[str, str]
+) -> None:
+    """The rows of the files just described, each with its series, and the series of the
+    files kept from the cache where it changed (one UPDATE per changed row, not per file)."""
+    fresh = {entry.location for entry in described}
+    stale = [
+        (series_of.get(location), location)
+        for location, key in connection.execute("SELECT location, series_key FROM files")
+        if location not in fresh and series_of.get(location) != key
+    ]
+    connection.executemany("UPDATE files SET series_key = ? WHERE location = ?", stale)
     connection.executemany(
-        "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
+        "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (e.location, e.size, e.mtime_ns, e.kind, e.facts_json, e.records_json, e.problem)
-            for e in entries
+            (
+                e.location,
+                e.size,
+                e.mtime_ns,
+                e.kind,
+                series_of.get(e.location),
+                e.facts_json,
+                e.records_json,
+                e.problem,
+            )
+            for e in described
         ],
     )
 
@@ -591,14 +606,12 @@ def _entry_from_row(row: tuple[Any, ...]) -> FileEntry:
     return entry
 
 
-def _store(connection: sqlite3.Connection, built: BuiltCatalog) -> None:
+def _store(
+    connection: sqlite3.Connection, built: BuiltCatalog, described: list[FileEntry]
+) -> None:
     for table in ("patients", "studies", "series", "problems"):
         connection.execute(f"DELETE FROM {table}")
-    connection.execute("UPDATE files SET series_key = NULL")
-    connection.executemany(
-        "UPDATE files SET series_key = ? WHERE location = ?",
-        [(key, location) for location, key in built.file_series.items()],
-    )
+    _store_files(connection, described, built.file_series)
     connection.executemany(
         "INSERT INTO series VALUES (" + ", ".join("?" * 25) + ")",
         [_series_values(row) for row in built.series],
