@@ -606,9 +606,7 @@ def _entry_from_row(row: tuple[Any, ...]) -> FileEntry:
     return entry
 
 
-def _store(
-    connection: sqlite3.Connection, built: BuiltCatalog, described: list[FileEntry]
-) -> None:
+def _store(connection: sqlite3.Connection, built: BuiltCatalog, described: list[FileEntry]) -> None:
     for table in ("patients", "studies", "series", "problems"):
         connection.execute(f"DELETE FROM {table}")
     _store_files(connection, described, built.file_series)

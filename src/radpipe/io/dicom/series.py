@@ -302,10 +302,13 @@ def plan_series(
             GeometryWarning(f"{folder}: no ImageOrientationPatient; axial orientation assumed")
         )
     normal = geometry.slice_normal(orientation)
-    positions = [
-        np.asarray(r.position if r.position is not None else (0.0, 0.0, float(i)))
-        for i, r in enumerate(records)
-    ]
+    positions = np.array(
+        [
+            r.position if r.position is not None else (0.0, 0.0, float(i))
+            for i, r in enumerate(records)
+        ],
+        dtype=np.float64,
+    ).reshape(-1, 3)
     if first.position is None:
         notes.append(
             GeometryWarning(f"{folder}: no ImagePositionPatient; slices stacked 1 mm apart")
@@ -315,7 +318,7 @@ def plan_series(
     notes.extend(DuplicateSliceWarning(text) for text in duplicate_warnings)
     time_points = len(clusters[0][1])
 
-    first_positions = np.array([positions[members[0]] for _, members in clusters])
+    first_positions = positions[[members[0] for _, members in clusters]]
     projections = np.array([projection for projection, _ in clusters])
     regular, spacing_warnings = _check_spacing(projections, folder)
     notes.extend(GeometryWarning(text) for text in spacing_warnings)
@@ -382,18 +385,20 @@ def plan_series(
 
 
 def _cluster_positions(
-    records: Sequence[FrameRecord], positions: Sequence[NDArray[Any]], normal: NDArray[Any]
+    records: Sequence[FrameRecord], positions: NDArray[Any], normal: NDArray[Any]
 ) -> list[tuple[float, list[int]]]:
-    """Group frame indices by their position along the normal; members sorted by temporal key."""
-    projections = np.array([float(np.dot(p, normal)) for p in positions])
+    """Group frame indices by their position along the normal; members sorted by temporal key.
+
+    ``positions`` is one (N, 3) array: the projections are one product, not one per frame."""
+    projections = positions @ np.asarray(normal, dtype=np.float64)
     order = np.argsort(projections, kind="stable")
+    values = projections[order].tolist()
     clusters: list[tuple[float, list[int]]] = []
-    for index in order:
-        value = float(projections[index])
+    for index, value in zip(order.tolist(), values, strict=True):
         if clusters and value - clusters[-1][0] <= POSITION_TOLERANCE_MM:
-            clusters[-1][1].append(int(index))
+            clusters[-1][1].append(index)
         else:
-            clusters.append((value, [int(index)]))
+            clusters.append((value, [index]))
     for _, members in clusters:
         members.sort(key=lambda i: (records[i].temporal_key, records[i].path, records[i].frame))
     return clusters
