@@ -146,6 +146,9 @@ class FastHeader(dict):  # type: ignore[type-arg]
     dozen times per file)."""
 
     __slots__ = ("_tags", "file_meta")
+    #: What ``headers`` sets on a pydicom data set with float pixel data; the fast reader
+    #: declines those files, and answering here spares an AttributeError per file.
+    _radpipe_float_bits = 0
 
     def __init__(self, values: dict[str, Any], tags: set[int], syntax: str) -> None:
         super().__init__(values)

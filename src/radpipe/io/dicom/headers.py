@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,7 +77,7 @@ class PixelLayout:
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # pickled as its fields, and one shared instance per distinct layout when unpickled
         # (a series' files all have the same): the scan sends one per file to the parent
-        return (_shared_layout, tuple(getattr(self, name) for name in PixelLayout.__slots__))
+        return (_shared_layout, _layout_values(self))
 
     @property
     def stored_dtype(self) -> np.dtype[Any]:
@@ -128,17 +130,17 @@ class FrameRecord:
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
         # its fields as a plain tuple: a fraction of the default pickling of a slotted
         # dataclass, paid by the scan's parent for every frame of every file
-        return (FrameRecord, tuple(getattr(self, name) for name in FrameRecord.__slots__))
+        return (FrameRecord, (*_record_values(self), self.header))
 
     def fields(self) -> tuple[Any, ...]:
         """Every field but the parsed header, in order: ``FrameRecord(*record.fields())``
         rebuilds the record without it."""
-        return tuple(getattr(self, name) for name in _RECORD_FIELDS)
+        return _record_values(self)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict of everything but the parsed header (for the catalog cache)."""
-        data = {name: getattr(self, name) for name in FrameRecord.__slots__ if name != "header"}
-        data["layout"] = {name: getattr(self.layout, name) for name in PixelLayout.__slots__}
+        data = dict(zip(_RECORD_FIELDS, _record_values(self), strict=True))
+        data["layout"] = dict(zip(PixelLayout.__slots__, _layout_values(self.layout), strict=True))
         return data
 
     @classmethod
@@ -153,6 +155,12 @@ class FrameRecord:
 
 
 _RECORD_FIELDS = tuple(name for name in FrameRecord.__slots__ if name != "header")
+assert FrameRecord.__slots__[-1] == "header"  # __reduce__ appends it to the other fields
+#: The fields of a record but its header, and of a layout, as tuples (one C call each).
+_record_values: Callable[[FrameRecord], tuple[Any, ...]] = operator.attrgetter(*_RECORD_FIELDS)
+_layout_values: Callable[[PixelLayout], tuple[Any, ...]] = operator.attrgetter(
+    *PixelLayout.__slots__
+)
 
 
 @functools.lru_cache(maxsize=256)
