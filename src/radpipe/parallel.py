@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
@@ -112,7 +113,7 @@ def work_folder(output: str | os.PathLike[str], scheduler: str | None) -> Iterat
 
 def run_map(
     function: Callable[[Item], Result],
-    items: Sequence[Item],
+    items: Iterable[Item],
     *,
     workers: int | None = None,
     scheduler: str | None = None,
@@ -124,35 +125,81 @@ def run_map(
     ----------
     function : callable
         A module-level function (it is pickled for worker processes).
-    items : sequence
+    items : sequence or iterable
+        A sequence, or an iterator that is consumed as it goes: local workers start on its
+        first chunks while it still produces the rest (a folder walk feeding the pool).
     workers : int, optional
         Local processes; all cores by default, 1 runs in this process.
     scheduler : str, optional
         Address of a Dask scheduler (``tcp://host:8786``) to run on a cluster instead; needs
         ``pip install 'radpipe[dask]'``.
     chunksize : int, optional
-        Items sent to a worker at a time; chosen from the item count by default.
+        Items sent to a worker at a time; chosen from the item count by default (for an
+        iterator, whose count is not known, lists growing from 16 to this many, 512 by
+        default).
     """
     if scheduler is not None:
-        yield from _run_on_dask(function, items, scheduler, chunksize)
+        yield from _run_on_dask(function, list(items), scheduler, chunksize)
         return
     count = workers if workers is not None else default_workers()
     if in_worker():
         count = 1  # a worker itself: its pool or cluster is what spreads the work
+    if not isinstance(items, Sequence):
+        if count > 1:
+            with process_pool(count) as pool:
+                batches = pool.map(
+                    _apply_all, itertools.repeat(function), _growing_batches(items, chunksize)
+                )
+                try:
+                    for results in batches:
+                        yield from results
+                except BrokenProcessPool:
+                    raise RadpipeError(_DIED) from None
+            return
+        items = list(items)  # in this process: the whole iterator first, as a pool takes it
     if count <= 1 or len(items) < 2:
         for item in items:  # not ``map``: a StopIteration raised by ``function`` must not end
             yield function(item)  # the run silently (here it becomes a RuntimeError)
         return
     count = min(count, len(items))
     size = chunksize or max(1, min(256, len(items) // (count * 4)))
+    yield from _run_on_pool(function, items, count, size)
+
+
+_DIED = (
+    "a worker process died (killed, or out of memory); nothing was published — run again, "
+    "with fewer --workers if memory is short"
+)
+
+
+def _run_on_pool(
+    function: Callable[[Item], Result], items: Sequence[Item], count: int, chunksize: int
+) -> Iterator[Result]:
     with process_pool(count) as pool:
         try:
-            yield from pool.map(function, items, chunksize=size)
+            yield from pool.map(function, items, chunksize=chunksize)
         except BrokenProcessPool:
-            raise RadpipeError(
-                "a worker process died (killed, or out of memory); nothing was published — "
-                "run again, with fewer --workers if memory is short"
-            ) from None
+            raise RadpipeError(_DIED) from None
+
+
+def _growing_batches(items: Iterable[Item], largest: int | None) -> Iterator[list[Item]]:
+    """An iterator's items in lists of 16, 32, 64 … up to ``largest`` (512 by default): the
+    pool's map submits each list as it is formed, so the workers start on the first items
+    at once while the iterator produces the rest, and the later lists are long enough to
+    keep the cost per item of the transfers low."""
+    size, limit = 16, largest or 512
+    batch: list[Item] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch, size = [], min(size * 2, limit)
+    if batch:
+        yield batch
+
+
+def _apply_all(function: Callable[[Item], Result], batch: list[Item]) -> list[Result]:
+    return [function(item) for item in batch]
 
 
 def _chunk_apply(function: Callable[[Item], Result], chunk: Sequence[Item]) -> list[Result]:

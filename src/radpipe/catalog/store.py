@@ -10,7 +10,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -393,63 +393,53 @@ def scan(
     try:
         meta = _prepare(connection, root_text, keep_phi)
         own_files = {str(target.resolve()), f"{target.resolve()}-journal"}
-        # first the walk with archives unopened: when its fingerprint is the last scan's,
-        # nothing changed and the catalog stands (a re-scan is this walk and one SQLite read)
-        listing = [
-            item
-            for item in walk_sources(root_text, limits=limits, open_archives=False)
-            if not isinstance(item, Source) or item.location not in own_files
-        ]
-        digest = _listing_digest(listing, limits or ArchiveLimits())
-        if "built" in meta and meta.get("listing") == digest and "files" in meta:
-            files = int(meta["files"])
-            if on_total is not None:
-                on_total(files)
-            if progress is not None:
-                progress(files)
-            return Catalog(target), _report(connection, files, 0, 0, started)
-        sources: list[Source] = []
-        walk_problems: list[Problem] = []
-        for item in listing:
-            members = (
-                archive_sources(item, limits)
-                if isinstance(item, Source) and is_archive(item)
-                else (item,)
-            )
-            for member in members:
-                if isinstance(member, Source):
-                    sources.append(member)
-                else:
-                    walk_problems.append(member)
-        if on_total is not None:
-            on_total(len(sources))
-        cached = _cached_files(connection)
-        changed = [s for s in sources if cached.get(s.location) != (s.size, s.mtime_ns)]
-        present = {s.location for s in sources}
-        removed = [location for location in cached if location not in present]
-        walk_digest = _listing_digest(list(walk_problems), limits or ArchiveLimits())
-        listing_meta = [
-            ("listing", digest),
-            ("files", str(len(sources))),
-            ("walk_problems", walk_digest),
-        ]
-        unchanged = not changed and not removed and meta.get("walk_problems") == walk_digest
-        if unchanged and "built" in meta:
-            with connection:
-                connection.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", listing_meta)
-            if progress is not None:
-                progress(len(sources))
-            catalog = Catalog(target)
-            return catalog, _report(connection, len(sources), 0, 0, started)
-
+        walk = _TreeWalk(root_text, limits or ArchiveLimits(), own_files)
         options = DescribeOptions(keep_phi=keep_phi, key=b"" if keep_phi else pseudonym_key())
-        jobs = [(source, options) for source in changed]
+        cached: dict[str, tuple[int, int]] = {}
+        removed: list[str] = []
+        jobs: Iterable[tuple[Source, DescribeOptions]]
+        if connection.execute("SELECT 1 FROM files LIMIT 1").fetchone() is None:
+            # nothing cached: the walk feeds the workers as it goes, so they describe the
+            # first files while the parent still lists the rest
+            jobs = ((source, options) for source in walk.stream(on_total))
+            changed = walk.sources  # complete once the jobs are consumed, before any result
+        else:
+            # first the walk with archives unopened: when its fingerprint is the last scan's,
+            # nothing changed and the catalog stands (a re-scan is this walk and one SQLite read)
+            walk.walk_listing()
+            if "built" in meta and meta.get("listing") == walk.digest() and "files" in meta:
+                files = int(meta["files"])
+                if on_total is not None:
+                    on_total(files)
+                if progress is not None:
+                    progress(files)
+                return Catalog(target), _report(connection, files, 0, 0, started)
+            walk.expand()
+            if on_total is not None:
+                on_total(len(walk.sources))
+            cached = _cached_files(connection)
+            changed = [s for s in walk.sources if cached.get(s.location) != (s.size, s.mtime_ns)]
+            present = {s.location for s in walk.sources}
+            removed = [location for location in cached if location not in present]
+            unchanged = (
+                not changed and not removed and meta.get("walk_problems") == walk.problems_digest()
+            )
+            if unchanged and "built" in meta:
+                with connection:
+                    connection.executemany(
+                        "INSERT OR REPLACE INTO meta VALUES (?, ?)", walk.meta_values()
+                    )
+                if progress is not None:
+                    progress(len(walk.sources))
+                return Catalog(target), _report(connection, len(walk.sources), 0, 0, started)
+            jobs = [(source, options) for source in changed]
         described: list[FileEntry] = []
         with _collector_paused():
             for entry in run_map(describe, jobs, workers=workers, scheduler=scheduler):
                 described.append(entry)
                 if progress is not None:
                     progress(1)
+        sources = walk.sources
         if progress is not None:
             progress(len(sources) - len(changed))
         # one transaction: the files, the series built from them and the 'built' mark commit
@@ -468,11 +458,11 @@ def scan(
                 else []  # a first scan: every row is one just described
             )
             built = build_series(entries, root_text, keep_phi=keep_phi)
-            built.problems.extend((p.location, p.reason) for p in walk_problems)
+            built.problems.extend((p.location, p.reason) for p in walk.problems)
             _store(connection, built, described)
             connection.executemany(
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                [("built", str(time.time())), *listing_meta],
+                [("built", str(time.time())), *walk.meta_values()],
             )
         return Catalog(target), _report(
             connection, len(sources), len(changed), len(removed), started
@@ -576,15 +566,79 @@ def _cached_files(connection: sqlite3.Connection) -> dict[str, tuple[int, int]]:
     return {str(r[0]): (int(r[1]), int(r[2])) for r in rows}
 
 
-def _listing_digest(listing: list[Source | Problem], limits: ArchiveLimits) -> str:
-    """A fingerprint of the walk with archives unopened: every file's location, size and
-    modification time, every problem, and the archive limits. Equal to the one stored at the
-    last scan, nothing under the root changed (an archive's members change only with it)."""
+class _TreeWalk:
+    """The scan's walk of a tree: the listing with archives unopened (whose fingerprint tells
+    an unchanged tree), then every file with archive members, and the problems met."""
+
+    def __init__(self, root: str, limits: ArchiveLimits, excluded: set[str]) -> None:
+        self.root, self.limits, self.excluded = root, limits, excluded
+        self.listing: list[Source | Problem] = []
+        self.sources: list[Source] = []
+        self.problems: list[Problem] = []
+
+    def walk_listing(self) -> None:
+        """The walk with archives unopened."""
+        self.listing = [
+            item
+            for item in walk_sources(self.root, limits=self.limits, open_archives=False)
+            if not isinstance(item, Source) or item.location not in self.excluded
+        ]
+
+    def expand(self) -> None:
+        """Every file of the listing, archive members in place of their archives."""
+        for item in self.listing:
+            self._add(item)
+
+    def stream(self, on_total: Callable[[int], None] | None) -> Iterator[Source]:
+        """Walk, list and expand at once, yielding each file as it is found; ``on_total``
+        gets the count at the end."""
+        for item in walk_sources(self.root, limits=self.limits, open_archives=False):
+            if isinstance(item, Source) and item.location in self.excluded:
+                continue
+            self.listing.append(item)
+            yield from self._add(item)
+        if on_total is not None:
+            on_total(len(self.sources))
+
+    def _add(self, item: Source | Problem) -> list[Source]:
+        members = (
+            archive_sources(item, self.limits)
+            if isinstance(item, Source) and is_archive(item)
+            else (item,)
+        )
+        added = []
+        for member in members:
+            if isinstance(member, Source):
+                self.sources.append(member)
+                added.append(member)
+            else:
+                self.problems.append(member)
+        return added
+
+    def digest(self) -> str:
+        """A fingerprint of the listing: every file's location, size and modification time,
+        every problem, and the archive limits. Equal to the one stored at the last scan,
+        nothing under the root changed (an archive's members change only with it)."""
+        return _digest(self.listing, self.limits)
+
+    def problems_digest(self) -> str:
+        return _digest(self.problems, self.limits)
+
+    def meta_values(self) -> list[tuple[str, str]]:
+        """What the catalog's meta table keeps of this walk for the next scan."""
+        return [
+            ("listing", self.digest()),
+            ("files", str(len(self.sources))),
+            ("walk_problems", self.problems_digest()),
+        ]
+
+
+def _digest(items: Sequence[Source | Problem], limits: ArchiveLimits) -> str:
     lines = [
         f"{item.location}\t{item.size}\t{item.mtime_ns}"
         if isinstance(item, Source)
         else f"!{item.location}\t{item.reason}"
-        for item in listing
+        for item in items
     ]
     lines.append(repr(limits))
     return hashlib.blake2b("\n".join(lines).encode(), digest_size=16).hexdigest()
