@@ -111,6 +111,20 @@ cdef inline bint _long_vr(unsigned char a, unsigned char b) noexcept nogil:
     return False
 
 
+cdef inline Py_ssize_t _explicit_value(
+    const unsigned char* p, Py_ssize_t end, Py_ssize_t position, unsigned int* length
+) noexcept nogil:
+    """Value offset of the explicit-VR element at ``position`` (its length into ``length``),
+    or -1 where the 4-byte length of a long VR runs past the data."""
+    if _long_vr(p[position + 4], p[position + 5]):
+        if position + 12 > end:
+            return -1
+        length[0] = _u32(p, position + 8)
+        return position + 12
+    length[0] = _u16(p, position + 6)
+    return position + 8
+
+
 cdef Py_ssize_t _empty_sequence(
     const unsigned char* p, Py_ssize_t end, Py_ssize_t value_start, unsigned int length
 ) noexcept nogil:
@@ -161,14 +175,10 @@ cdef Py_ssize_t _skip_undefined(
             continue
         if implicit:
             value_start = position + 8
-        elif _long_vr(p[position + 4], p[position + 5]):
-            if position + 12 > end:
-                return -1
-            length = _u32(p, position + 8)
-            value_start = position + 12
         else:
-            length = _u16(p, position + 6)
-            value_start = position + 8
+            value_start = _explicit_value(p, end, position, &length)
+            if value_start < 0:
+                return -1
         if length == _UNDEFINED:
             depth += 1
             position = value_start
@@ -192,14 +202,9 @@ def walk(bytes data):
         element = _u16(p, position + 2)
         if group != 0x0002:
             break
-        if _long_vr(p[position + 4], p[position + 5]):
-            if position + 12 > end:
-                return None
-            length = _u32(p, position + 8)
-            value_start = position + 12
-        else:
-            length = _u16(p, position + 6)
-            value_start = position + 8
+        value_start = _explicit_value(p, end, position, &length)
+        if value_start < 0:
+            return None
         if element == 0x0010:
             try:
                 syntax = data[value_start : value_start + length].rstrip(b"\0 ").decode("ascii")
@@ -220,14 +225,9 @@ def walk(bytes data):
             value_start = position + 8
             is_sequence = length == _UNDEFINED or _among(tag, _presence_tags, _presence_count)
         else:
-            if _long_vr(p[position + 4], p[position + 5]):
-                if position + 12 > end:
-                    return None
-                length = _u32(p, position + 8)
-                value_start = position + 12
-            else:
-                length = _u16(p, position + 6)
-                value_start = position + 8
+            value_start = _explicit_value(p, end, position, &length)
+            if value_start < 0:
+                return None
             is_sequence = p[position + 4] == b"S" and p[position + 5] == b"Q"
         if tag == _PIXEL_DATA:
             tags.add(tag)
