@@ -229,9 +229,16 @@ def sunnybrook(work: Path, device: str, folds: int = 3, minutes: float = 9.0) ->
         model = load_model(folder, device=device)
         rows = np.nonzero(reader.meta["patient"].astype(str) == pseudonym(held))[0]
         images, masks = reader.read(rows)
-        raw = predict_probabilities(model.network, images, model.card, model.device).argmax(0)
         truth = masks == 1
-        for name, labels in (("network", raw), ("largest part", keep_largest_per_slice(raw, [1]))):
+        raw = predict_probabilities(model.network, images, model.card, model.device).argmax(0)
+        mirrored = predict_probabilities(
+            model.network, images, model.card, model.device, mirror=True
+        ).argmax(0)
+        for name, labels in (
+            ("network", raw),
+            ("largest part", keep_largest_per_slice(raw, [1])),
+            ("--mirror, largest part", keep_largest_per_slice(mirrored, [1])),
+        ):
             guess = labels == 1
             slices = [2 * (g & t).sum() / max(1, g.sum() + t.sum())
                       for g, t in zip(guess, truth, strict=True)]  # fmt: skip
@@ -241,7 +248,7 @@ def sunnybrook(work: Path, device: str, folds: int = 3, minutes: float = 9.0) ->
                   f"{len(result.history)} epochs, {trained:.1f} min), {name}: patient Dice "
                   f"{pooled:.3f}, per-slice mean {np.mean(slices):.3f} (median "
                   f"{np.median(slices):.3f})", flush=True)  # fmt: skip
-    for name in ("network", "largest part"):
+    for name in ("network", "largest part", "--mirror, largest part"):
         chosen = [r for r in results if r[1] == name]
         print(f"  mean over {len(chosen)} held-out patient(s), {name}: patient Dice "
               f"{np.mean([r[2] for r in chosen]):.3f}, per-slice mean "

@@ -294,3 +294,95 @@ def test_a_script_that_takes_one_batch_exits(tmp_path):
         ended = time.time()
         assert result.returncode == 0 and "ok" in result.stdout, result.stderr
         assert ended - float(result.stdout.split()[-1]) < 3
+
+
+def _zscore(image):
+    return ((image - image.mean()) / image.std()).astype(np.float32)
+
+
+def _find_window(whole, patch):
+    """The start of ``patch`` inside ``whole`` (exact values), or None."""
+    rows, columns = patch.shape
+    for r, c in np.argwhere(whole[: whole.shape[0] - rows + 1, : whole.shape[1] - columns + 1]
+                            == patch[0, 0]):  # fmt: skip
+        if np.array_equal(whole[r : r + rows, c : c + columns], patch):
+            return int(r), int(c)
+    return None
+
+
+def test_loader_normalizes_whole_slices_before_cutting_windows(data_dir, tmp_path):
+    # a per-slice z-score must use the slice's statistics (what inference sees), not the window's
+    path = tmp_path / "sb.h5"
+    assert main(["dataset", "build", "--data-directory", str(data_dir / "sunnybrook"),
+                 "-o", str(path), "--labels", "endocardium=1"]) == 0  # fmt: skip
+    reader = DatasetReader(path)
+    loader = BatchLoader(path, batch_size=4, shuffle=False, epochs=1, patch_size=(96, 96),
+                         foreground_fraction=1.0, normalize=_zscore, prefetch=0)  # fmt: skip
+    batch = next(iter(loader))
+    images, masks = reader.read(batch["index"])
+    for patch, mask, whole, whole_mask in zip(
+        batch["image"][:, 0], batch["mask"][:, 0], images, masks, strict=True
+    ):
+        normalized = _zscore(whole.astype(np.float32))
+        start = _find_window(normalized, patch)
+        assert start is not None, "the window is not a window of the normalized slice"
+        r, c = start
+        np.testing.assert_array_equal(mask, whole_mask[r : r + 96, c : c + 96])
+        assert mask.any()  # centred on the ventricle
+        assert abs(float(patch.mean())) > 0.05  # a window's own z-score would have mean 0
+    plain = next(iter(BatchLoader(path, batch_size=2, shuffle=False, normalize=_zscore)))
+    np.testing.assert_allclose(
+        plain["image"][:, 0], [_zscore(x.astype(np.float32)) for x in reader.read([0, 1])[0]]
+    )
+
+
+def test_patch_augmentation_reads_the_anatomy_around_the_window():
+    shape, patch = (160, 160), (48, 48)
+    rows, columns = np.meshgrid(np.arange(160), np.arange(160), indexing="ij")
+    row_image, column_image = rows.astype(np.float32), columns.astype(np.float32)
+    mask = np.zeros(shape, np.uint8)
+    mask[76:84, 76:84] = 1  # the window is centred here
+    augment = Augment(flip_horizontal=0.5, rotate=1.0, max_angle=180, crop_zoom=1.0,
+                      zoom_range=(0.7, 1.4))  # fmt: skip
+    context = augment.context_shape(patch)
+    assert context[0] == context[1] >= int(np.ceil(48 * (2 * 1.4 - 1) * np.sqrt(2)))
+    from radpipe.dataset.patches import cut_context_pair
+
+    side = context[0]
+    reached_beyond = 0
+    for seed in range(30):
+        windows = [
+            cut_context_pair(
+                image, mask, patch, context, np.random.default_rng(seed), foreground_fraction=1.0
+            )
+            for image in (row_image, column_image)
+        ]
+        # context windows are centred on the patch, which is centred on the label
+        np.testing.assert_array_equal(windows[0][1], windows[1][1])
+        window_rows, window_mask = windows[0]
+        centre = side // 2
+        assert window_mask[centre - 4 : centre + 4, centre - 4 : centre + 4].any()
+        outputs = [augment(w, m, np.random.default_rng([seed, 1]), output_shape=patch)
+                   for w, m in windows]  # fmt: skip
+        (moved_rows, out_mask), (moved_columns, same_mask) = outputs
+        assert moved_rows.shape == patch and out_mask.shape == patch
+        np.testing.assert_array_equal(out_mask, same_mask)
+        # every output pixel read inside the context window: the image was not clamped at its edge
+        first_row = float(window_rows[0, 0])
+        assert (moved_rows > first_row).all() and (moved_rows < first_row + side - 1).all()
+        # the mask lands where its source pixels are
+        labelled = out_mask > 0
+        source = mask[np.rint(moved_rows[labelled]).astype(int),
+                      np.rint(moved_columns[labelled]).astype(int)]  # fmt: skip
+        assert (source == out_mask[labelled]).mean() > 0.9
+        offset_rows = np.abs(moved_rows - 79.5)
+        offset_columns = np.abs(moved_columns - 79.5)
+        reached_beyond += int((np.maximum(offset_rows, offset_columns) > 24 + 4).any())
+    assert reached_beyond >= 25  # zooms out and rotations show what lies around the patch
+    # a pure rotation of a centred window equals the centre of the rotated whole
+    turn = Augment(flip_horizontal=0.0, rotate=1.0, max_angle=180)
+    whole, _ = turn(row_image, mask, np.random.default_rng(7))
+    centred, _ = turn(row_image, mask, np.random.default_rng(7), output_shape=(64, 64))
+    np.testing.assert_allclose(centred, whole[48:112, 48:112], atol=1e-3)
+    with pytest.raises(ValueError, match="larger than the context"):
+        turn(row_image[:40, :40], mask[:40, :40], np.random.default_rng(0), output_shape=(64, 64))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -64,17 +65,51 @@ class Augment:
             crop_zoom=0.5,
         )  # fmt: skip
 
+    def context_shape(self, output_shape: Sequence[int]) -> tuple[int, ...]:
+        """The window around a 2-D output of ``output_shape`` that any rotation and zoom-out
+        drawn can read from (square: quarter turns swap the axes).
+
+        Cut that much of the sample, centred where the output should be, and pass
+        ``output_shape`` to the call: a zoomed-out or rotated window then shows the anatomy
+        around it instead of its own edge pixels repeated.
+        """
+        extent = float(max(output_shape))
+        if self.crop_zoom > 0:
+            # a zoom-out window of f × the size lies anywhere around the output, so it reaches
+            # (2f - 1) × the size across
+            extent *= max(1.0, 2 * float(max(self.zoom_range)) - 1)
+        if self.rotate > 0 and self.max_angle > 0:
+            angle = np.radians(min(abs(self.max_angle), 45.0))
+            extent *= float(np.cos(angle) + np.sin(angle))
+        side = int(np.ceil(extent)) + 2
+        return (side, side)
+
     def __call__(
-        self, image: NDArray[np.float32], mask: NDArray[np.uint8], rng: np.random.Generator
+        self,
+        image: NDArray[np.float32],
+        mask: NDArray[np.uint8],
+        rng: np.random.Generator,
+        *,
+        output_shape: Sequence[int] | None = None,
     ) -> Pair:
-        """Augment one pair; identical draws from ``rng`` give identical results."""
+        """Augment one pair; identical draws from ``rng`` give identical results.
+
+        With ``output_shape`` (2-D only), the pair is a context window (see
+        :meth:`context_shape`) and the result is its augmented centre of that shape.
+        """
         if image.shape != mask.shape or image.ndim not in (2, 3):
             raise ValueError(
                 f"augmentation needs an image and mask of one 2-D or 3-D shape, got "
                 f"{image.shape} and {mask.shape}"
             )
         if image.ndim == 3:
+            if output_shape is not None:
+                raise ValueError("an output shape (context window) is for 2-D samples only")
             return self._volume(image, mask, rng)
+        output = tuple(image.shape) if output_shape is None else tuple(output_shape)
+        if any(o > i for o, i in zip(output, image.shape, strict=True)):
+            raise ValueError(f"output {output} is larger than the context window {image.shape}")
+        warped = False
         for step in self.order:
             if step == "flip":
                 if rng.random() < self.flip_horizontal:
@@ -85,13 +120,22 @@ class Augment:
                 turns = int(rng.integers(1, 4))
                 image, mask = np.rot90(image, turns), np.rot90(mask, turns)
             elif step == "rotate":
-                # rotation and crop-and-zoom are one resampling (one interpolation, not two)
-                transform = _combined(image.shape, rng, self)
+                # rotation and crop-and-zoom are one resampling (one interpolation, not two),
+                # drawn for the output's frame, which sits at the centre of the window
+                transform = _combined(output, rng, self)
                 if transform is not None:
+                    matrix, offset = transform
+                    margin = (np.array(image.shape) - np.array(output)) // 2
                     pair = (np.ascontiguousarray(image), np.ascontiguousarray(mask))
-                    image, mask = _affine_pair(*pair, *transform)
+                    image, mask = _affine_pair(*pair, matrix, offset + margin, output)
+                    warped = True
             elif step == "intensity":
+                if not warped:
+                    image, mask = _centre(image, output), _centre(mask, output)
+                    warped = True
                 image = self._intensity(image, rng)
+        if not warped:
+            image, mask = _centre(image, output), _centre(mask, output)
         return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(mask)
 
     def _volume(
@@ -146,12 +190,17 @@ def _affine_pair(
     mask: NDArray[np.uint8],
     matrix: NDArray[np.float64],
     offset: NDArray[np.float64],
+    output_shape: Sequence[int] | None = None,
 ) -> Pair:
     """Warp both with one coordinate map: output pixel p reads the input at ``matrix @ p + offset``
-    (bilinear with edge clamping for the image, nearest with zero outside for the mask)."""
+    (bilinear with edge clamping for the image, nearest with zero outside for the mask); the
+    output has the input's shape unless ``output_shape`` is given."""
     rows, columns = image.shape
+    out_rows, out_columns = image.shape if output_shape is None else output_shape
     grid_rows, grid_columns = np.meshgrid(
-        np.arange(rows, dtype=np.float32), np.arange(columns, dtype=np.float32), indexing="ij"
+        np.arange(out_rows, dtype=np.float32),
+        np.arange(out_columns, dtype=np.float32),
+        indexing="ij",
     )
     m = matrix.astype(np.float32)
     source_rows = m[0, 0] * grid_rows + m[0, 1] * grid_columns + np.float32(offset[0])
@@ -195,8 +244,14 @@ def _affine_pair(
     return warped.astype(np.float32), labels
 
 
+def _centre(array: NDArray[Any], shape: Sequence[int]) -> NDArray[Any]:
+    """The central ``shape`` of a 2-D array (its own view when the shapes agree)."""
+    first = [(length - size) // 2 for length, size in zip(array.shape, shape, strict=True)]
+    return array[first[0] : first[0] + shape[0], first[1] : first[1] + shape[1]]
+
+
 def _combined(
-    image_shape: tuple[int, ...], rng: np.random.Generator, augment: Augment
+    image_shape: Sequence[int], rng: np.random.Generator, augment: Augment
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
     """One affine for the rotation and the crop-and-zoom (drawn in that order), or None."""
     shape = np.array(image_shape, dtype=np.float64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from radpipe.dataset.augment import Augment
-from radpipe.dataset.patches import check_patch_size, cut_pair
+from radpipe.dataset.patches import check_patch_size, cut_context_pair, cut_pair
 from radpipe.dataset.schema import DatasetReader
 from radpipe.errors import DatasetError
 
@@ -62,7 +62,14 @@ class BatchLoader:
     epochs : int, optional
         Stop after this many epochs (endless when None).
     augment : Augment, optional
-        Applied to every sample with a generator derived from (seed, epoch, index).
+        Applied to every sample with a generator derived from (seed, epoch, index). With a
+        ``patch_size`` on 2-D samples, rotations and zooms read the anatomy around the patch
+        (a window of :meth:`Augment.context_shape`, padded with the sample's minimum beyond its
+        edge), as at inference where the whole slice is seen.
+    normalize : callable, optional
+        Intensity mapping applied to each whole sample before any patch is cut or augmentation
+        drawn (a per-slice z-score then has the statistics of the slice the model will see at
+        inference, not of a window).
     indices : sample indices to draw from (e.g. the train side of :func:`split_by_patient`)
     prefetch : int
         Batches read ahead by a background thread (0 reads in the caller's thread).
@@ -91,6 +98,7 @@ class BatchLoader:
         foreground_fraction: float = 0.5,
         patches_per_sample: int = 1,
         class_balanced: bool = False,
+        normalize: Callable[[NDArray[np.float32]], NDArray[np.float32]] | None = None,
     ) -> None:
         if batch_size < 1:
             raise DatasetError(f"batch size must be at least 1, got {batch_size}")
@@ -126,6 +134,7 @@ class BatchLoader:
         self.augment = augment
         self.prefetch = prefetch
         self.drop_last = drop_last
+        self.normalize = normalize
 
     def epoch_order(self, epoch: int) -> NDArray[np.int64]:
         """The sample order of one epoch."""
@@ -172,6 +181,10 @@ class BatchLoader:
         """The batch of these samples in this epoch (the same every time it is asked for)."""
         images, masks = self.reader.read(chunk)  # one direct chunk read per sample
         images = images.astype(np.float32, copy=False)
+        if self.normalize is not None:
+            images = np.stack([self.normalize(image) for image in images]).astype(
+                np.float32, copy=False
+            )
         repeat = self.patches_per_sample
         if self.augment is None and self.patch_size is None:
             return self._batch(images, masks, chunk, epoch)
@@ -179,18 +192,28 @@ class BatchLoader:
         out_images = np.empty((count, *self.item_shape), np.float32)
         out_masks = np.empty((count, *self.item_shape), np.uint8)
         augment, patch_size = self.augment, self.patch_size
+        in_context = augment is not None and patch_size is not None and len(patch_size) == 2
+        context = augment.context_shape(patch_size) if in_context else None  # type: ignore[union-attr,arg-type]
 
         def one(position: int) -> None:
             sample, draw = divmod(position, repeat)
             rng = np.random.default_rng([self.seed, epoch, int(chunk[sample]), draw])
             image, mask = images[sample], masks[sample]
-            if patch_size is not None:
-                image, mask, _ = cut_pair(
-                    image, mask, patch_size, rng, foreground_fraction=self.foreground_fraction,
+            if context is not None:
+                image, mask = cut_context_pair(
+                    image, mask, patch_size, context, rng,
+                    foreground_fraction=self.foreground_fraction,
                     class_balanced=self.class_balanced,
                 )  # fmt: skip
-            if augment is not None:
-                image, mask = augment(image, mask, rng)
+                image, mask = augment(image, mask, rng, output_shape=patch_size)  # type: ignore[misc]
+            else:
+                if patch_size is not None:
+                    image, mask, _ = cut_pair(
+                        image, mask, patch_size, rng, foreground_fraction=self.foreground_fraction,
+                        class_balanced=self.class_balanced,
+                    )  # fmt: skip
+                if augment is not None:
+                    image, mask = augment(image, mask, rng)
             out_images[position], out_masks[position] = image, mask
 
         # NumPy and scipy release the GIL in the warps: the batch is spread over the cores

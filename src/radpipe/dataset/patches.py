@@ -125,6 +125,41 @@ def cut_pair(
     return _cut(image, start, size, fill=fill), _cut(mask, start, size, fill=0), start
 
 
+def cut_context_pair(
+    image: NDArray[Any],
+    mask: NDArray[np.uint8],
+    patch_size: Sequence[int],
+    context_size: Sequence[int],
+    rng: np.random.Generator,
+    *,
+    foreground_fraction: float = 0.5,
+    class_balanced: bool = False,
+) -> tuple[NDArray[Any], NDArray[np.uint8]]:
+    """The window of ``context_size`` centred on a random patch of ``patch_size`` (drawn as
+    :func:`cut_pair` draws it), padded beyond the sample's edge with its minimum (zero for the
+    mask): what an augmentation of that patch may read.
+
+    Examples
+    --------
+    >>> image = np.arange(36, dtype=np.float32).reshape(6, 6)
+    >>> mask = np.zeros((6, 6), np.uint8); mask[5, 5] = 1
+    >>> window, labels = cut_context_pair(image, mask, (2, 2), (4, 4), np.random.default_rng(0),
+    ...                                   foreground_fraction=1.0)
+    >>> window.shape, int(labels.sum()), float(window[0, 0])
+    ((4, 4), 1, 21.0)
+    """
+    size = check_patch_size(patch_size, image.shape)
+    context = tuple(int(c) for c in context_size)
+    if any(c < s for c, s in zip(context, size, strict=True)):
+        raise DatasetError(f"context window {context} is smaller than the patch {size}")
+    start = patch_start(
+        mask, size, rng, foreground_fraction=foreground_fraction, class_balanced=class_balanced
+    )
+    outer = [s - (c - n) // 2 for s, c, n in zip(start, context, size, strict=True)]
+    fill = float(image.min()) if image.size else 0.0
+    return _cut(image, outer, context, fill=fill), _cut(mask, outer, context, fill=0)
+
+
 def _cut(
     array: NDArray[Any], start: Sequence[int], patch_size: Sequence[int], *, fill: float
 ) -> NDArray[Any]:

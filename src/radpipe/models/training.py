@@ -12,6 +12,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -427,6 +428,7 @@ def train(
         dataset, batch_size=chosen.batch_size, seed=chosen.seed, indices=train_indices,
         augment=augment, patch_size=None if whole_samples else patch, prefetch=0,
         foreground_fraction=chosen.foreground_fraction, class_balanced=chosen.class_balanced,
+        normalize=partial(apply_intensity, intensity=intensity),
     )  # fmt: skip
     started = time.perf_counter()
     stopped = "epochs"
@@ -446,8 +448,9 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = chosen.learning_rate * poly_factor(progress)
                 batch = loader.load_batch(epoch, order[first : first + per_batch])
-                images = np.stack([apply_intensity(x[0], intensity) for x in batch["image"]])
-                inputs = torch.from_numpy(images[:, None]).to(device)
+                # mapped by the loader on whole samples, before windows are cut (as inference
+                # maps the whole slice)
+                inputs = torch.from_numpy(batch["image"]).to(device)
                 if int(batch["mask"].max()) > max(classes):
                     raise ModelError(
                         f"{dataset}: a mask holds label {int(batch['mask'].max())}, beyond the "
