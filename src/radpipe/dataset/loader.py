@@ -192,20 +192,25 @@ class BatchLoader:
         out_images = np.empty((count, *self.item_shape), np.float32)
         out_masks = np.empty((count, *self.item_shape), np.uint8)
         augment, patch_size = self.augment, self.patch_size
-        in_context = augment is not None and patch_size is not None and len(patch_size) == 2
-        context = augment.context_shape(patch_size) if in_context else None  # type: ignore[union-attr,arg-type]
+        # 2-D windows are cut with the anatomy around them, so rotations and zooms read real
+        # neighbouring tissue instead of padding
+        context = (
+            augment.context_shape(patch_size)
+            if augment is not None and patch_size is not None and len(patch_size) == 2
+            else None
+        )
 
         def one(position: int) -> None:
             sample, draw = divmod(position, repeat)
             rng = np.random.default_rng([self.seed, epoch, int(chunk[sample]), draw])
             image, mask = images[sample], masks[sample]
-            if context is not None:
+            if augment is not None and patch_size is not None and context is not None:
                 image, mask = cut_context_pair(
                     image, mask, patch_size, context, rng,
                     foreground_fraction=self.foreground_fraction,
                     class_balanced=self.class_balanced,
                 )  # fmt: skip
-                image, mask = augment(image, mask, rng, output_shape=patch_size)  # type: ignore[misc]
+                image, mask = augment(image, mask, rng, output_shape=patch_size)
             else:
                 if patch_size is not None:
                     image, mask, _ = cut_pair(
