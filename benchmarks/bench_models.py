@@ -223,7 +223,7 @@ def sunnybrook(work: Path, device: str, folds: int = 3, minutes: float = 9.0) ->
         # of view between patients; one blood pool per slice (--postprocess largest)
         options = TrainOptions(epochs=2000, max_minutes=minutes, batch_size=8, val_fraction=0.0,
                                device=device, augment="strong", patch_size=(128, 128),
-                               foreground_fraction=0.33, postprocess="largest")  # fmt: skip
+                               postprocess="largest")  # fmt: skip
         result = train(dataset, folder, options=options)
         trained = (time.perf_counter() - started) / 60
         model = load_model(folder, device=device)
@@ -276,7 +276,7 @@ def phantom_quality(work: Path, device: str, epochs: int = 320) -> None:
         jobs.extend(found)
     summary = build(jobs, work / "phantom.h5", options=options, workers=1)
     started = time.perf_counter()
-    # 96×96 windows (foreground-weighted) of the 192×192 slices: four times the steps per
+    # 96×96 windows (a third centred on a label) of the 192×192 slices: four times the steps per
     # minute; a fixed number of epochs (not minutes), so the figure does not depend
     # on the host's speed (8 minutes on the 2026-12-02 host, ~16 on a slower one)
     options = TrainOptions(epochs=epochs, batch_size=4, learning_rate=3e-3, val_fraction=0.0,

@@ -127,7 +127,11 @@ def _deep_learning_loop(folder: Path, patients: int, *, overwrite: bool) -> None
     from radpipe.render import HeatmapStyle, view
 
     stdout.print("[bold]deep learning[/bold]: train on the phantoms, segment an unseen one")
-    options = BuildOptions(mode="2d", labelled_only=True)
+    # slices at twice the CT's 1.8 mm pixel (96×96): a 64×64 window then holds most of the
+    # body and each step sees four times the area, so 45 s of training on a slow host still
+    # finds each tumour (liver Dice 0.77 → 0.98, tumour 0.69 → 0.82 on the 2026-12-03
+    # host); segment resamples the probabilities back onto the 1.8 mm grid
+    options = BuildOptions(mode="2d", labelled_only=True, spacing=[3.6, 3.6])
     dataset = folder / "train.h5"
     with tempfile.TemporaryDirectory(prefix="radpipe-demo-") as work:
         jobs = []

@@ -50,7 +50,7 @@ def train_command(
             max=1.0,
             help="Share of training windows centred on a label (with --patch-size).",
         ),
-    ] = 0.67,
+    ] = 0.33,
     class_balanced: Annotated[
         bool,
         typer.Option(

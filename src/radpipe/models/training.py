@@ -67,7 +67,8 @@ class TrainOptions:
         64 voxels a side in 3-D, rounded down to a multiple of 8
     augment : none, light, standard or strong (see ``AUGMENTATIONS``; 3-D uses flips, tilts)
     foreground_fraction : share of training windows centred on a labelled voxel (the rest on
-        background); used when ``patch_size`` is smaller than the samples
+        background; nnU-Net's third by default); used when ``patch_size`` is smaller than the
+        samples
     class_balanced : a labelled centre is a voxel of one of the sample's classes drawn with
         equal chances (a small tumour centred as often as its liver)
     postprocess : ``auto`` keeps only the largest connected part of each class whose held-out
@@ -86,7 +87,7 @@ class TrainOptions:
     device: str = "auto"
     patch_size: tuple[int, ...] | None = None
     augment: str = "standard"
-    foreground_fraction: float = 0.67
+    foreground_fraction: float = 0.33
     class_balanced: bool = False
     postprocess: str = "auto"
     name: str | None = None
