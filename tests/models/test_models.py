@@ -447,3 +447,20 @@ def test_learning_rate_decays_over_epochs_or_the_time_budget():
     assert training_progress(3, 10, 600.0, 1.0) == 1.0  # past the budget: capped
     assert poly_factor(0.0) == 1.0 and poly_factor(1.0) == 0.01
     assert abs(poly_factor(0.5) - 0.5**0.9) < 1e-12
+
+
+def test_dice_term_per_window_by_default_and_pooled_with_batch_dice(cohort, tmp_path):
+    """The same seed and data give a different first-epoch loss when the Dice term is pooled
+    over the batch (`--batch-dice`), and each card names the loss it was trained with."""
+    _, _, dataset = cohort
+    per_window, pooled = tmp_path / "per-window", tmp_path / "pooled"
+    options = TrainOptions(epochs=1, batch_size=8, seed=3, val_fraction=0.0, augment="none")
+    default = train(dataset, per_window, options=options)
+    assert main(["train", str(dataset), "--out", str(pooled), "--epochs", "1", "--seed", "3",
+                 "--val-fraction", "0", "--augment", "none", "--batch-dice"]) == 0  # fmt: skip
+    assert read_card(per_window).training["loss"].endswith("Dice per window)")
+    assert read_card(pooled).training["loss"].endswith("batch Dice)")
+    with open(pooled / "metrics.csv", newline="") as handle:
+        pooled_loss = float(next(csv.DictReader(handle))["train_loss"])
+    assert np.isfinite(pooled_loss) and np.isfinite(default.history[0].train_loss)
+    assert abs(pooled_loss - default.history[0].train_loss) > 1e-4

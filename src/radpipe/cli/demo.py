@@ -143,12 +143,13 @@ def _deep_learning_loop(folder: Path, patients: int, *, overwrite: bool) -> None
         summary = build(jobs, dataset, options=options, overwrite=True, workers=1)
     stdout.print(f"    dataset {dataset}: {summary.written} slices, labels {summary.label_names}")
     model = folder / "model"
-    # 45 s on 64×64 windows, each class (the small tumours too) centred as often as another
+    # 45 s on 64×64 windows, each class (the small tumours too) centred as often as another;
+    # Dice pooled over the batch: per window, 45 s left a speck and tumour Dice 0.84 (0.88)
     result = train(
         dataset, model, options=TrainOptions(epochs=1000, max_minutes=0.75, batch_size=8,
                                              learning_rate=3e-3, val_fraction=0.0,
                                              patch_size=(64, 64), foreground_fraction=0.8,
-                                             class_balanced=True, augment="none",
+                                             class_balanced=True, augment="none", batch_dice=True,
                                              name="radpipe-demo-unet"),
         overwrite=True,
     )  # fmt: skip

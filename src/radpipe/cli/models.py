@@ -58,6 +58,13 @@ def train_command(
             help="Centre windows on each class alike (small classes as often as large ones).",
         ),
     ] = False,
+    batch_dice: Annotated[
+        bool,
+        typer.Option(
+            "--batch-dice",
+            help="Pool the Dice loss over the batch (default: per window).",
+        ),
+    ] = False,
     postprocess: Annotated[
         str,
         typer.Option(
@@ -91,7 +98,7 @@ def train_command(
         val_patients=[p.strip() for p in val_patients.split(",")] if val_patients else None,
         seed=seed, device=device, patch_size=_sizes(patch_size), augment=augment, name=name,
         foreground_fraction=foreground_fraction, postprocess=postprocess,
-        class_balanced=class_balanced,
+        class_balanced=class_balanced, batch_dice=batch_dice,
     )  # fmt: skip
 
     def report(record: object, total: int) -> None:

@@ -71,6 +71,8 @@ class TrainOptions:
         samples
     class_balanced : a labelled centre is a voxel of one of the sample's classes drawn with
         equal chances (a small tumour centred as often as its liver)
+    batch_dice : pool the Dice term over the whole batch instead of averaging it per window
+        (per window by default: it weighs a small structure's slice as much as a large one's)
     postprocess : ``auto`` keeps only the largest connected part of each class whose held-out
         Dice that raises (nnU-Net's rule; nothing without validation patients), ``largest``
         does so for every class, ``none`` never
@@ -89,6 +91,7 @@ class TrainOptions:
     augment: str = "standard"
     foreground_fraction: float = 0.33
     class_balanced: bool = False
+    batch_dice: bool = False
     postprocess: str = "auto"
     name: str | None = None
 
@@ -361,7 +364,8 @@ def train(
             "learning_rate": chosen.learning_rate,
             "augment": chosen.augment,
             "seed": chosen.seed,
-            "loss": "monai.losses.DiceCELoss(softmax, one-hot labels, batch Dice)",
+            "loss": "monai.losses.DiceCELoss(softmax, one-hot labels, "
+            + ("batch Dice)" if chosen.batch_dice else "Dice per window)"),
             "schedule": "Adam, learning rate x (1 - progress)^0.9 per step, progress over "
             "the epochs or the time budget, whichever is further",
         },
@@ -418,8 +422,9 @@ def train(
             # the same plan goes on: its decay (perhaps driven by the clock) never climbs back
             resumed_progress = float(state.get("progress", 0.0))
         history = [EpochRecord(**record) for record in state["history"]]
-    # Dice over the whole batch: slices without a class do not push its probability to zero
-    loss_function = losses.DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
+    # Dice per window (default): an apical slice's few pixels of ventricle weigh as much as a
+    # basal slice's ring; pooled over the batch they drown (Sunnybrook per-slice mean 0.80 → 0.83)
+    loss_function = losses.DiceCELoss(to_onehot_y=True, softmax=True, batch=chosen.batch_dice)
     augment = AUGMENTATIONS[chosen.augment]
     if augment is not None and dimensions == 3:
         augment = Augment(flip_horizontal=0.5, flip_vertical=0.5, flip_depth=0.5, rotate=0.3,
