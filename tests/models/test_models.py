@@ -464,3 +464,7 @@ def test_dice_term_per_window_by_default_and_pooled_with_batch_dice(cohort, tmp_
         pooled_loss = float(next(csv.DictReader(handle))["train_loss"])
     assert np.isfinite(pooled_loss) and np.isfinite(default.history[0].train_loss)
     assert abs(pooled_loss - default.history[0].train_loss) > 1e-4
+    # a resumed run keeps the loss it began with, whatever the flags say now
+    assert main(["train", str(dataset), "--out", str(pooled), "--epochs", "2", "--resume"]) == 0
+    assert read_card(pooled).training["batch_dice"] is True
+    assert read_card(pooled).training["loss"].endswith("batch Dice)")

@@ -366,6 +366,7 @@ def train(
             "seed": chosen.seed,
             "loss": "monai.losses.DiceCELoss(softmax, one-hot labels, "
             + ("batch Dice)" if chosen.batch_dice else "Dice per window)"),
+            "batch_dice": chosen.batch_dice,
             "schedule": "Adam, learning rate x (1 - progress)^0.9 per step, progress over "
             "the epochs or the time budget, whichever is further",
         },
@@ -380,6 +381,7 @@ def train(
     best = -math.inf  # scores are Dice (validation) or minus the loss (none)
     start_epoch = 0
     resumed_progress = progress = 0.0
+    batch_dice = chosen.batch_dice
     if resume:
         try:
             state = torch.load(target / CHECKPOINT_NAME, map_location=device, weights_only=False)
@@ -405,6 +407,8 @@ def train(
                 "epochs": chosen.epochs, "learning_rate": chosen.learning_rate}}  # fmt: skip
             intensity = card.preprocessing["intensity"]
             patch = card.patch_size
+            # and the same loss (cards without the key predate per-window Dice: pooled)
+            batch_dice = bool(card.training.get("batch_dice", True))
             kept = sorted(set(card.training.get("validation_patients", [])))
             named = np.array([_pseudonyms(np.array([n]))[0] for n in patients.astype(str)])
             held = np.isin(named, kept)
@@ -424,7 +428,7 @@ def train(
         history = [EpochRecord(**record) for record in state["history"]]
     # Dice per window (default): an apical slice's few pixels of ventricle weigh as much as a
     # basal slice's ring; pooled over the batch they drown (Sunnybrook per-slice mean 0.80 → 0.83)
-    loss_function = losses.DiceCELoss(to_onehot_y=True, softmax=True, batch=chosen.batch_dice)
+    loss_function = losses.DiceCELoss(to_onehot_y=True, softmax=True, batch=batch_dice)
     augment = AUGMENTATIONS[chosen.augment]
     if augment is not None and dimensions == 3:
         augment = Augment(flip_horizontal=0.5, flip_vertical=0.5, flip_depth=0.5, rotate=0.3,
