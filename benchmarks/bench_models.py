@@ -198,7 +198,7 @@ def sunnybrook(work: Path, device: str, folds: int = 3, minutes: float = 9.0) ->
     from radpipe.dataset.schema import DatasetReader
     from radpipe.models import TrainOptions, train
     from radpipe.models.inference import load_model, predict_probabilities
-    from radpipe.models.postprocess import keep_largest_per_slice
+    from radpipe.models.postprocess import fill_convex_hull, keep_largest_per_slice
     from radpipe.privacy import pseudonym
 
     source = DATA / "sunnybrook"
@@ -238,6 +238,11 @@ def sunnybrook(work: Path, device: str, folds: int = 3, minutes: float = 9.0) ->
             ("network", raw),
             ("largest part", keep_largest_per_slice(raw, [1])),
             ("--mirror, largest part", keep_largest_per_slice(mirrored, [1])),
+            ("largest part + convex hull", fill_convex_hull(keep_largest_per_slice(raw, [1]), [1])),
+            (
+                "--mirror, largest + hull",
+                fill_convex_hull(keep_largest_per_slice(mirrored, [1]), [1]),
+            ),
         ):
             guess = labels == 1
             slices = [2 * (g & t).sum() / max(1, g.sum() + t.sum())
@@ -248,7 +253,13 @@ def sunnybrook(work: Path, device: str, folds: int = 3, minutes: float = 9.0) ->
                   f"{len(result.history)} epochs, {trained:.1f} min), {name}: patient Dice "
                   f"{pooled:.3f}, per-slice mean {np.mean(slices):.3f} (median "
                   f"{np.median(slices):.3f})", flush=True)  # fmt: skip
-    for name in ("network", "largest part", "--mirror, largest part"):
+    for name in (
+        "network",
+        "largest part",
+        "--mirror, largest part",
+        "largest part + convex hull",
+        "--mirror, largest + hull",
+    ):
         chosen = [r for r in results if r[1] == name]
         print(f"  mean over {len(chosen)} held-out patient(s), {name}: patient Dice "
               f"{np.mean([r[2] for r in chosen]):.3f}, per-slice mean "

@@ -434,6 +434,43 @@ def test_postprocessing_is_chosen_on_validation_and_applied(model, cohort, tmp_p
                  "smallest"]) == 1  # fmt: skip
     err = capsys.readouterr().err.strip()
     assert "--postprocess must be one of auto, none, largest" in err and len(err.splitlines()) == 1
+    # convex: the largest part per slice, then each slice's convex hull over background only
+    document["postprocessing"] = {"largest_component": [1, 3], "convex_hull": [1, 3],
+                                  "per_slice": True}  # fmt: skip
+    (chosen / "model.json").write_text(json.dumps(document))
+    from radpipe.models.postprocess import fill_convex_hull
+
+    hulled = segment(image, chosen).labels.array
+    np.testing.assert_array_equal(hulled, fill_convex_hull(keep_largest_per_slice(raw, [1, 3]),
+                                                           [1, 3]))  # fmt: skip
+    document["postprocessing"] = {"convex_hull": [9]}
+    (chosen / "model.json").write_text(json.dumps(document))
+    with pytest.raises(ModelError, match="postprocessing names classes"):
+        segment(image, chosen)
+
+
+def test_convex_hull_matches_scikit_image_and_keeps_other_classes(cohort):
+    """Each slice's class grows to scikit-image's convex hull of it; voxels of other classes
+    inside the hull keep their label, and slices without the class are untouched."""
+    from skimage.morphology import convex_hull_image
+
+    from radpipe.models.postprocess import fill_convex_hull
+
+    _, studies, _ = cohort
+    labels = studies[0].phantom.labels.array.copy()
+    filled = fill_convex_hull(labels, [1])
+    grown = 0
+    for plane, original in zip(filled, labels, strict=True):
+        if np.count_nonzero(original == 1) < 3:
+            np.testing.assert_array_equal(plane, original)
+            continue
+        hull = convex_hull_image(original == 1)
+        np.testing.assert_array_equal(plane == 1, (original == 1) | (hull & (original == 0)))
+        np.testing.assert_array_equal(plane[original > 1], original[original > 1])
+        grown += int(np.count_nonzero(plane == 1) - np.count_nonzero(original == 1))
+    assert grown > 0  # the phantom liver's concave side is filled somewhere
+    np.testing.assert_array_equal(fill_convex_hull(labels[5], [1]), filled[5])  # one slice
+    assert labels is not filled and np.array_equal(labels, studies[0].phantom.labels.array)
 
 
 def test_learning_rate_decays_over_epochs_or_the_time_budget():

@@ -70,7 +70,8 @@ def train_command(
         typer.Option(
             "--postprocess",
             help="Keep each class's largest connected part: auto "
-            "(where it raises the validation Dice), largest (always) or none.",
+            "(where it raises the validation Dice), largest (always), convex (largest, then "
+            "filled to its convex hull in each slice) or none.",
         ),
     ] = "auto",
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
@@ -125,6 +126,9 @@ def train_command(
     kept = [result.card.classes[v] for v in result.card.largest_component_classes]
     if kept:
         stdout.print(f"post-processing: largest connected part of {', '.join(kept)}")
+    hulls = [result.card.classes[v] for v in result.card.convex_hull_classes]
+    if hulls:
+        stdout.print(f"post-processing: convex hull per slice of {', '.join(hulls)}")
 
 
 def segment_command(

@@ -38,7 +38,8 @@ class ModelCard:
     validation : figures on the held-out patients (mean Dice per class, per epoch best)
     postprocessing : what is done to the label map after the argmax:
         ``{"largest_component": [class values]}`` keeps only each listed class's largest
-        connected part
+        connected part, ``"convex_hull": [class values]`` then grows each listed class to its
+        convex hull slice by slice, ``"per_slice": true`` takes the largest part per slice
     radpipe_version : the radpipe that trained it
     """
 
@@ -60,6 +61,11 @@ class ModelCard:
     def largest_component_classes(self) -> list[int]:
         """Classes reduced to their largest connected part after the argmax."""
         return [int(v) for v in self.postprocessing.get("largest_component", [])]
+
+    @property
+    def convex_hull_classes(self) -> list[int]:
+        """Classes grown to their convex hull in each slice, after the largest part."""
+        return [int(v) for v in self.postprocessing.get("convex_hull", [])]
 
     @property
     def largest_component_per_slice(self) -> bool:
@@ -131,9 +137,11 @@ def read_card(folder: str | Path) -> ModelCard:
         raise ModelError(f"{card_path}: inconsistent model card (dimensions, spacing or classes)")
     unknown: list[Any]
     try:
-        unknown = [v for v in card.largest_component_classes if v not in card.classes or v == 0]
+        named = card.largest_component_classes + card.convex_hull_classes
+        unknown = [v for v in named if v not in card.classes or v == 0]
     except (TypeError, ValueError):
-        unknown = [card.postprocessing.get("largest_component")]
+        unknown = [card.postprocessing.get("largest_component"),
+                   card.postprocessing.get("convex_hull")]  # fmt: skip
     if unknown:
         raise ModelError(
             f"{card_path}: postprocessing names classes the model does not have ({unknown}); "

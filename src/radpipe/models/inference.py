@@ -179,7 +179,8 @@ def segment(
     device : auto, cpu or cuda (when ``model`` is a folder)
     mirror : average over mirror images too (test-time augmentation; four times the work)
     postprocess : apply the card's post-processing (keep the largest connected part of the
-        classes it names); False gives the network's argmax as it is
+        classes it names, grow those it names to their convex hull per slice); False gives
+        the network's argmax as it is
 
     Raises
     ------
@@ -218,10 +219,11 @@ def segment(
                                    mirror=mirror)  # fmt: skip
     names = {v: n for v, n in card.classes.items() if v != 0}
     kept = card.largest_component_classes if postprocess else []
+    hulls = card.convex_hull_classes if postprocess else []
     per_slice = card.largest_component_per_slice
     same = grid.same_grid(image)
     if same:
-        chosen = _finished(scores.argmax(axis=0).astype(np.uint8), kept, per_slice=per_slice)
+        chosen = _finished(scores.argmax(axis=0).astype(np.uint8), kept, hulls, per_slice=per_slice)
         labels = LabelMap(chosen, image.affine, labels=names)
         heatmaps = {
             v: Heatmap(scores[v], image.affine, source=f"{card.name}: p({names[v]})")
@@ -239,7 +241,7 @@ def segment(
         on_input = resample(Volume(padded, padded_affine), reference=image,
                             fill=1.0 if value == 0 else 0.0)  # fmt: skip
         placed[value] = on_input.array
-    chosen = _finished(placed.argmax(axis=0).astype(np.uint8), kept, per_slice=per_slice)
+    chosen = _finished(placed.argmax(axis=0).astype(np.uint8), kept, hulls, per_slice=per_slice)
     labels = LabelMap(chosen, image.affine, labels=names)
     heatmaps = {
         v: Heatmap(placed[v], image.affine, source=f"{card.name}: p({names[v]})") for v in wanted
@@ -248,14 +250,22 @@ def segment(
 
 
 def _finished(
-    labels: NDArray[np.uint8], largest_component: list[int], *, per_slice: bool
-) -> NDArray[np.uint8]:
-    """The argmax with the card's post-processing: slice by slice as the card says (2-D
-    models), else on the volume (a single slice in 2-D)."""
-    if not largest_component:
-        return labels
-    from radpipe.models.postprocess import keep_largest_component, keep_largest_per_slice
+    labels: NDArray[np.uint8], largest_component: list[int], convex_hull: list[int], *,
+    per_slice: bool,
+) -> NDArray[np.uint8]:  # fmt: skip
+    """The argmax with the card's post-processing: the largest part slice by slice as the card
+    says (2-D models), else on the volume (a single slice in 2-D); then the convex hulls, always
+    slice by slice."""
+    from radpipe.models.postprocess import (
+        fill_convex_hull,
+        keep_largest_component,
+        keep_largest_per_slice,
+    )
 
-    if per_slice or labels.shape[0] == 1:
-        return keep_largest_per_slice(labels, largest_component).astype(np.uint8, copy=False)
-    return keep_largest_component(labels, largest_component).astype(np.uint8, copy=False)
+    if largest_component and (per_slice or labels.shape[0] == 1):
+        labels = keep_largest_per_slice(labels, largest_component).astype(np.uint8, copy=False)
+    elif largest_component:
+        labels = keep_largest_component(labels, largest_component).astype(np.uint8, copy=False)
+    if convex_hull:
+        labels = fill_convex_hull(labels, convex_hull).astype(np.uint8, copy=False)
+    return labels

@@ -1,6 +1,7 @@
 """Post-processing of a model's label map: keep only the largest connected part of a class
 (one left ventricle, one liver), chosen per class on the validation patients as nnU-Net does
-(kept only where it raises their Dice)."""
+(kept only where it raises their Dice), and optionally fill each slice's part to its convex
+hull (a blood pool whose reference contour encloses the papillary muscles)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 #: ``TrainOptions.postprocess`` / ``radpipe train --postprocess`` choices.
-POSTPROCESS_CHOICES = ("auto", "none", "largest")
+#: ``convex`` is ``largest`` followed by :func:`fill_convex_hull` on every class.
+POSTPROCESS_CHOICES = ("auto", "none", "largest", "convex")
 
 
 def keep_largest_component(
@@ -43,6 +45,31 @@ def keep_largest_per_slice(
     slices (a 2-D dataset's samples)."""
     chosen = list(classes)
     return np.stack([keep_largest_component(plane, chosen) for plane in labels])
+
+
+def fill_convex_hull(labels: NDArray[np.integer], classes: Iterable[int]) -> NDArray[np.integer]:
+    """``labels`` with each class in ``classes`` grown, slice by slice, to the convex hull of
+    its voxels in that slice (scikit-image's ``convex_hull_image``).
+
+    ``labels`` is an (H, W) slice or an (N, H, W) stack, each plane on its own; only background
+    voxels are taken, so a tumour inside a hull stays a tumour. A new array; ``labels`` is
+    unchanged. Meant for classes convex in cross-section, after :func:`keep_largest_component`
+    (the hull of two distant parts spans the gap between them).
+    """
+    from skimage.morphology import convex_hull_image
+
+    chosen = list(classes)
+    result = labels.copy()
+    planes = result[None] if result.ndim == 2 else result
+    originals = labels[None] if labels.ndim == 2 else labels
+    for plane, original in zip(planes, originals, strict=True):
+        for value in chosen:
+            present = original == value
+            if np.count_nonzero(present) < 3:
+                continue  # a hull needs three points off one line
+            hull = convex_hull_image(present)
+            plane[hull & (plane == 0)] = value
+    return result
 
 
 def choose_largest_component(

@@ -75,7 +75,8 @@ class TrainOptions:
         (per window by default: it weighs a small structure's slice as much as a large one's)
     postprocess : ``auto`` keeps only the largest connected part of each class whose held-out
         Dice that raises (nnU-Net's rule; nothing without validation patients), ``largest``
-        does so for every class, ``none`` never
+        does so for every class, ``convex`` then also grows every class to its convex hull in
+        each slice (a ventricle's blood pool drawn round its papillary muscles), ``none`` never
     name : the model's name (default: the folder's name)
     """
 
@@ -567,6 +568,9 @@ def _choose_postprocessing(
     if chosen.postprocess == "largest":
         return {"largest_component": foreground, "per_slice": per_slice,
                 "chosen_by": "--postprocess largest"}  # fmt: skip
+    if chosen.postprocess == "convex":
+        return {"largest_component": foreground, "convex_hull": foreground,
+                "per_slice": per_slice, "chosen_by": "--postprocess convex"}  # fmt: skip
     if indices.size == 0:
         return {}  # nothing to decide on: the label map stays as the network gives it
     torch = import_optional("torch", extra="ml")
