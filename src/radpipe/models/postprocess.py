@@ -66,9 +66,15 @@ def fill_convex_hull(labels: NDArray[np.integer], classes: Iterable[int]) -> NDA
         for value in chosen:
             present = original == value
             if np.count_nonzero(present) < 3:
-                continue  # a hull needs three points off one line
-            hull = convex_hull_image(present)
-            plane[hull & (plane == 0)] = value
+                continue  # specks of one or two pixels stay as they are
+            # the hull lies within the class's bounding box: work on that box only (the same
+            # pixels; a 512×512 slice's hull costs its whole grid otherwise)
+            rows = np.flatnonzero(present.any(axis=1))
+            columns = np.flatnonzero(present.any(axis=0))
+            box = np.s_[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+            hull = convex_hull_image(present[box])
+            window = plane[box]
+            window[hull & (window == 0)] = value
     return result
 
 
